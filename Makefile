@@ -1,0 +1,49 @@
+# Thin entry points; the logic lives in lab/, deploy/ and tests/.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+N      ?= 2
+PROFILE ?=
+
+.PHONY: help venv test test-unit test-lab demo lab-up lab-down lab-status verify clean
+
+help:
+	@echo "make demo       set up, bring up a $(N)-node lab, deploy everything, verify"
+	@echo "make test       unit tests, then the lab integration test (what CI runs)"
+	@echo "make test-unit  unit tests only (no containers, seconds)"
+	@echo "make lab-up N=2 [PROFILE=hgx-h100-8x]  /  make lab-down  /  make lab-status"
+
+$(BIN)/pyinfra: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/pyinfra
+
+test: test-unit test-lab
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test-lab: venv
+	$(BIN)/pytest -q -m lab tests/lab
+
+lab-up: venv
+	$(BIN)/lab up $(N) $(if $(PROFILE),--profile $(PROFILE))
+
+lab-down: venv
+	$(BIN)/lab down
+
+lab-status: venv
+	$(BIN)/lab status
+
+verify: venv
+	$(BIN)/pytest -q tests/verify --hosts=$$($(BIN)/python -m lab hosts)
+
+demo: lab-up
+	$(BIN)/pyinfra -y inventories/lab.py deploy/full.py
+	$(MAKE) verify
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,8 @@
+"""Per-role rollout of the base role: `pyinfra inventories/prod.py deploy/base.py`."""
+
+from pyinfra import host
+
+from roles import base
+from roles.settings import settings_for
+
+base.install(settings_for(host).base)

@@ -1,0 +1,4 @@
+"""Settings for every GPU server (group `gpu_nodes`)."""
+
+# NTP servers reachable from the GPU network; empty keeps the distribution's pool.
+base_ntp_servers = ()

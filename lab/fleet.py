@@ -1,0 +1,150 @@
+"""The lab fleet: N systemd containers standing in for GPU servers.
+
+Each node gets a hardware profile (``lab/profiles/<name>``). The profile reaches the node
+only the way real hardware does: simulated binaries on PATH (``lscpu``, ``numactl``,
+``lspci``), driver-gated binaries staged for the simulated driver packages, and
+``/proc/meminfo`` / ``/proc/cpuinfo`` bind-mounted read-only. Roles never read a lab file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import hwsim
+from lab.docker import LabError, docker, ensure_daemon, run, stop_private_daemon
+from lab.image import ensure_image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("DEEPSEEK_LAB_STATE", REPO_ROOT / ".lab"))
+NETWORK = "deepseek-lab"  # one bridge so nodes reach each other by name
+NODE_PREFIX = "ds-node-"
+LABEL_NODE = "deepseek-lab.node"
+LABEL_PROFILE = "deepseek-lab.profile"
+DEFAULT_PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")
+# What systemd as PID 1 needs without --privileged (one capability is missing here).
+SYSTEMD_RUN_ARGS = (
+    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    profile: str
+    status: str
+
+
+def node_name(index: int) -> str:
+    return f"{NODE_PREFIX}{index}"
+
+
+def list_nodes() -> list[Node]:
+    """Lab nodes that exist, running or not, in index order."""
+    output = docker(
+        "ps", "-a", "--filter", f"label={LABEL_NODE}",
+        "--format", f'{{{{.Names}}}}\t{{{{.Label "{LABEL_PROFILE}"}}}}\t{{{{.State}}}}',
+    )
+    nodes = [Node(*line.split("\t")) for line in output.splitlines() if line.strip()]
+    return sorted(nodes, key=lambda node: (len(node.name), node.name))
+
+
+def _wait_for_systemd(name: str, timeout_s: float = 90) -> str:
+    deadline = time.monotonic() + timeout_s
+    state = ""
+    while time.monotonic() < deadline:
+        result = run(["docker", "exec", name, "systemctl", "is-system-running"], check=False)
+        state = result.stdout.decode().strip()
+        if state in ("running", "degraded"):
+            return state
+        time.sleep(0.5)
+    raise LabError(f"{name}: systemd did not finish booting within {timeout_s:.0f}s (state {state!r})")
+
+
+def _start_node(name: str, profile: str, image: str) -> None:
+    node_dir = STATE_DIR / "nodes" / name
+    shutil.rmtree(node_dir, ignore_errors=True)
+    overlay, proc_dir = node_dir / "overlay", node_dir / "proc"
+    overlay.mkdir(parents=True)
+    proc_dir.mkdir(parents=True)
+    hwsim.render_node_overlay(profile, overlay)
+    binds: list[str] = []
+    for target, source in hwsim.proc_overrides(profile, proc_dir).items():
+        binds += ["-v", f"{Path(source).resolve()}:{target}:ro"]
+    docker(
+        "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
+        "--label", f"{LABEL_NODE}=1", "--label", f"{LABEL_PROFILE}={profile}",
+        *SYSTEMD_RUN_ARGS, *binds, image, "/sbin/init",
+    )
+    docker("cp", f"{overlay}/.", f"{name}:/")
+    _wait_for_systemd(name)
+
+
+def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, log=print) -> list[Node]:
+    """Make the fleet exactly ``count`` running nodes; profiles are assigned round-robin."""
+    if count < 1:
+        raise LabError(f"node count must be at least 1, got {count}")
+    known = hwsim.list_profiles()
+    for profile in profiles:
+        if profile not in known:
+            raise LabError(f"unknown hardware profile {profile!r}; shipped profiles: {', '.join(known)}")
+    ensure_daemon(STATE_DIR)
+    image = ensure_image(log=log)
+    if run(["docker", "network", "inspect", NETWORK], check=False).returncode != 0:
+        docker("network", "create", "--label", f"{LABEL_NODE}=1", NETWORK)
+
+    wanted = {node_name(i + 1): profiles[i % len(profiles)] for i in range(count)}
+    existing = {node.name: node for node in list_nodes()}
+    for name, node in existing.items():
+        image_now = docker("inspect", "--format", "{{.Config.Image}}", name).strip()
+        if name not in wanted or node.profile != wanted[name] or image_now != image:
+            log(f"{name}: removing ({'not wanted' if name not in wanted else 'profile or image changed'})")
+            docker("rm", "-f", "-v", name)
+        elif node.status != "running":
+            docker("start", name)
+            _wait_for_systemd(name)
+    current = {node.name for node in list_nodes()}
+    for name, profile in wanted.items():
+        if name in current:
+            log(f"{name}: running ({profile}), kept")
+            continue
+        log(f"{name}: starting with profile {profile}")
+        _start_node(name, profile, image)
+    (STATE_DIR / "fleet.json").write_text(json.dumps(wanted, indent=2) + "\n")
+    return list_nodes()
+
+
+def down(log=print) -> None:
+    """Remove every lab node and the lab network; stop the lab's own dockerd if it started one."""
+    from lab.docker import daemon_answers
+
+    if daemon_answers():
+        for node in list_nodes():
+            log(f"{node.name}: removing")
+            docker("rm", "-f", "-v", node.name)
+        if run(["docker", "network", "inspect", NETWORK], check=False).returncode == 0:
+            docker("network", "rm", NETWORK)
+    shutil.rmtree(STATE_DIR / "nodes", ignore_errors=True)
+    (STATE_DIR / "fleet.json").unlink(missing_ok=True)
+    if stop_private_daemon(STATE_DIR):
+        log("stopped the lab's private dockerd")
+
+
+def status() -> list[str]:
+    from lab.docker import daemon_answers
+
+    if not daemon_answers():
+        return ["no Docker daemon answers: the lab is down"]
+    nodes = list_nodes()
+    if not nodes:
+        return ["no lab nodes (run `lab up N`)"]
+    lines = []
+    for node in nodes:
+        summary = hwsim.profile_summary(node.profile) if node.profile in hwsim.list_profiles() else "?"
+        lines.append(f"{node.name}\t{node.status}\t{node.profile}\t{summary}")
+    return lines

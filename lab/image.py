@@ -1,0 +1,74 @@
+"""The lab node image: Debian 12 with systemd as PID 1, built from Debian packages only.
+
+``mmdebstrap`` writes a root filesystem tarball that ``docker import`` turns into an image;
+no registry is involved. The tag carries a hash of every input (suite, packages, the apt
+sources used, this file), so an unchanged input reuses the image and any change rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from pathlib import Path
+
+from lab.docker import LabError, docker, ensure_tools, run
+
+SUITE = "bookworm"  # Debian 12, the distribution the lab nodes run
+IMAGE_REPOSITORY = "deepseek-lab/node"
+# What a freshly installed server has that the roles rely on being there already.
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "python3", "sudo", "iproute2", "procps",
+    "ca-certificates", "apt-utils", "gnupg", "kmod", "udev", "util-linux",
+)
+# The host's own apt sources, so the image uses the same mirror the machine is set up for
+# (an internal mirror on an air-gapped site); mmdebstrap's default applies when none exist.
+HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+def _host_sources() -> list[Path]:
+    found = []
+    for path in HOST_SOURCES:
+        if path.is_file() and SUITE in path.read_text(errors="replace"):
+            found.append(path)
+    return found
+
+
+def image_tag() -> str:
+    digest = hashlib.sha256()
+    digest.update(SUITE.encode())
+    digest.update("\0".join(PACKAGES).encode())
+    for path in _host_sources():
+        digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:12]}"
+
+
+def image_exists(tag: str) -> bool:
+    return run(["docker", "image", "inspect", tag], check=False).returncode == 0
+
+
+def ensure_image(log=print) -> str:
+    """Return the node image tag, building it only when its inputs changed."""
+    tag = image_tag()
+    if image_exists(tag):
+        log(f"image {tag}: up to date, reused")
+        return tag
+    ensure_tools(("mmdebstrap", "mmdebstrap"))
+    log(f"image {tag}: building from Debian packages (mmdebstrap | docker import)")
+    sources = [str(path) for path in _host_sources()]
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        command = [
+            "mmdebstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+            # containers bring their own /dev; machine-id is made at first boot
+            "--skip=output/dev", "--customize-hook=rm -f $1/etc/machine-id && touch $1/etc/machine-id",
+            SUITE, str(tarball), *sources,
+        ]
+        result = subprocess.run(command, capture_output=True)
+        if result.returncode != 0:
+            raise LabError(f"mmdebstrap failed: {result.stderr.decode(errors='replace')[-3000:]}")
+        docker("import", "--change", 'CMD ["/sbin/init"]', "--change", "STOPSIGNAL SIGRTMIN+3",
+               str(tarball), tag)
+    log(f"image {tag}: built")
+    return tag

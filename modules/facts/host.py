@@ -1,0 +1,159 @@
+"""``HostHardware``: every hardware fact a role needs, gathered in one round trip.
+
+The command chains the commands of the single facts (never retyped here), each run as a
+section that prints ``@@section <name> rc=<exit code>`` followed by its output; a section
+whose tool is missing reports rc 127 and no output. ``process()`` hands each section to the
+``process()`` of the fact it came from, so batched and single facts parse identically.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from pyinfra.api import FactBase, StringCommand
+from pyinfra.api.exceptions import FactProcessError
+from pyinfra.facts.server import Hostname
+from typing_extensions import override
+
+from modules.facts.cpu import CpuInfo
+from modules.facts.gpu import GpuInventory, GpuTopology
+from modules.facts.infiniband import IbStat
+from modules.facts.kernel import KernelCmdline, KernelRelease
+from modules.facts.memory import Hugepages, Meminfo
+from modules.facts.network import NetworkInterfaces
+from modules.facts.numa import NumaHardware
+from modules.facts.pci import NvidiaPciDevices
+from modules.facts.storage import BlockDevices
+from modules.facts.system import OsRelease, Virtualization
+
+# Section name -> the fact whose command, required tool, parser and default it uses.
+HARDWARE_SECTIONS: dict[str, type[FactBase]] = {
+    "hostname": Hostname,
+    "nvidia_pci": NvidiaPciDevices,
+    "gpu_topology": GpuTopology,
+    "gpu_inventory": GpuInventory,
+    "cpu": CpuInfo,
+    "numa": NumaHardware,
+    "ibstat": IbStat,
+    "meminfo": Meminfo,
+    "hugepages": Hugepages,
+    "cmdline": KernelCmdline,
+    "kernel_release": KernelRelease,
+    "block_devices": BlockDevices,
+    "network": NetworkInterfaces,
+    "virtualization": Virtualization,
+    "os_release": OsRelease,
+}
+# Key of the result that says why a section fell back to its default.
+UNAVAILABLE_KEY = "unavailable"
+SECTION_MARKER = "@@section"
+MISSING_TOOL_RC = 127  # what a shell returns for "command not found"
+
+_MARKER_LINE = re.compile(rf"^{SECTION_MARKER} (?P<name>\S+) rc=(?P<rc>\d+)$")
+
+
+def _command_text(command: str | StringCommand) -> str:
+    return command.get_raw_value() if isinstance(command, StringCommand) else command
+
+
+def section_script(name: str, fact: FactBase) -> str:
+    """Shell code that runs ``fact``'s command and prints it as section ``name``.
+
+    Output is captured first so the marker can carry the exit code; stderr is dropped
+    because only stdout is parsed, and a missing tool is detected the way pyinfra does
+    it for a single fact (``command -v``).
+    """
+    run = f"out=$( ( {_command_text(fact.command())} ) 2>/dev/null ); rc=$?"
+    tool = fact.requires_command()
+    if tool:
+        run = (
+            f"if command -v {shlex.quote(tool)} >/dev/null 2>&1; then {run}; "
+            f"else out=''; rc={MISSING_TOOL_RC}; fi"
+        )
+    return (
+        f"{run}; printf '{SECTION_MARKER} %s rc=%s\\n' {shlex.quote(name)} \"$rc\"; "
+        "[ -z \"$out\" ] || printf '%s\\n' \"$out\""
+    )
+
+
+def split_sections(lines: list[str]) -> dict[str, tuple[int, list[str]]]:
+    """Map section name to ``(exit code, output lines)``; lines before any marker are ignored.
+
+    >>> split_sections(["@@section kernel_release rc=0", "6.1.0-28-amd64", "@@section cpu rc=127"])
+    {'kernel_release': (0, ['6.1.0-28-amd64']), 'cpu': (127, [])}
+    """
+    sections: dict[str, tuple[int, list[str]]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        marker = _MARKER_LINE.match(line.rstrip("\r\n"))
+        if marker:
+            current = []
+            sections[marker["name"]] = (int(marker["rc"]), current)
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def parse_host_hardware(lines: list[str]) -> dict[str, Any]:
+    """Dispatch each section to its fact's parser; unusable sections get the fact's default.
+
+    The reason a section fell back is kept under ``"unavailable"``, so a role can tell
+    "nvidia-smi is not installed yet" apart from "no GPUs found".
+    """
+    sections = split_sections(lines)
+    result: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    for name, fact_class in HARDWARE_SECTIONS.items():
+        fact = fact_class()
+        result[name] = fact.default()
+        if name not in sections:
+            unavailable[name] = "section missing from output"
+            continue
+        exit_code, section_lines = sections[name]
+        if exit_code == MISSING_TOOL_RC:
+            unavailable[name] = f"{fact.requires_command() or 'command'} not found"
+        elif exit_code != 0:
+            unavailable[name] = f"exited with {exit_code}"
+        elif section_lines:
+            # Same rule as pyinfra for a single fact: no output means the default.
+            try:
+                result[name] = fact.process(section_lines)
+            except (FactProcessError, ValueError) as error:
+                unavailable[name] = f"unparseable output: {error}"
+    result[UNAVAILABLE_KEY] = unavailable
+    return result
+
+
+class HostHardware(FactBase[dict[str, Any]]):
+    """All hardware facts in one command; one key per ``HARDWARE_SECTIONS`` entry.
+
+    .. code:: python
+
+        {"nvidia_pci": [{"slot": "0000:18:00.0", "device_id": "2330", ...}],
+         "gpu_topology": {"gpus": [...], "nics": [...]},
+         "gpu_inventory": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", ...}],
+         "cpu": {...}, "numa": {...}, "ibstat": [{"ca": "mlx5_0", ...}],
+         "meminfo": {"MemTotal": 2113645124, ..., "mem_total_mb": 2064106},
+         "hugepages": {"sizes_kb": {2048: {"total": 0, "free": 0}}, "per_node": {...}},
+         "cmdline": {"raw": "...", "params": [...]}, "kernel_release": "6.8.0-48-generic",
+         "block_devices": [...], "network": {"ib0": {...}}, "virtualization":
+         {"container": None, "vm": None}, "os_release": {"id": "ubuntu", ...},
+         "unavailable": {"ibstat": "ibstat not found"}}
+    """
+
+    @override
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return parse_host_hardware([])
+
+    @override
+    def command(self) -> str:
+        return "; ".join(
+            section_script(name, fact_class()) for name, fact_class in HARDWARE_SECTIONS.items()
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return parse_host_hardware(output)

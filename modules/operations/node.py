@@ -1,0 +1,43 @@
+"""Operations about the node as a whole."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.operations import files
+
+from modules import paths
+from modules.facts.host import HostHardware
+from modules.nodeinfo import render_node_facts
+
+
+@operation()
+def node_facts_file(
+    path: str = paths.NODE_FACTS_FILE,
+    user: str = "root",
+    group: str = "root",
+    mode: str = "0644",
+):
+    """
+    Write the node facts file from the hardware the host presents when this operation runs.
+
+    + path: destination of the JSON document
+    + user: owner of the file
+    + group: group of the file
+    + mode: permissions of the file
+
+    The hardware is read inside the operation, i.e. after the operations before it ran,
+    so tools they installed (``numactl``, ``lspci``, the driver's ``nvidia-smi``) count on
+    the first run already and a second run finds nothing to change.
+
+    **Example:**
+
+    .. code:: python
+
+        node.node_facts_file(group="deepseek", mode="0640")
+    """
+    hardware = host.get_fact(HostHardware)
+    content = render_node_facts(hardware["hostname"] or host.name, hardware)
+    yield from files.put._inner(src=StringIO(content), dest=path, user=user, group=group, mode=mode)

@@ -1,0 +1,91 @@
+"""base: what every node needs before any GPU software.
+
+Packages, time sync (chrony), the locked-down ``deepseek`` service account, the directory
+tree (config /etc/deepseek, software /opt/deepseek, data /var/lib/deepseek) and the node
+facts file written from the discovered hardware.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from modules import paths
+from modules.facts.system import Virtualization
+from modules.operations import node
+from roles import template_path
+from roles.base.defaults import BaseDefaults
+
+# (path, owner, group, mode): the service account may read config, owns data and logs.
+DIRECTORIES = (
+    (paths.CONFIG_DIR, "root", paths.SERVICE_USER, "0750"),
+    (paths.SOFTWARE_DIR, "root", "root", "0755"),
+    (paths.DATA_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
+    (paths.MODELS_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
+    (paths.STATE_DIR, "root", "root", "0755"),
+    (paths.LOG_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
+)
+CHRONY_SOURCES = "/etc/chrony/sources.d/deepseek.sources"
+
+
+@deploy("base: install")
+def install(config: BaseDefaults) -> None:
+    in_container = bool(host.get_fact(Virtualization)["container"])
+
+    apt.packages(
+        name="Ensure base packages are installed",
+        packages=sorted({*config.base_packages, *config.base_extra_packages}),
+        update=True,
+        cache_time=config.base_apt_cache_valid_s,
+    )
+    _time_sync(config, in_container)
+    _service_account(config)
+    for path, owner, group, mode in DIRECTORIES:
+        files.directory(
+            name=f"Ensure {path} exists ({owner}:{group} {mode})",
+            path=path, user=owner, group=group, mode=mode,
+        )
+    node.node_facts_file(
+        name=f"Ensure {paths.NODE_FACTS_FILE} describes the discovered hardware",
+        user="root", group=paths.SERVICE_USER, mode="0640",
+    )
+
+
+def _time_sync(config: BaseDefaults, in_container: bool) -> None:
+    if config.base_ntp_servers:
+        sources = files.template(
+            name="Ensure chrony uses the site's NTP servers",
+            src=template_path(__name__, CHRONY_SOURCES), dest=CHRONY_SOURCES,
+            servers=config.base_ntp_servers, mode="0644",
+        )
+        pool = files.replace(
+            name="Ensure the distribution's NTP pool is off when site servers are set",
+            path="/etc/chrony/chrony.conf", text="^pool ", replace="#pool ",
+        )
+        changed = sources.changed or pool.changed
+    else:
+        changed = files.file(
+            name="Ensure no site NTP sources file is left over", path=CHRONY_SOURCES, present=False,
+        ).changed
+    # chronyd needs CAP_SYS_TIME, which a container lacks (its unit is skipped by a
+    # condition there): enable it for the real host it may become, start it only on one.
+    systemd.service(
+        name="Ensure chrony is enabled" + ("" if in_container else " and running"),
+        service="chrony", enabled=True,
+        running=None if in_container else True,
+        restarted=changed and not in_container,
+    )
+
+
+def _service_account(config: BaseDefaults) -> None:
+    server.group(
+        name=f"Ensure the {paths.SERVICE_USER} group exists",
+        group=paths.SERVICE_USER, system=True, gid=config.base_service_uid,
+    )
+    server.user(
+        name=f"Ensure the {paths.SERVICE_USER} service account exists, locked, without a login shell",
+        user=paths.SERVICE_USER, system=True, uid=config.base_service_uid,
+        group=paths.SERVICE_USER, home=paths.DATA_DIR, create_home=False,
+        shell="/usr/sbin/nologin",
+    )

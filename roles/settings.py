@@ -1,0 +1,69 @@
+"""One place where inventory data meets the roles' defaults.
+
+``settings_for(host)`` is the first call of every deploy file. On its first call in a
+run it validates EVERY host of the inventory against every role's variables, so a bad
+entry anywhere stops the run while pyinfra is still preparing operations, before any
+command changes any host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, get_type_hints
+
+from pyinfra.api.exceptions import DeployError
+
+from modules.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
+from roles.base.defaults import BaseDefaults
+from roles.deployment import DeploymentDefaults
+
+if TYPE_CHECKING:
+    from pyinfra.api.host import Host
+    from pyinfra.api.state import State
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """The validated variables of one host, one attribute per role."""
+
+    deployment: DeploymentDefaults
+    base: BaseDefaults
+
+
+#: attribute name -> role variables model, read from HostSettings so the two never drift
+ROLE_FIELDS: dict[str, type[RoleDefaults]] = get_type_hints(HostSettings)
+#: Every role's variables; a host-data key that none of them declares is an error.
+ROLE_DEFAULTS: tuple[type[RoleDefaults], ...] = tuple(ROLE_FIELDS.values())
+
+
+def validate_inventory(state: State) -> dict[str, HostSettings]:
+    """Validate every host's data; raise DeployError listing all problems."""
+    connector_keys = pyinfra_data_keys()
+    settings: dict[str, HostSettings] = {}
+    problems: list[tuple[str, str, str]] = []
+    for inventory_host in state.inventory:
+        try:
+            data = inventory_host.data.dict()
+        except Exception as error:  # callable data that raises
+            problems.append((inventory_host.name, "*", f"host data could not be read: {error}"))
+            continue
+        parsed, host_problems = validate_host_data(
+            inventory_host.name, data, ROLE_DEFAULTS, connector_keys,
+        )
+        problems.extend(host_problems)
+        if not host_problems:
+            settings[inventory_host.name] = HostSettings(
+                **{name: parsed[role] for name, role in ROLE_FIELDS.items()}
+            )
+    if problems:
+        raise DeployError(str(HostDataError(problems)))
+    return settings
+
+
+def settings_for(host: Host) -> HostSettings:
+    """The validated settings of ``host``; validates the whole inventory once per run."""
+    state = host.state
+    cached = getattr(state, "_deepseek_settings", None)
+    if cached is None:
+        cached = validate_inventory(state)
+        state._deepseek_settings = cached
+    return cached[host.name]

@@ -1,0 +1,98 @@
+"""Lab integration: the whole pipeline against the local fleet of systemd containers.
+
+Order matters and is the story a user lives: bring up a fleet, refuse a bad inventory
+without touching any host, deploy, verify every node, deploy again with zero changes,
+bring up again without rebuilding the image, tear down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+NODES = int(os.environ.get("DEEPSEEK_LAB_NODES", "2"))
+
+
+def run(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
+                    f"stderr:\n{result.stderr[-4000:]}")
+    return result
+
+
+def lab(*args: str) -> subprocess.CompletedProcess:
+    return run(str(BIN / "lab"), *args)
+
+
+def pyinfra_json(inventory: str, deploy: str) -> dict:
+    """Run a deploy through pyinfra's CLI and return its JSON results."""
+    result = run(str(BIN / "pyinfra"), "-y", "--json", inventory, deploy)
+    start = result.stdout.index("{")
+    return json.loads(result.stdout[start:])
+
+
+def changed_by_host(report: dict) -> dict[str, list[str]]:
+    changed: dict[str, list[str]] = {}
+    for operation in report["results"]["operations"]:
+        for host in operation["success"]:
+            changed.setdefault(host, []).append(operation["name"])
+    return changed
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    up = lab("up", str(NODES))
+    names = [line.split("\t")[0] for line in up.stdout.splitlines() if line.startswith("ds-node-")]
+    assert len(names) == NODES, f"lab up {NODES}: expected {NODES} nodes, found {up.stdout}"
+    yield names
+    lab("down")
+
+
+def node_has(name: str, path: str) -> bool:
+    return run("docker", "exec", name, "test", "-e", path, check=False).returncode == 0
+
+
+def test_bad_inventory_is_refused_before_any_change(fleet, tmp_path):
+    inventory = tmp_path / "bad_inventory.py"
+    inventory.write_text(
+        f"gpu_nodes = [('@docker/{fleet[0]}', {{'base_ntp_server': ['ntp.example']}}),\n"
+        f"             ('@docker/{fleet[-1]}', {{'base_apt_cache_valid_s': 'an hour'}})]\n"
+    )
+    result = run(str(BIN / "pyinfra"), "-y", str(inventory), "deploy/full.py", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"a bad inventory was accepted:\n{output[-3000:]}"
+    assert f"@docker/{fleet[0]}: base_ntp_server: unknown host data key; did you mean base_ntp_servers?" in output
+    assert f"@docker/{fleet[-1]}: base_apt_cache_valid_s:" in output
+    for name in fleet:
+        assert not node_has(name, "/etc/deepseek"), f"{name}: changed by a refused run"
+
+
+def test_deploy_then_verify_then_no_changes(fleet):
+    first = pyinfra_json("inventories/lab.py", "deploy/full.py")
+    assert first["results"]["totals"]["error"] == 0, json.dumps(first["results"], indent=1)[-4000:]
+    assert set(changed_by_host(first)) == {f"@docker/{name}" for name in fleet}
+
+    hosts = ",".join(f"docker://{name}" for name in fleet)
+    verify = run(str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "tests/verify", f"--hosts={hosts}", check=False)
+    assert verify.returncode == 0, f"verify suite failed:\n{verify.stdout[-6000:]}"
+
+    second = pyinfra_json("inventories/lab.py", "deploy/full.py")
+    assert second["results"]["totals"]["error"] == 0
+    assert changed_by_host(second) == {}, f"second run changed: {changed_by_host(second)}"
+
+
+def test_second_lab_up_reuses_the_image(fleet):
+    again = lab("up", str(NODES))
+    assert "up to date, reused" in again.stdout, again.stdout
+    assert "building" not in again.stdout
+    assert all(f"{name}: running" in again.stdout for name in fleet), again.stdout

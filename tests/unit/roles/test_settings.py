@@ -1,0 +1,96 @@
+"""Inventory validation: every bad input is refused with the host and the field named."""
+
+from __future__ import annotations
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.exceptions import DeployError
+
+from roles.settings import HostSettings, settings_for, validate_inventory
+
+
+def make_state(hosts: list, **groups) -> State:
+    inventory = Inventory((hosts, {}), **groups)
+    return State(inventory, Config())
+
+
+# (case id, host data, field the message must name, words the message must contain)
+BAD_INPUTS = [
+    ("unknown-key", {"base_ntp_server": ["a"]}, "base_ntp_server", "did you mean base_ntp_servers"),
+    ("unknown-unrelated-key", {"gpu_count": 8}, "gpu_count", "unknown host data key"),
+    ("typo-model-key", {"deepseek_modle": "x"}, "deepseek_modle", "did you mean deepseek_model"),
+    ("packages-not-list", {"base_packages": 5}, "base_packages", "tuple"),
+    ("package-bad-name", {"base_packages": ["curl; rm -rf /"]}, "base_packages", "not a Debian package name"),
+    ("package-empty-name", {"base_extra_packages": [""]}, "base_extra_packages", "not a Debian package name"),
+    ("cache-not-int", {"base_apt_cache_valid_s": "an hour"}, "base_apt_cache_valid_s", "integer"),
+    ("cache-negative", {"base_apt_cache_valid_s": -1}, "base_apt_cache_valid_s", "greater than or equal to 0"),
+    ("cache-float", {"base_apt_cache_valid_s": 1.5}, "base_apt_cache_valid_s", "integer"),
+    ("ntp-not-list", {"base_ntp_servers": 123}, "base_ntp_servers", "tuple"),
+    ("ntp-item-not-str", {"base_ntp_servers": [1, 2]}, "base_ntp_servers", "string"),
+    ("uid-too-low", {"base_service_uid": 5}, "base_service_uid", "greater than or equal to 100"),
+    ("uid-too-high", {"base_service_uid": 70000}, "base_service_uid", "less than or equal to 65533"),
+    ("uid-not-int", {"base_service_uid": "deepseek"}, "base_service_uid", "integer"),
+    ("engine-unknown", {"deepseek_engine": "tgi"}, "deepseek_engine", "'vllm', 'sglang' or 'transformers'"),
+    ("engine-wrong-type", {"deepseek_engine": 3}, "deepseek_engine", "vllm"),
+    ("model-unknown", {"deepseek_model": "deepseek-v4-ultra"}, "deepseek_model", "deepseek"),
+    ("model-wrong-type", {"deepseek_model": ["deepseek-v3"]}, "deepseek_model", "string"),
+    ("model-empty", {"deepseek_model": ""}, "deepseek_model", "model"),
+    ("model-typo", {"deepseek_model": "deepseek-ai/DeepSeek-V3.3"}, "deepseek_model", "DeepSeek-V3"),
+    ("uid-bool", {"base_service_uid": [100]}, "base_service_uid", "integer"),
+]
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_refused_naming_host_and_field(data, field, words):
+    state = make_state([("good-node", {}), ("bad-node", data)])
+    with pytest.raises(DeployError) as raised:
+        validate_inventory(state)
+    message = str(raised.value)
+    problem_lines = [line.strip() for line in message.splitlines()[1:]]
+    assert any(line.startswith(f"bad-node: {field}:") for line in problem_lines), message
+    assert not any(line.startswith("good-node") for line in problem_lines), message
+    assert words.lower() in message.lower(), message
+    assert "no host was changed" in message
+
+
+def test_bad_input_corpus_is_large_enough():
+    assert len(BAD_INPUTS) >= 20
+
+
+def test_all_problems_of_all_hosts_reported_together():
+    state = make_state([("a", {"base_ntp_server": []}), ("b", {"deepseek_engine": "x", "base_service_uid": 1})])
+    with pytest.raises(DeployError) as raised:
+        validate_inventory(state)
+    lines = str(raised.value).splitlines()[1:]
+    assert len(lines) == 3, lines
+
+
+def test_pyinfra_keys_pass_through():
+    state = make_state([("node", {"ssh_user": "deploy", "ssh_port": 2222, "_sudo": True, "docker_identifier": "x"})])
+    settings = validate_inventory(state)["node"]
+    assert isinstance(settings, HostSettings)
+
+
+def test_group_data_is_validated_and_merged():
+    state = make_state(
+        [("node-1", {}), ("node-2", {"base_ntp_servers": ["ntp.b"]})],
+        gpu_nodes=(["node-1", "node-2"], {"base_ntp_servers": ["ntp.group"]}),
+    )
+    settings = validate_inventory(state)
+    assert settings["node-1"].base.base_ntp_servers == ("ntp.group",)
+    assert settings["node-2"].base.base_ntp_servers == ("ntp.b",)
+
+
+def test_defaults_and_alias_resolution():
+    state = make_state([("node", {"deepseek_model": "r1-distill-qwen-1.5b"})])
+    settings = validate_inventory(state)["node"]
+    assert settings.deployment.deepseek_model == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    assert settings.deployment.deepseek_engine == "vllm"
+    assert "chrony" in settings.base.base_packages
+
+
+def test_settings_for_validates_once_per_state():
+    state = make_state([("node", {})])
+    host = state.inventory.get_host("node")
+    first = settings_for(host)
+    assert settings_for(host) is first
