@@ -1,6 +1,6 @@
 """`lab`: bring the local lab fleet up, down, or show it.
 
-    lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x]
+    lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x] [--recreate]
     lab status
     lab down
     lab image          # build (or reuse) the node image only
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", default=None,
         help="hardware profile(s), comma-separated, assigned round-robin (default: %(default)s)",
     )
+    up.add_argument("--recreate", action="store_true", help="replace running nodes with fresh ones")
     commands.add_parser("down", help="remove every node (and the lab's own dockerd)")
     commands.add_parser("status", help="show the nodes and their profiles")
     commands.add_parser("image", help="build the node image if its inputs changed")
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             profiles = tuple(args.profile.split(",")) if args.profile else fleet.DEFAULT_PROFILES
-            fleet.up(args.count, profiles)
+            fleet.up(args.count, profiles, recreate=args.recreate)
             print("\n".join(fleet.status()))
         elif args.command == "down":
             fleet.down()

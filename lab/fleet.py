@@ -25,6 +25,7 @@ NETWORK = "deepseek-lab"  # one bridge so nodes reach each other by name
 NODE_PREFIX = "ds-node-"
 LABEL_NODE = "deepseek-lab.node"
 LABEL_PROFILE = "deepseek-lab.profile"
+DATA_VOLUME = "/var/lib/deepseek"  # where a real node mounts its NVMe data volume
 DEFAULT_PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")
 # What systemd as PID 1 needs without --privileged (one capability is missing here).
 SYSTEMD_RUN_ARGS = (
@@ -66,6 +67,18 @@ def _wait_for_systemd(name: str, timeout_s: float = 90) -> str:
     raise LabError(f"{name}: systemd did not finish booting within {timeout_s:.0f}s (state {state!r})")
 
 
+_UNITS = {"TB": 10**12, "GB": 10**9, "TIB": 2**40, "GIB": 2**30}
+
+
+def data_volume_bytes(profile: dict) -> int:
+    """Size of the node's data filesystem: its NVMe drives beyond the first (the OS disk)."""
+    sizes = []
+    for disk in profile.get("nvme") or []:
+        number, unit = str(disk["size"]).split()
+        sizes.append(int(float(number) * _UNITS[unit.upper()]))
+    return sum(sizes[1:]) if len(sizes) > 1 else sum(sizes)
+
+
 def _start_node(name: str, profile: str, image: str) -> None:
     node_dir = STATE_DIR / "nodes" / name
     shutil.rmtree(node_dir, ignore_errors=True)
@@ -76,8 +89,14 @@ def _start_node(name: str, profile: str, image: str) -> None:
     binds: list[str] = []
     for target, source in hwsim.proc_overrides(profile, proc_dir).items():
         binds += ["-v", f"{Path(source).resolve()}:{target}:ro"]
+    # The weights live on the node's NVMe volume: a tmpfs of that size stands in for it
+    # (tmpfs only uses memory for what is written, and the lab's weights are small).
+    volume = data_volume_bytes(hwsim.load_profile(profile))
+    if volume:
+        binds += ["--mount", f"type=tmpfs,destination={DATA_VOLUME},tmpfs-size={volume}"]
     docker(
         "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
+        "--stop-signal", "SIGRTMIN+3",  # what systemd as PID 1 shuts down on
         "--label", f"{LABEL_NODE}=1", "--label", f"{LABEL_PROFILE}={profile}",
         *SYSTEMD_RUN_ARGS, *binds, image, "/sbin/init",
     )
@@ -85,8 +104,11 @@ def _start_node(name: str, profile: str, image: str) -> None:
     _wait_for_systemd(name)
 
 
-def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, log=print) -> list[Node]:
-    """Make the fleet exactly ``count`` running nodes; profiles are assigned round-robin."""
+def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool = False, log=print) -> list[Node]:
+    """Make the fleet exactly ``count`` running nodes; profiles are assigned round-robin.
+
+    Nodes that already run with the same profile and image are kept unless ``recreate``.
+    """
     if count < 1:
         raise LabError(f"node count must be at least 1, got {count}")
     known = hwsim.list_profiles()
@@ -102,8 +124,9 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, log=print) -> l
     existing = {node.name: node for node in list_nodes()}
     for name, node in existing.items():
         image_now = docker("inspect", "--format", "{{.Config.Image}}", name).strip()
-        if name not in wanted or node.profile != wanted[name] or image_now != image:
-            log(f"{name}: removing ({'not wanted' if name not in wanted else 'profile or image changed'})")
+        if recreate or name not in wanted or node.profile != wanted[name] or image_now != image:
+            why = "recreate" if recreate else "not wanted" if name not in wanted else "profile or image changed"
+            log(f"{name}: removing ({why})")
             docker("rm", "-f", "-v", name)
         elif node.status != "running":
             docker("start", name)

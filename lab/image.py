@@ -68,7 +68,7 @@ def ensure_image(log=print) -> str:
         result = subprocess.run(command, capture_output=True)
         if result.returncode != 0:
             raise LabError(f"mmdebstrap failed: {result.stderr.decode(errors='replace')[-3000:]}")
-        docker("import", "--change", 'CMD ["/sbin/init"]', "--change", "STOPSIGNAL SIGRTMIN+3",
+        docker("import", "--change", 'CMD ["/sbin/init"]',
                str(tarball), tag)
     log(f"image {tag}: built")
     return tag

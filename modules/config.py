@@ -97,7 +97,7 @@ def validate_host_data(
     for key in sorted(data):
         if key in known or _is_pyinfra_key(key, connector_keys):
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.8)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         problems.append((host_name, key, f"unknown host data key{hint}"))
 

@@ -21,6 +21,13 @@ class DeploymentDefaults(RoleDefaults):
         default="vllm", description="Inference engine that serves the model.",
     )
 
+    deepseek_nodes: int = Field(
+        default=1, ge=1, le=64, description="Nodes that serve one model replica together (pipeline parallel across them).",
+    )
+    deepseek_max_model_len: int | None = Field(
+        default=None, ge=256, description="Context length to guarantee; None lets the serving plan pick the most that fits.",
+    )
+
     @field_validator("deepseek_model")
     @classmethod
     def _known_model(cls, name: str) -> str:

@@ -16,6 +16,7 @@ from pyinfra.api.exceptions import DeployError
 from modules.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
 from roles.base.defaults import BaseDefaults
 from roles.deployment import DeploymentDefaults
+from roles.preflight.defaults import PreflightDefaults
 
 if TYPE_CHECKING:
     from pyinfra.api.host import Host
@@ -26,6 +27,7 @@ class HostSettings:
     """The validated variables of one host, one attribute per role."""
 
     deployment: DeploymentDefaults
+    preflight: PreflightDefaults
     base: BaseDefaults
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
 from modules import paths
@@ -41,3 +41,16 @@ def node_facts_file(
     hardware = host.get_fact(HostHardware)
     content = render_node_facts(hardware["hostname"] or host.name, hardware)
     yield from files.put._inner(src=StringIO(content), dest=path, user=user, group=group, mode=mode)
+
+
+@operation(is_idempotent=False)
+def preflight_gate(failures: str = ""):
+    """
+    Fail this host (and only it) when preflight found a blocker; changes nothing.
+
+    + failures: what failed, printed by the failing command; empty means pass (no command)
+    """
+    if failures:
+        yield StringCommand("echo", QuoteString(f"preflight failed: {failures}"), ">&2", "&&", "exit", "1")
+    else:
+        host.noop("preflight passed")
