@@ -21,9 +21,12 @@ from lab.image import ensure_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("DEEPSEEK_LAB_STATE", REPO_ROOT / ".lab"))
-NETWORK = "deepseek-lab"  # one bridge so nodes reach each other by name
-NODE_PREFIX = "ds-node-"
-LABEL_NODE = "deepseek-lab.node"
+# Several independent fleets can share one Docker daemon (one per developer or test run).
+FLEET = os.environ.get("DEEPSEEK_LAB_FLEET", "ds")
+FLEET_DIR = STATE_DIR / "fleets" / FLEET
+NETWORK = f"deepseek-lab-{FLEET}"  # one bridge per fleet so nodes reach each other by name
+NODE_PREFIX = f"{FLEET}-node-"
+LABEL_NODE = "deepseek-lab.node"  # value: the fleet's name
 LABEL_PROFILE = "deepseek-lab.profile"
 DATA_VOLUME = "/var/lib/deepseek"  # where a real node mounts its NVMe data volume
 DEFAULT_PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")
@@ -48,7 +51,7 @@ def node_name(index: int) -> str:
 def list_nodes() -> list[Node]:
     """Lab nodes that exist, running or not, in index order."""
     output = docker(
-        "ps", "-a", "--filter", f"label={LABEL_NODE}",
+        "ps", "-a", "--filter", f"label={LABEL_NODE}={FLEET}",
         "--format", f'{{{{.Names}}}}\t{{{{.Label "{LABEL_PROFILE}"}}}}\t{{{{.State}}}}',
     )
     nodes = [Node(*line.split("\t")) for line in output.splitlines() if line.strip()]
@@ -80,7 +83,7 @@ def data_volume_bytes(profile: dict) -> int:
 
 
 def _start_node(name: str, profile: str, image: str) -> None:
-    node_dir = STATE_DIR / "nodes" / name
+    node_dir = FLEET_DIR / "nodes" / name
     shutil.rmtree(node_dir, ignore_errors=True)
     overlay, proc_dir = node_dir / "overlay", node_dir / "proc"
     overlay.mkdir(parents=True)
@@ -97,7 +100,7 @@ def _start_node(name: str, profile: str, image: str) -> None:
     docker(
         "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
         "--stop-signal", "SIGRTMIN+3",  # what systemd as PID 1 shuts down on
-        "--label", f"{LABEL_NODE}=1", "--label", f"{LABEL_PROFILE}={profile}",
+        "--label", f"{LABEL_NODE}={FLEET}", "--label", f"{LABEL_PROFILE}={profile}",
         *SYSTEMD_RUN_ARGS, *binds, image, "/sbin/init",
     )
     docker("cp", f"{overlay}/.", f"{name}:/")
@@ -116,9 +119,10 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool 
         if profile not in known:
             raise LabError(f"unknown hardware profile {profile!r}; shipped profiles: {', '.join(known)}")
     ensure_daemon(STATE_DIR)
+    FLEET_DIR.mkdir(parents=True, exist_ok=True)
     image = ensure_image(log=log)
     if run(["docker", "network", "inspect", NETWORK], check=False).returncode != 0:
-        docker("network", "create", "--label", f"{LABEL_NODE}=1", NETWORK)
+        docker("network", "create", "--label", f"{LABEL_NODE}={FLEET}", NETWORK)
 
     wanted = {node_name(i + 1): profiles[i % len(profiles)] for i in range(count)}
     existing = {node.name: node for node in list_nodes()}
@@ -138,23 +142,24 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool 
             continue
         log(f"{name}: starting with profile {profile}")
         _start_node(name, profile, image)
-    (STATE_DIR / "fleet.json").write_text(json.dumps(wanted, indent=2) + "\n")
+    (FLEET_DIR / "fleet.json").write_text(json.dumps(wanted, indent=2) + "\n")
     return list_nodes()
 
 
 def down(log=print) -> None:
-    """Remove every lab node and the lab network; stop the lab's own dockerd if it started one."""
+    """Remove the fleet's nodes and network; stop the lab's own dockerd once no fleet is left."""
     from lab.docker import daemon_answers
 
+    others = False
     if daemon_answers():
         for node in list_nodes():
             log(f"{node.name}: removing")
             docker("rm", "-f", "-v", node.name)
         if run(["docker", "network", "inspect", NETWORK], check=False).returncode == 0:
             docker("network", "rm", NETWORK)
-    shutil.rmtree(STATE_DIR / "nodes", ignore_errors=True)
-    (STATE_DIR / "fleet.json").unlink(missing_ok=True)
-    if stop_private_daemon(STATE_DIR):
+        others = bool(docker("ps", "-aq", "--filter", f"label={LABEL_NODE}").strip())
+    shutil.rmtree(FLEET_DIR, ignore_errors=True)
+    if not others and stop_private_daemon(STATE_DIR):
         log("stopped the lab's private dockerd")
 
 

@@ -177,7 +177,7 @@ class Manifest:
             raise ManifestError(
                 f"manifest keys: missing {sorted(_TOP_KEYS - keys)}, unexpected {sorted(keys - _TOP_KEYS)}"
             )
-        if doc["format"] != FORMAT_VERSION:
+        if type(doc["format"]) is not int or doc["format"] != FORMAT_VERSION:
             raise ManifestError(f"manifest format: expected {FORMAT_VERSION}, found {doc['format']!r}")
         if doc["algorithm"] != ALGORITHM:
             raise ManifestError(f"manifest algorithm: expected {ALGORITHM!r}, found {doc['algorithm']!r}")
@@ -188,7 +188,7 @@ class Manifest:
             raise ManifestError("manifest files: expected a list")
         entries = [_parse_entry(i, raw) for i, raw in enumerate(doc["files"])]
         recorded = doc.pop("manifest_sha384")
-        if not isinstance(recorded, str) or not _HEX384.match(recorded):
+        if not isinstance(recorded, str) or not _HEX384.fullmatch(recorded):
             raise ManifestError(f"manifest_sha384: expected 96 lowercase hex characters, found {recorded!r}")
         computed = _body_hash(doc)
         if not hmac.compare_digest(recorded, computed):
@@ -211,7 +211,7 @@ def _parse_entry(index: int, raw: object) -> FileEntry:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"manifest files[{index}] {path!r}: size must be an integer >= 0, found {size!r}")
     digest = raw["sha384"]
-    if not isinstance(digest, str) or not _HEX384.match(digest):
+    if not isinstance(digest, str) or not _HEX384.fullmatch(digest):
         raise ManifestError(f"manifest files[{index}] {path!r}: sha384 must be 96 lowercase hex characters")
     return FileEntry(path=path, size=size, sha384=digest)
 
@@ -440,7 +440,9 @@ def verify_directory(
     missing = tuple(sorted(set(expected) - set(sizes)))
     extra = tuple(sorted(set(sizes) - set(expected)))
     size_bad = [
-        Mismatch(p, expected[p].size, sizes[p]) for p in sorted(expected.keys() & sizes.keys()) if sizes[p] != expected[p].size
+        Mismatch(p, expected[p].size, sizes[p])
+        for p in sorted(expected.keys() & sizes.keys())
+        if sizes[p] != expected[p].size
     ]
     hash_bad: list[Mismatch] = []
     hashed_bytes = 0

@@ -57,7 +57,7 @@ def parse_size(text: str) -> int:
     number = value[: len(value) - len(unit)]
     try:
         size = int(float(number) * _UNITS[unit])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 4096, 512K, 8M, 1G)") from None
     if size <= 0:
         raise argparse.ArgumentTypeError(f"size must be > 0, found {text!r}")
@@ -128,12 +128,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
+def _file_result(args: argparse.Namespace, size: int, fingerprint: str, start: float) -> dict[str, Any]:
+    # The fingerprint lets an operator check which key was used without revealing it.
+    return {"ok": True, "src": args.src, "dst": args.dst, "bytes": size, "key_fingerprint": fingerprint,
+            "seconds": round(time.monotonic() - start, 3)}
+
+
 def _cmd_encrypt(args: argparse.Namespace) -> int:
     key = load_key(args.key)
     start = time.monotonic()
     size = encrypt_file(args.src, args.dst, key, chunk_size=args.chunk_size)
-    _emit({"ok": True, "src": args.src, "dst": args.dst, "bytes": size, "key_fingerprint": key.fingerprint(),
-           "seconds": round(time.monotonic() - start, 3)})
+    _emit(_file_result(args, size, key.fingerprint(), start))
     return EXIT_OK
 
 
@@ -145,8 +150,7 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
     except DecryptionError as exc:
         _emit({"ok": False, "error": str(exc), "src": args.src, "chunk": exc.chunk})
         return EXIT_MISMATCH
-    _emit({"ok": True, "src": args.src, "dst": args.dst, "bytes": size, "key_fingerprint": key.fingerprint(),
-           "seconds": round(time.monotonic() - start, 3)})
+    _emit(_file_result(args, size, key.fingerprint(), start))
     return EXIT_OK
 
 

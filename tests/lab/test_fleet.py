@@ -19,7 +19,16 @@ pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-NODES = int(os.environ.get("DEEPSEEK_LAB_NODES", "2"))
+# One node of each shipped profile, so every profile's preflight verdict is checked.
+PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x", "dgx-h200-8x")
+NODES = int(os.environ.get("DEEPSEEK_LAB_NODES", str(len(PROFILES))))
+# DeepSeek-V3 needs 16 H100s (2 nodes); 2x 48 GB cannot hold it and 24 cores miss the bar;
+# 8x H200 141 GB hold it on one node.
+EXPECTED_V3_FAILURES = {
+    "hgx-h100-8x": ["serving plan"],
+    "workstation-rtx6000ada-2x": ["cpu cores", "serving plan"],
+    "dgx-h200-8x": [],
+}
 
 
 def run(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -51,7 +60,8 @@ def changed_by_host(report: dict) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def fleet():
-    up = lab("up", str(NODES), "--recreate")  # fresh nodes: the first deploy must find them untouched
+    # Fresh nodes: the refused run must find them untouched.
+    up = lab("up", str(NODES), "--profile", ",".join(PROFILES), "--recreate")
     names = [line.split("\t")[0] for line in up.stdout.splitlines() if "\t" in line]
     assert len(names) == NODES, f"lab up {NODES}: expected {NODES} nodes, found {up.stdout}"
     yield names
@@ -92,7 +102,24 @@ def test_deploy_then_verify_then_no_changes(fleet):
 
 
 def test_second_lab_up_reuses_the_image(fleet):
-    again = lab("up", str(NODES))
+    again = lab("up", str(NODES), "--profile", ",".join(PROFILES))
     assert "up to date, reused" in again.stdout, again.stdout
     assert "building" not in again.stdout
     assert all(f"{name}: running" in again.stdout for name in fleet), again.stdout
+
+
+def test_preflight_verdicts_for_deepseek_v3_with_production_thresholds(fleet, tmp_path):
+    """What a person reading each profile's captures would say about DeepSeek-V3 (FP8, 689 GB)."""
+    report_path = tmp_path / "preflight.json"
+    result = run(
+        str(BIN / "pyinfra"), "-y", "--dry", "inventories/lab.py", "deploy/preflight.py",
+        "--data", "deepseek_model=deepseek-ai/DeepSeek-V3", "--data", "deepseek_engine=vllm",
+        "--data", "preflight_min_cpu_cores=32", "--data", f"preflight_report={report_path}",
+        check=False,
+    )
+    reports = {entry["host"]: entry for entry in json.loads(report_path.read_text())["hosts"]}
+    profiles = dict(zip(fleet, PROFILES * NODES))
+    for name, profile in profiles.items():
+        report = reports[f"@docker/{name}"]
+        failed = sorted(check["name"] for check in report["checks"] if check["verdict"] == "fail")
+        assert failed == EXPECTED_V3_FAILURES[profile], f"{name} ({profile}): {report['checks']}\n{result.stderr[-3000:]}"

@@ -9,7 +9,7 @@ import pytest
 from modules.facts.kernel import parse_cmdline
 from modules.facts.memory import parse_meminfo
 from modules.facts.numa import parse_numactl_hardware
-from modules.hugepages import PAGE_SIZES_KB, default_reserve_mb, plan_hugepages
+from modules.hugepages import default_reserve_mb, plan_hugepages
 
 PROC = Path(__file__).resolve().parents[2] / "fixtures" / "hw" / "proc"
 
@@ -105,7 +105,3 @@ def test_per_node_1g_uses_node_format_and_skips_memoryless_nodes():
 def test_bad_requests_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plan_hugepages(WORKSTATION["MemTotal"], {}, **kwargs)
-
-
-def test_page_sizes_are_the_two_x86_sizes():
-    assert PAGE_SIZES_KB == {"2M": 2048, "1G": 1048576}

@@ -129,6 +129,8 @@ def _resealed(doc):
         (lambda d: d["files"][0].update(sha384="ABC"), "96 lowercase hex"),
         (lambda d: d["files"][0].update(extra=1), "expected an object with keys"),
         (lambda d: d.update(format=2), "format: expected 1"),
+        (lambda d: d.update(format=1.0), "format: expected 1"),
+        (lambda d: d["files"][0].update(sha384=d["files"][0]["sha384"] + "\n"), "96 lowercase hex"),
         (lambda d: d.update(algorithm="sha256"), "algorithm"),
         (lambda d: d.update(comment="x"), "unexpected"),
         (lambda d: d.pop("model"), "missing"),
