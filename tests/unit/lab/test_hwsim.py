@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from lab.hwsim.derive import regroup_topology_two_sockets
 import yaml
 
 from lab import hwsim
@@ -63,7 +65,28 @@ def edited_overlay(src: Path, dest: Path, edit) -> Path:
     return dest
 
 
-def fixture_for(rel: str) -> Path:
+# Profile files derived from a real capture by lab/hwsim/derive.py: (capture, derivation).
+DERIVED = {
+    "captures/topo/hgx-h100-x8-12nic-2socket-derived.txt": (
+        "topo/slurmv4-aihub0007-hgx-h100-x8-12nic.txt",
+        lambda text: regroup_topology_two_sockets(text, 4, 6, ("0-47,96-143", "48-95,144-191")),
+    ),
+}
+
+
+class _Derived:
+    """Stands in for a fixture path: the bytes a derived profile file must have."""
+
+    def __init__(self, source: str, derive):
+        self.source, self.derive = source, derive
+
+    def read_bytes(self) -> bytes:
+        return self.derive((FIXTURES / self.source).read_text()).encode()
+
+
+def fixture_for(rel: str):
+    if rel in DERIVED:
+        return _Derived(*DERIVED[rel])
     return FIXTURES / Path(rel).relative_to("captures")
 
 
@@ -91,7 +114,8 @@ def test_profile_captures_are_byte_exact_copies(name):
     for view, rel in p["captures"].items():
         shipped = (hwsim.PROFILES_DIR / name / rel).read_bytes()
         assert shipped == fixture_for(rel).read_bytes(), f"{name}: {view}: {rel} differs from tests/fixtures/hw"
-        assert any(rel.removeprefix("captures/") in s["sources_row"] for s in p["sources"] if s.get("file") == rel)
+        source = DERIVED[rel][0] if rel in DERIVED else rel.removeprefix("captures/")
+        assert any(source in s["sources_row"] for s in p["sources"] if s.get("file") == rel)
 
 
 def test_expected_machines():
@@ -120,7 +144,7 @@ def _write_bad(tmp_path: Path, mutate) -> Path:
         (lambda d: d["cpu"].update(cores_per_socket="48"), "cpu.cores_per_socket: expected int"),
         (lambda d: d["gpus"][2].update({"memory.total": "81559"}), "gpus[2].memory.total: expected a value ending in ' MiB'"),
         (lambda d: d["gpus"][0].update({"memory.totl": "1 MiB"}), "gpus[0].memory.totl: not a valid nvidia-smi --query-gpu field"),
-        (lambda d: d["gpus"].pop(), "gpus: capture captures/topo/slurmv4-aihub0007-hgx-h100-x8-12nic.txt has 8 GPU rows"),
+        (lambda d: d["gpus"].pop(), "gpus: capture captures/topo/hgx-h100-x8-12nic-2socket-derived.txt has 8 GPU rows"),
         (lambda d: d["numa"]["nodes"][1].update(cpus="48-95"), "numa.nodes[].cpus: must cover CPUs 0-191"),
         (lambda d: d.update(memory_total_kb=1024), "memory_total_kb: expected about"),
         (lambda d: d["captures"].update(lscpu="captures/lscpu/missing.txt"), "captures.lscpu: file 'captures/lscpu/missing.txt' not found"),
