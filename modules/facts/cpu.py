@@ -13,11 +13,11 @@ from pyinfra.api.exceptions import FactProcessError
 from typing_extensions import override
 
 from modules.cpulist import parse_cpulist
+from modules.text import clean_line
 
 # lscpu translates its keys; the C locale keeps them parseable.
 LSCPU_COMMAND = "LC_ALL=C lscpu"
 
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _KEY_VALUE = re.compile(r"^(\s*)([^:]+?):[ \t]*(.*)$")
 _NUMA_NODE_KEY = re.compile(r"^NUMA node(\d+) CPU\(s\)$")
 
@@ -46,7 +46,7 @@ def _lscpu_values(lines: list[str]) -> dict[str, str]:
     key = None
     value_column = 0
     for raw in lines:
-        line = _ANSI_ESCAPE.sub("", raw).rstrip("\r\n")
+        line = clean_line(raw)
         indent = len(line) - len(line.lstrip())
         if key is not None and line.strip() and indent >= value_column:
             values[key] += line[value_column:]

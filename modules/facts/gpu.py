@@ -15,6 +15,7 @@ from pyinfra.api.exceptions import FactProcessError
 from typing_extensions import override
 
 from modules.cpulist import parse_cpulist
+from modules.text import clean_line
 
 GPU_QUERY_FIELDS: tuple[str, ...] = (
     "index",
@@ -35,13 +36,6 @@ GPU_QUERY_FIELDS: tuple[str, ...] = (
 GPU_TOPOLOGY_COMMAND = "nvidia-smi topo -m"
 GPU_INVENTORY_COMMAND = f"nvidia-smi --query-gpu={','.join(GPU_QUERY_FIELDS)} --format=csv"
 NVIDIA_SMI_COMMAND = "nvidia-smi"
-
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def _clean(line: str) -> str:
-    """Drop terminal colour codes and a CRLF's "\\r"; keep tabs (they separate cells)."""
-    return _ANSI_ESCAPE.sub("", line).rstrip("\r\n")
 
 
 # --- nvidia-smi topo -m -------------------------------------------------------------------
@@ -128,7 +122,7 @@ def parse_topology(lines: list[str]) -> TopologyDict:
             "nics": [{"name": "NIC0", "device": "mlx5_0", "links": {"GPU0": "PXB", ...}}],
         }
     """
-    cleaned = [_clean(line) for line in lines]
+    cleaned = [clean_line(line) for line in lines]
     header_index = next((i for i, line in enumerate(cleaned) if _is_topology_header(line)), None)
     if header_index is None:
         return {"gpus": [], "nics": []}
@@ -203,7 +197,7 @@ def parse_gpu_query_csv(lines: list[str]) -> list[dict[str, str | int | float | 
           "memory.total": 143771, "power.limit": 700.0, "compute_cap": 9.0,
           "mig.mode.current": "Disabled", "ecc.mode.current": "Enabled", ...}]
     """
-    rows = list(csv.reader((_clean(line) for line in lines if line.strip()), skipinitialspace=True))
+    rows = list(csv.reader((clean_line(line) for line in lines if line.strip()), skipinitialspace=True))
     if not rows:
         return []
     fields = [_HEADER_UNIT.sub("", name.strip()) for name in rows[0]]
@@ -246,7 +240,7 @@ def parse_smi_table(lines: list[str]) -> dict:
                    "memory_total_mib": 183359, "power_cap_w": 1000, "ecc": "0",
                    "mig_mode": "Disabled"}]}
     """
-    cleaned = [_clean(line) for line in lines]
+    cleaned = [clean_line(line) for line in lines]
     result: dict = {"driver_version": None, "cuda_version": None, "gpus": []}
     for line in cleaned:
         if match := re.search(r"Driver Version:\s*(\S+)", line):

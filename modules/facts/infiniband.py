@@ -11,17 +11,13 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 from typing_extensions import override
+from modules.text import clean_line
 
 IBSTAT_COMMAND = "ibstat"
 IBV_DEVINFO_COMMAND = "ibv_devinfo"
 IBDEV2NETDEV_COMMAND = "ibdev2netdev"
 
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _KEY_VALUE = re.compile(r"^\s*([^:]+?):\s*(.*?)\s*$")
-
-
-def _clean(line: str) -> str:
-    return _ANSI_ESCAPE.sub("", line).rstrip("\r\n")
 
 
 class IbPort(TypedDict):
@@ -74,7 +70,7 @@ def parse_ibstat(lines: list[str]) -> list[IbPort]:
             )
 
     for raw in lines:
-        line = _clean(raw).strip()
+        line = clean_line(raw).strip()
         if match := re.fullmatch(r"CA '([^']+)'", line):
             finish_port()
             adapter, port = {"ca": match.group(1)}, None
@@ -111,7 +107,7 @@ def parse_ibv_devinfo(lines: list[str]) -> list[dict]:
     adapters: list[dict] = []
     target: dict | None = None
     for raw in lines:
-        match = _KEY_VALUE.match(_clean(raw))
+        match = _KEY_VALUE.match(clean_line(raw))
         if not match:
             continue
         key, value = match.group(1), _devinfo_value(match.group(2))
@@ -148,7 +144,7 @@ def parse_ibdev2netdev(lines: list[str]) -> dict[str, dict]:
     """
     devices: dict[str, dict] = {}
     for raw in lines:
-        if match := _IBDEV2NETDEV_LINE.match(_clean(raw).strip()):
+        if match := _IBDEV2NETDEV_LINE.match(clean_line(raw).strip()):
             devices.setdefault(
                 match.group("device"),
                 {

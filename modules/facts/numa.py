@@ -14,10 +14,10 @@ from pyinfra.api.exceptions import FactProcessError
 from typing_extensions import override
 
 from modules.cpulist import parse_cpulist
+from modules.text import clean_line
 
 NUMACTL_HARDWARE_COMMAND = "numactl --hardware"
 
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NODE_LINE = re.compile(r"^node (\d+) (cpus|size|free):\s*(.*?)\s*$")
 _DISTANCE_ROW = re.compile(r"^\s*(\d+):((?:\s+\d+)+)\s*$")
 
@@ -56,7 +56,7 @@ def parse_numactl_hardware(lines: list[str]) -> NumaHardwareDict:
     distances: dict[int, dict[int, int]] = {}
     columns: list[int] = []
     for raw in lines:
-        line = _ANSI_ESCAPE.sub("", raw).rstrip("\r\n")
+        line = clean_line(raw)
         if match := _NODE_LINE.match(line):
             node = nodes.setdefault(
                 int(match.group(1)), {"cpus": [], "memory_mb": None, "free_mb": None}
