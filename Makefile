@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 N      ?= 2
 PROFILE ?=
 
-.PHONY: help venv test test-unit test-lab demo lab-up lab-down lab-status verify clean
+.PHONY: help venv test test-unit test-lab demo lab-up lab-down lab-status verify docs clean
 
 help:
 	@echo "make demo       set up, bring up a $(N)-node lab, deploy everything, verify"
@@ -44,6 +44,9 @@ verify: venv
 demo: lab-up
 	$(BIN)/pyinfra -y inventories/lab.py deploy/full.py
 	$(MAKE) verify
+
+docs: venv
+	$(BIN)/python -m roles.docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,42 @@
+"""Wheelhouses for air-gapped installs, prepared on the lab host.
+
+A production site gives a role either an internal package index or a directory of wheels
+on the controller (its "wheelhouse"); the role pushes the directory and installs with
+``pip install --no-index --find-links``. The lab builds such directories with
+``pip download`` from whatever index this machine's pip is configured for, once per
+requirement set (keyed by a hash of the requirements and the Python version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab.docker import LabError
+from lab.fleet import STATE_DIR
+
+# Nodes run Debian 12's python3 (3.11) on the same architecture as the lab host.
+NODE_PYTHON_VERSION = "3.11"
+
+
+def wheelhouse(name: str, requirements: Sequence[str], log=print) -> Path:
+    """Return ``.lab/wheelhouse/<name>`` holding wheels for ``requirements``; download once."""
+    key = hashlib.sha256("\n".join([NODE_PYTHON_VERSION, *sorted(requirements)]).encode()).hexdigest()[:16]
+    destination = STATE_DIR / "wheelhouse" / name
+    marker = destination / ".complete"
+    if marker.exists() and marker.read_text().strip() == key:
+        return destination
+    destination.mkdir(parents=True, exist_ok=True)
+    log(f"wheelhouse {name}: downloading {len(requirements)} requirement(s)")
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(destination),
+        "--only-binary=:all:", "--python-version", NODE_PYTHON_VERSION, *requirements,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"wheelhouse {name}: pip download failed: {result.stderr[-2000:]}")
+    marker.write_text(key + "\n")
+    return destination
