@@ -91,7 +91,9 @@ class PreflightReport:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = [f"preflight {self.host}: {self.model} on {self.engine}: {'PASS' if self.passed else 'FAIL'}"]
         lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-        lines += [f"  - {c.name}: {c.detail}" for c in self.checks if c.detail and c.verdict != "pass"]
+        plan_reason = self.plan.reason if self.plan else None
+        lines += [f"  - {c.name}: {c.detail}" for c in self.checks
+                  if c.detail and c.verdict != "pass" and c.detail != plan_reason]
         if self.plan:
             lines.append(f"  plan: {self.plan.reason}")
         return "\n".join(lines)
