@@ -1,14 +1,36 @@
 """Every role, in order, on every host: `pyinfra inventories/prod.py deploy/full.py`.
 
 Host data is validated for the whole inventory first (roles/settings.py), then preflight
-checks each host read-only; a host that fails it gets no change at all.
+checks each host read-only; a host that fails it gets no change at all. The order matters:
+the InfiniBand stack before the driver (nvidia-peermem), the driver before tuning (the
+pinning plan reads `nvidia-smi topo -m`), weights before the engine, the engine before
+the gateway, and the node facts file last, once the driver can describe the GPUs.
+Rolling reboots (deploy/reboot.py), the network check (deploy/netcheck.py) and the
+monitoring host (deploy/monitoring.py) run separately.
 """
 
 from pyinfra import host
 
-from roles import base, preflight
+from roles import (
+    base, cuda, docker, exporters, filebeat, gateway, infiniband, kernel, kvm, nvidia_driver,
+    preflight, serve, tuning, weights,
+)
 from roles.settings import settings_for
 
 settings = settings_for(host)
 if preflight.check(settings.preflight, settings.deployment):
-    base.install(settings.base)
+    base.install(settings.base, node_facts=False)
+    kernel.tune(settings.kernel)
+    infiniband.install(settings.infiniband, settings.kernel)
+    nvidia_driver.install(settings.nvidia_driver, settings.nvidia_repo, settings.cuda)
+    cuda.install(settings.cuda, settings.nvidia_driver, settings.nvidia_repo)
+    docker.install(settings.docker, settings.nvidia_repo)
+    tuning.place(settings.tuning, settings.deployment)
+    if kvm.applies(settings.kvm):
+        kvm.install(settings.kvm, settings.tuning)
+    weights.install(settings.weights, settings.deployment)
+    serve.install(settings.serve, settings.deployment, settings.weights)
+    gateway.install(settings.gateway, settings.deployment)
+    exporters.install(settings.exporters)
+    filebeat.install(settings.filebeat)
+    base.facts()

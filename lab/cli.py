@@ -6,6 +6,9 @@
     lab image          # build (or reuse) the node image only
     lab profiles       # list shipped hardware profiles
     lab hosts          # running nodes as testinfra --hosts
+    lab mirror build|up|down|status   # the fleet's NVIDIA package mirror (lab/mirror)
+    lab reboot NODE    # restart a node's container: what a reboot does to loaded modules
+    lab weights-mirror up|down|generate   # the fleet's HTTP weights mirror (lab/weights_mirror.py)
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("image", help="build the node image if its inputs changed")
     commands.add_parser("profiles", help="list the shipped hardware profiles")
     commands.add_parser("hosts", help="the running nodes as testinfra hosts (docker://a,docker://b)")
+    mirror = commands.add_parser("mirror", help="the fleet's simulated NVIDIA package mirror")
+    mirror.add_argument("action", choices=("build", "up", "down", "status"))
+    mirror.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
+    weights = commands.add_parser("weights-mirror", help="the fleet's HTTP weights mirror (<fleet>-weights)")
+    weights.add_argument("action", choices=("up", "down", "generate"))
+    weights.add_argument("directory", nargs="?", help="generate: where to write the checkpoint")
+    weights.add_argument("--revision", action="append", help="revision(s) to publish (default lab-1)")
+    weights.add_argument("--model", default=None, help="repo id (default: the lab inventory's model)")
+    weights.add_argument("--shard-mib", type=int, default=8, help="size of the big shard, MiB")
+    weights.add_argument("--bench-gib", type=float, default=0, help="also publish revision 'bench' of this size")
+    reboot = commands.add_parser("reboot", help="restart a node (kernel modules reload, /run is emptied)")
+    reboot.add_argument("node", help="node name, e.g. ds-node-1")
     args = parser.parse_args(argv)
 
     from lab import fleet, hwsim
@@ -55,6 +70,33 @@ def main(argv: list[str] | None = None) -> int:
             if not running:
                 raise LabError("no lab node is running (lab up N)")
             print(",".join(f"docker://{name}" for name in running))
+        elif args.command == "mirror":
+            from lab import mirror as lab_mirror
+
+            if args.action == "build":
+                lab_mirror.build(force=args.force)
+            elif args.action == "up":
+                lab_mirror.up()
+            elif args.action == "down":
+                lab_mirror.down()
+            print(lab_mirror.status())
+        elif args.command == "weights-mirror":
+            from pathlib import Path
+
+            from lab import weights_mirror
+
+            model = args.model or weights_mirror.LAB_MODEL
+            revisions = tuple(args.revision or weights_mirror.LAB_REVISIONS)
+            if args.action == "up":
+                weights_mirror.up(revisions, model, args.shard_mib, args.bench_gib)
+            elif args.action == "down":
+                weights_mirror.down()
+            elif not args.directory:
+                raise LabError("weights-mirror generate needs a DIRECTORY")
+            else:
+                print(weights_mirror.generate_checkpoint(Path(args.directory), model, revisions[0], args.shard_mib))
+        elif args.command == "reboot":
+            fleet.reboot(args.node)
         elif args.command == "profiles":
             for name in hwsim.list_profiles():
                 print(f"{name}\t{hwsim.profile_summary(name)}")

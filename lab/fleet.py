@@ -143,7 +143,25 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool 
         log(f"{name}: starting with profile {profile}")
         _start_node(name, profile, image)
     (FLEET_DIR / "fleet.json").write_text(json.dumps(wanted, indent=2) + "\n")
+    # What a full deploy reads besides the nodes: the NVIDIA package mirror, the weights
+    # mirror, and the engine's tiny checkpoint (lab stand-ins for a site's internal services).
+    from lab import mirror, tiny_model, weights_mirror
+
+    mirror.up(log=log)
+    weights_mirror.up(log=log)
+    checkpoint = tiny_model.build(log=log)
+    for name in wanted:
+        tiny_model.place(name, checkpoint, log=log)
     return list_nodes()
+
+
+def reboot(name: str, log=print) -> None:
+    """Restart a node's container: /run is emptied and boot units run again, as on a reboot."""
+    if name not in {node.name for node in list_nodes()}:
+        raise LabError(f"{name}: not a node of fleet {FLEET!r}")
+    log(f"{name}: rebooting (docker restart)")
+    docker("restart", name)
+    _wait_for_systemd(name)
 
 
 def down(log=print) -> None:
@@ -155,6 +173,12 @@ def down(log=print) -> None:
         for node in list_nodes():
             log(f"{node.name}: removing")
             docker("rm", "-f", "-v", node.name)
+        from lab import mirror
+
+        mirror.down(log=log)
+        from lab import weights_mirror
+
+        weights_mirror.down(log=log)
         if run(["docker", "network", "inspect", NETWORK], check=False).returncode == 0:
             docker("network", "rm", NETWORK)
         others = bool(docker("ps", "-aq", "--filter", f"label={LABEL_NODE}").strip())

@@ -15,8 +15,24 @@ from pyinfra.api.exceptions import DeployError
 
 from modules.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
 from roles.base.defaults import BaseDefaults
+from roles.cuda.defaults import CudaDefaults
 from roles.deployment import DeploymentDefaults
+from roles.docker.defaults import DockerDefaults
+from roles.exporters.defaults import ExportersDefaults
+from roles.filebeat.defaults import FilebeatDefaults
+from roles.gateway.defaults import GatewayDefaults
+from roles.infiniband.defaults import InfinibandDefaults
+from roles.kernel.defaults import KernelDefaults
+from roles.kvm.defaults import KvmDefaults
+from roles.monitoring.defaults import MonitoringDefaults
+from roles.netcheck.defaults import NetcheckDefaults
+from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 from roles.preflight.defaults import PreflightDefaults
+from roles.weights.defaults import WeightsDefaults
+from roles.reboot.defaults import RebootDefaults
+from roles.serve.defaults import ServeDefaults
+from roles.tuning.defaults import TuningDefaults
 
 if TYPE_CHECKING:
     from pyinfra.api.host import Host
@@ -29,6 +45,22 @@ class HostSettings:
     deployment: DeploymentDefaults
     preflight: PreflightDefaults
     base: BaseDefaults
+    weights: WeightsDefaults
+    nvidia_repo: NvidiaRepoDefaults
+    nvidia_driver: NvidiaDriverDefaults
+    cuda: CudaDefaults
+    infiniband: InfinibandDefaults
+    docker: DockerDefaults
+    exporters: ExportersDefaults
+    monitoring: MonitoringDefaults
+    netcheck: NetcheckDefaults
+    filebeat: FilebeatDefaults
+    kernel: KernelDefaults
+    tuning: TuningDefaults
+    kvm: KvmDefaults
+    reboot: RebootDefaults
+    serve: ServeDefaults
+    gateway: GatewayDefaults
 
 
 #: attribute name -> role variables model, read from HostSettings so the two never drift

@@ -15,6 +15,9 @@ Node layout written by :func:`render_node_overlay` (copied with
     usr/local/bin/{lscpu,numactl,lspci}         present before any driver
     usr/lib/deepseek-lab/sim-packages/nvidia-driver/usr/bin/nvidia-smi
     usr/lib/deepseek-lab/sim-packages/infiniband-diags/usr/sbin/ibstat
+    usr/lib/deepseek-lab/sim-packages/activate  + etc/apt/apt.conf.d/99deepseek-lab-sim-packages
+        (apt hook: once Debian's infiniband-diags is installed, /usr/local/sbin/ibstat
+        points at the simulated ibstat, ahead of the real one on PATH)
 
 The simulated ``nvidia-smi`` also needs ``usr/lib/deepseek-lab/hw/driver-loaded``
 (created by the simulated driver package) or it fails like a node without a
@@ -58,6 +61,13 @@ TOOL_PATHS: Final[dict[str, str]] = {
     "lspci": "usr/local/bin/lspci",
     "nvidia-smi": f"{SIM_PACKAGES_DIR}/nvidia-driver/usr/bin/nvidia-smi",
     "ibstat": f"{SIM_PACKAGES_DIR}/infiniband-diags/usr/sbin/ibstat",
+}
+# apt hook exposing a simulated tool once its distribution package is installed
+# (infiniband-diags -> ibstat): hook file -> path inside the overlay.
+HOOKS_DIR: Final[Path] = Path(__file__).resolve().parent / "hooks"
+SIM_HOOKS: Final[dict[str, str]] = {
+    "activate-sim-packages": f"{SIM_PACKAGES_DIR}/activate",
+    "99deepseek-lab-sim-packages": "etc/apt/apt.conf.d/99deepseek-lab-sim-packages",
 }
 # Outputs a profile can take from a capture file; all others are generated.
 CAPTURE_VIEWS: Final[frozenset[str]] = frozenset(
@@ -341,6 +351,10 @@ def render_node_overlay(name: str, dest_dir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(BIN_DIR / tool, target)
         target.chmod(0o755)
+    for hook, rel in SIM_HOOKS.items():
+        target = dest_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HOOKS_DIR / hook, target)
     for path in [dest_dir, *dest_dir.rglob("*")]:
         if path.is_dir():
             path.chmod(0o755)

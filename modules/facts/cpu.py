@@ -133,3 +133,41 @@ class CpuInfo(FactBase[CpuInfoDict]):
             return parse_lscpu(output)
         except ValueError as error:  # fail this host with the reason, not the whole run
             raise FactProcessError(str(error)) from error
+
+
+ONLINE_COMMAND = (
+    "cat /sys/devices/system/cpu/online 2>/dev/null || echo; "
+    "cat /sys/devices/system/node/online 2>/dev/null || echo"
+)
+
+
+def parse_online(lines: list[str]) -> dict[str, list[int]]:
+    """The CPUs and NUMA nodes the kernel runs: line 1 CPUs, line 2 nodes (cpulists).
+
+    >>> parse_online(["0-3", "0"])
+    {'cpus': [0, 1, 2, 3], 'nodes': [0]}
+    """
+    cleaned = [clean_line(line).strip() for line in lines] + ["", ""]
+    return {"cpus": parse_cpulist(cleaned[0]), "nodes": parse_cpulist(cleaned[1])}
+
+
+class OnlineCpus(FactBase[dict[str, list[int]]]):
+    """CPUs and NUMA nodes the kernel actually schedules on (sysfs), whatever a tool reports.
+
+    Pinning must name only these: systemd refuses to start a unit whose CPUAffinity or
+    NUMAMask names a CPU or node that is offline or absent.
+
+    .. code:: python
+
+        {"cpus": [0, 1, ..., 191], "nodes": [0, 1]}
+    """
+
+    default = dict
+
+    @override
+    def command(self) -> str:
+        return ONLINE_COMMAND
+
+    @override
+    def process(self, output: list[str]) -> dict[str, list[int]]:
+        return parse_online(output)

@@ -17,7 +17,7 @@ from pyinfra.api.exceptions import FactProcessError
 from pyinfra.facts.server import Hostname
 from typing_extensions import override
 
-from modules.facts.cpu import CpuInfo
+from modules.facts.cpu import CpuInfo, OnlineCpus
 from modules.facts.gpu import GpuInventory, GpuTopology
 from modules.facts.infiniband import IbStat
 from modules.facts.kernel import KernelCmdline, KernelRelease
@@ -35,6 +35,7 @@ HARDWARE_SECTIONS: dict[str, type[FactBase]] = {
     "gpu_topology": GpuTopology,
     "gpu_inventory": GpuInventory,
     "cpu": CpuInfo,
+    "online": OnlineCpus,
     "numa": NumaHardware,
     "ibstat": IbStat,
     "meminfo": Meminfo,

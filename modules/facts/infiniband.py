@@ -226,3 +226,23 @@ class IbDev2Netdev(FactBase[dict[str, dict]]):
     @override
     def process(self, output: list[str]) -> dict[str, dict]:
         return parse_ibdev2netdev(output)
+
+
+class RdmaDevices(FactBase[list[str]]):
+    """RDMA devices the kernel registered (``/sys/class/infiniband``), before any userspace
+    tool is installed.
+
+    .. code:: python
+
+        ["mlx5_0", "mlx5_1"]
+    """
+
+    default = list
+
+    @override
+    def command(self) -> str:
+        return "ls -1 /sys/class/infiniband 2>/dev/null; true"
+
+    @override
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from modules import paths
-from modules.facts.system import Virtualization
 from modules.operations import node
 from roles import template_path
 from roles.base.defaults import BaseDefaults
+from roles.preflight import prepared_hardware
 
 # (path, owner, group, mode): the service account may read config, owns data and logs.
 DIRECTORIES = (
@@ -30,8 +31,12 @@ CHRONY_SOURCES = "/etc/chrony/sources.d/deepseek.sources"
 
 
 @deploy("base: install")
-def install(config: BaseDefaults) -> None:
-    in_container = bool(host.get_fact(Virtualization)["container"])
+def install(config: BaseDefaults, node_facts: bool = True) -> None:
+    """Everything above; ``node_facts=False`` leaves the facts file to ``facts()`` at the end
+    of a full deploy, so it is written once, after the driver can describe the GPUs."""
+    # Taken from the hardware reading preflight already made in this run (one round trip
+    # fewer per host); read here when base runs alone.
+    in_container = bool(prepared_hardware(host)["virtualization"]["container"])
 
     apt.packages(
         name="Ensure base packages are installed",
@@ -46,6 +51,16 @@ def install(config: BaseDefaults) -> None:
             name=f"Ensure {path} exists ({owner}:{group} {mode})",
             path=path, user=owner, group=group, mode=mode,
         )
+    if node_facts:
+        _node_facts_file()
+
+
+@deploy("base: node facts")
+def facts() -> None:
+    _node_facts_file()
+
+
+def _node_facts_file() -> None:
     node.node_facts_file(
         name=f"Ensure {paths.NODE_FACTS_FILE} describes the discovered hardware",
         user="root", group=paths.SERVICE_USER, mode="0640",
@@ -63,19 +78,24 @@ def _time_sync(config: BaseDefaults, in_container: bool) -> None:
             name="Ensure the distribution's NTP pool is off when site servers are set",
             path="/etc/chrony/chrony.conf", text="^pool ", replace="#pool ",
         )
-        changed = sources.changed or pool.changed
+        changes = (sources, pool)
     else:
-        changed = files.file(
+        changes = (files.file(
             name="Ensure no site NTP sources file is left over", path=CHRONY_SOURCES, present=False,
-        ).changed
+        ),)
     # chronyd needs CAP_SYS_TIME, which a container lacks (its unit is skipped by a
     # condition there): enable it for the real host it may become, start it only on one.
     systemd.service(
         name="Ensure chrony is enabled" + ("" if in_container else " and running"),
-        service="chrony", enabled=True,
-        running=None if in_container else True,
-        restarted=changed and not in_container,
+        service="chrony", enabled=True, running=None if in_container else True,
     )
+    if not in_container:
+        # Decided when the sources step has run (`_if`), not by asking `.changed` while
+        # preparing, which would read the sources' facts twice per run.
+        systemd.service(
+            name="Restart chrony when its sources changed",
+            service="chrony", restarted=True, _if=any_changed(*changes),
+        )
 
 
 def _service_account(config: BaseDefaults) -> None:

@@ -9,6 +9,7 @@ changes anything. Runs unchanged with ``--dry``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
@@ -19,8 +20,12 @@ from modules.facts.host import HostHardware
 from modules.facts.storage import PathSpace
 from modules.operations.node import preflight_gate
 from modules.preflight import PreflightReport, Requirements, evaluate, reports_to_json
+from roles import tuning
 from roles.deployment import DeploymentDefaults
 from roles.preflight.defaults import PreflightDefaults
+
+if TYPE_CHECKING:
+    from pyinfra.api.host import Host
 
 
 def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults) -> Requirements:
@@ -37,6 +42,19 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults)
     )
 
 
+def prepared_hardware(target: Host) -> dict[str, Any]:
+    """``HostHardware`` of ``target`` as it was before this run changed anything.
+
+    Read once per run and host while deploys are being prepared (nothing has executed
+    yet, so every role sees the same hardware): preflight reads it, later roles take their
+    sections from it (``["virtualization"]``, ...) instead of a round trip each.
+    """
+    readings: dict[str, dict[str, Any]] = target.state.__dict__.setdefault("_deepseek_hardware", {})
+    if target.name not in readings:
+        readings[target.name] = target.get_fact(HostHardware)
+    return readings[target.name]
+
+
 def _write_report(config: PreflightDefaults, report: PreflightReport) -> None:
     # Every host's deploy adds its report; the file always holds all reports so far.
     reports: dict[str, PreflightReport] = host.state.__dict__.setdefault("_deepseek_preflight", {})
@@ -50,7 +68,7 @@ def check(config: PreflightDefaults, deployment: DeploymentDefaults) -> bool:
     """Evaluate this host; True when it may be changed. Stops the host or the run otherwise."""
     report = evaluate(
         host.name,
-        host.get_fact(HostHardware),
+        prepared_hardware(host),
         host.get_fact(PathSpace, path=config.preflight_weights_path),
         get_model(deployment.deepseek_model),
         deployment.deepseek_engine,
@@ -58,6 +76,9 @@ def check(config: PreflightDefaults, deployment: DeploymentDefaults) -> bool:
     )
     _write_report(config, report)
     logger.info(report.render_table())
+    from roles.settings import settings_for  # here: roles.settings imports this package
+
+    logger.info(tuning.pinning_summary(settings_for(host).tuning, deployment))  # what the tuning role will write
     if report.passed:
         return True
     reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" for c in report.failures)

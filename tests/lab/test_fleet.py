@@ -87,6 +87,25 @@ def test_bad_inventory_is_refused_before_any_change(fleet, tmp_path):
         assert not node_has(name, "/etc/deepseek"), f"{name}: changed by a refused run"
 
 
+# Requests no host of the fleet can meet: refused while preparing, naming host and field.
+IMPOSSIBLE = [
+    ("deploy/cuda.py", ["cuda_version=12.8.1", "cuda_cudnn_version=9.8.0.87-1", "cuda_nccl_version=2.25.1-1+cuda12.8"],
+     "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12"),
+    ("deploy/kernel.py", ["kernel_hugepages_count=2000000"], "kernel_hugepages_count: 2000000 x 2M hugepages"),
+]
+
+
+@pytest.mark.parametrize(("deploy", "data", "words"), IMPOSSIBLE, ids=["cuda-vs-driver", "hugepages"])
+def test_impossible_request_is_refused_before_any_change(fleet, deploy, data, words):
+    arguments = [item for pair in data for item in ("--data", pair)]
+    result = run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", deploy, *arguments, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{deploy} {data} was accepted:\n{output[-3000:]}"
+    assert words in output and "@docker/" in output, output[-3000:]
+    for name in fleet:
+        assert not node_has(name, "/etc/deepseek"), f"{name}: changed by a refused run"
+
+
 def test_deploy_then_verify_then_no_changes(fleet):
     first = pyinfra_json("inventories/lab.py", "deploy/full.py")
     assert first["results"]["totals"]["error"] == 0, json.dumps(first["results"], indent=1)[-4000:]

@@ -38,7 +38,7 @@ def test_command_reuses_each_fact_command_and_covers_every_section():
     for name, fact_class in HARDWARE_SECTIONS.items():
         assert section_script(name, fact_class()) in command, name
     assert set(HARDWARE_SECTIONS) == {
-        "hostname", "nvidia_pci", "gpu_topology", "gpu_inventory", "cpu", "numa", "ibstat", "meminfo",
+        "hostname", "nvidia_pci", "gpu_topology", "gpu_inventory", "cpu", "online", "numa", "ibstat", "meminfo",
         "hugepages", "cmdline", "kernel_release", "block_devices", "network",
         "virtualization", "os_release",
     }
@@ -145,7 +145,7 @@ def test_dispatch_of_proc_captures_and_failed_sections():
     assert unavailable["ibstat"] == "ibstat not found"
     assert unavailable["nvidia_pci"] == "section missing from output"
     assert set(unavailable) == {"gpu_topology", "gpu_inventory", "ibstat", "nvidia_pci", "cpu",
-                                "block_devices", "network", "hostname"}
+                                "block_devices", "network", "hostname", "online"}
 
 
 def test_split_sections_keeps_tabs_and_blank_lines():

@@ -1,0 +1,8 @@
+"""Per-role rollout of the exporters role: `pyinfra inventories/prod.py deploy/exporters.py`."""
+
+from pyinfra import host
+
+from roles import exporters
+from roles.settings import settings_for
+
+exporters.install(settings_for(host).exporters)

@@ -1,0 +1,11 @@
+"""Per-role rollout of InfiniBand: `pyinfra inventories/prod.py deploy/infiniband.py`
+(hosts in ib_fabric or with RDMA devices; run before deploy/nvidia_driver.py so nvidia-peermem
+finds the IB stack)."""
+
+from pyinfra import host
+
+from roles import infiniband
+from roles.settings import settings_for
+
+settings = settings_for(host)
+infiniband.install(settings.infiniband, settings.kernel)

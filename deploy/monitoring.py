@@ -1,0 +1,37 @@
+"""Prometheus for the whole fleet: `pyinfra inventories/prod.py deploy/monitoring.py`.
+
+Scrape targets come from every host of the inventory (their exporters settings); hosts in
+the `monitoring` group get Debian's prometheus with the generated prometheus.yml, rules
+and dashboard. For your own Prometheus, write the files locally and change no host:
+
+    pyinfra inventories/prod.py deploy/monitoring.py --data monitoring_output_dir=./monitoring
+"""
+
+from pathlib import Path
+
+from pyinfra import host, logger
+
+from modules.monitoring import host_label
+from roles import monitoring
+from roles.settings import settings_for
+
+config = settings_for(host).monitoring
+targets = [
+    monitoring.scrape_host(
+        host_label(member.name), member.data.get("ssh_hostname") or host_label(member.name),
+        settings_for(member).exporters, monitoring.GPU_GROUP in member.groups,
+    )
+    for member in host.state.inventory
+]
+fleet = monitoring.fleet_files(targets, config)
+
+if config.monitoring_output_dir:
+    if not getattr(host.state, "_deepseek_monitoring_written", False):
+        out = Path(config.monitoring_output_dir)
+        for relative, content in fleet.items():
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            (out / relative).write_text(content)
+        host.state._deepseek_monitoring_written = True
+        logger.info(f"monitoring: wrote {len(fleet)} files to {out} (prometheus.yml, rules/, grafana/); no host changed")
+elif "monitoring" in host.groups:
+    monitoring.install(config, fleet)

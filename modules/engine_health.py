@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""Health gates of a serving node; installed as /opt/deepseek/engine/bin/deepseek-engine-health.
+
+    deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800
+    deepseek-engine-health check --url http://127.0.0.1:8000 --model NAME
+        [--expect-driver 550.90.12 | --skip-gpus REASON] [--gateway-url URL --gateway-token-file F]
+
+``wait`` polls ``/health`` until it answers 200 (the unit's ExecStartPost: the start job
+ends when the engine can serve). ``check`` runs the gates in order and stops at the first
+failure: ``gpus`` (every NVIDIA GPU on the PCI bus is visible to the driver, at the
+expected driver version), ``engine-health`` (/health answers), ``engine-completion`` (a
+real greedy completion of the served model), ``gateway-completion`` (the same through the
+gateway, when given). One line per gate on stdout; a failure also goes to stderr as
+``<host>: gate <name> failed: <why>`` and the exit status is 1.
+
+Standard library only: it runs with the node's /usr/bin/python3, outside the engine's
+environment, so it also judges a broken engine install. The pure parts are unit-tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PROMPT = "The capital of France is"
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    gate: str
+    status: str  # "pass", "fail", "skip"
+    detail: str
+
+    def line(self, hostname: str) -> str:
+        return f"{self.status.upper()} host={hostname} gate={self.gate} {self.detail}"
+
+
+def count_pci_gpus(lspci_n: str) -> int:
+    """NVIDIA display controllers (class 03xx) in ``lspci -n -d 10de:`` output."""
+    count = 0
+    for line in lspci_n.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1].rstrip(":").startswith("03"):
+            count += 1
+    return count
+
+
+def gpu_gate(pci_gpus: int, smi_rc: int, smi_output: str, expected_driver: str | None) -> GateResult:
+    """Judge ``nvidia-smi --query-gpu=driver_version --format=csv,noheader`` against the bus."""
+    if pci_gpus == 0:
+        return GateResult("gpus", "skip", "no NVIDIA GPU on the PCI bus")
+    if smi_rc != 0:
+        return GateResult("gpus", "fail", f"{pci_gpus} GPU(s) on the PCI bus but nvidia-smi failed (rc {smi_rc})")
+    versions = [line.strip() for line in smi_output.splitlines() if line.strip()]
+    if len(versions) != pci_gpus:
+        return GateResult("gpus", "fail", f"expected {pci_gpus} GPU(s) visible to the driver, found {len(versions)}")
+    found = sorted(set(versions))
+    if expected_driver and found != [expected_driver]:
+        return GateResult("gpus", "fail", f"expected driver {expected_driver}, found {', '.join(found)}")
+    return GateResult("gpus", "pass", f"{len(versions)} GPU(s), driver {', '.join(found)}")
+
+
+def completion_gate(gate: str, status: int, body: str, model: str) -> GateResult:
+    """Judge a /v1/completions answer: 200, the served model, at least one generated token."""
+    if status != 200:
+        return GateResult(gate, "fail", f"HTTP {status}: {body[:300]}")
+    try:
+        answer = json.loads(body)
+        text = answer["choices"][0]["text"]
+        tokens = answer["usage"]["completion_tokens"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return GateResult(gate, "fail", f"not an OpenAI completion: {body[:300]}")
+    if answer.get("model") != model:
+        return GateResult(gate, "fail", f"expected model {model!r}, found {answer.get('model')!r}")
+    if not isinstance(text, str) or tokens < 1:
+        return GateResult(gate, "fail", f"expected generated tokens, found {tokens} ({text!r})")
+    return GateResult(gate, "pass", f"{tokens} token(s): {text[:60]!r}")
+
+
+def _http(url: str, payload: dict | None = None, token: str | None = None, timeout: float = 30,
+          cafile: str | None = None) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    context = ssl.create_default_context(cafile=cafile) if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def _retry(probe: Callable[[], GateResult], timeout: float, interval: float = 2.0) -> GateResult:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except (OSError, urllib.error.URLError) as error:
+            result = GateResult("?", "fail", f"unreachable: {getattr(error, 'reason', error)}")
+        if result.status != "fail" or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
+
+
+def _run(command: list[str]) -> tuple[int, str]:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        return 127, ""
+    return done.returncode, done.stdout
+
+
+def _health(url: str) -> GateResult:
+    status, body = _http(f"{url}/health", timeout=10)
+    return GateResult("engine-health", "pass" if status == 200 else "fail", f"/health HTTP {status}")
+
+
+def _completion(gate: str, url: str, model: str, token: str | None = None, cafile: str | None = None) -> GateResult:
+    payload = {"model": model, "prompt": PROMPT, "max_tokens": 4, "temperature": 0}
+    status, body = _http(f"{url}/v1/completions", payload, token=token, timeout=120, cafile=cafile)
+    return completion_gate(gate, status, body, model)
+
+
+def run_gates(args: argparse.Namespace) -> list[GateResult]:
+    results: list[GateResult] = []
+
+    def named(gate: str, result: GateResult) -> GateResult:
+        return GateResult(gate, result.status, result.detail)
+
+    if args.skip_gpus:
+        results.append(GateResult("gpus", "skip", args.skip_gpus))
+    else:
+        _, lspci = _run(["lspci", "-n", "-d", "10de:"])
+        rc, smi = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+        results.append(gpu_gate(count_pci_gpus(lspci), rc, smi, args.expect_driver))
+    if results[-1].status == "fail":
+        return results
+    if args.worker:
+        results.append(GateResult("engine-health", "skip", "worker node of a multi-node replica: no HTTP server"))
+        return results
+    results.append(named("engine-health", _retry(lambda: _health(args.url), args.timeout)))
+    if results[-1].status == "fail":
+        return results
+    results.append(named("engine-completion", _retry(
+        lambda: _completion("engine-completion", args.url, args.model), args.timeout)))
+    if results[-1].status == "fail" or not args.gateway_url:
+        return results
+    token = None
+    if args.gateway_token_file:
+        with open(args.gateway_token_file, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    results.append(named("gateway-completion", _retry(
+        lambda: _completion("gateway-completion", args.gateway_url.rstrip("/"), args.model, token, args.gateway_ca_file),
+        args.timeout)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deepseek-engine-health", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    wait = sub.add_parser("wait", help="poll /health until it answers 200")
+    check = sub.add_parser("check", help="run the health gates")
+    for command in (wait, check):
+        command.add_argument("--url", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
+        command.add_argument("--timeout", type=float, default=120, help="seconds to keep retrying a gate")
+    check.add_argument("--model", required=True, help="served model name a completion must report")
+    check.add_argument("--expect-driver", default=None, help="driver version every GPU must report")
+    check.add_argument("--skip-gpus", default=None, metavar="REASON", help="skip the GPU gate, saying why")
+    check.add_argument("--worker", action="store_true", help="a multi-node worker: only the GPU gate applies")
+    check.add_argument("--gateway-url", default=None)
+    check.add_argument("--gateway-token-file", default=None)
+    check.add_argument("--gateway-ca-file", default=None)
+    args = parser.parse_args(argv)
+    hostname = socket.gethostname()
+    url = args.url.rstrip("/")
+
+    if args.command == "wait":
+        result = _retry(lambda: _health(url), args.timeout, interval=1.0)
+        print(result.line(hostname), flush=True)
+        return 0 if result.status == "pass" else 1
+
+    args.url = url
+    results = run_gates(args)
+    for result in results:
+        print(result.line(hostname), flush=True)
+    failed = [r for r in results if r.status == "fail"]
+    for result in failed:
+        print(f"{hostname}: gate {result.gate} failed: {result.detail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Fleet operations: drift audit (``audit``, ``drift``) and benchmark helpers."""

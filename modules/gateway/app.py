@@ -1,0 +1,392 @@
+"""The gateway's ASGI application (Starlette): authentication, routing, logging, metrics.
+
+``create_app(config, db)`` builds it; tests pass ``transport`` (an httpx transport that
+plays the engine) and read the log from ``config.request_log``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import __version__, db as policy
+from .config import GatewayConfig
+from .keys import bearer_key
+from .openai import CHAT, COMPLETIONS, EventStream, Exchange, LimitError, prepare
+from .requestlog import RequestLog, input_sha256, utc_timestamp
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class ApiError(Exception):
+    """Ends a request with an OpenAI-style JSON error."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+    def response(self) -> JSONResponse:
+        error = {"message": self.message, "type": self.type, "param": None, "code": self.code}
+        return JSONResponse({"error": error}, status_code=self.status)
+
+
+@dataclass
+class Context:
+    """One request's log record, filled in as the request proceeds."""
+
+    request: Request
+    started: float = field(default_factory=time.perf_counter)
+    record: dict[str, Any] = field(default_factory=dict)
+    counted: bool = False  # counted in the in-flight gauge
+    done: bool = False  # its log line is written
+
+
+class RelayResponse(StreamingResponse):
+    """A streamed reply that always ends its request's log line, even if never started."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._on_close()
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, database: policy.Database,
+                 transport: httpx.AsyncBaseTransport | None = None, request_log: RequestLog | None = None):
+        self.config, self.db = config, database
+        self.log = request_log or RequestLog(config.request_log, config.log_to_stdout)
+        self.transport = transport
+        self.client: httpx.AsyncClient | None = None
+        self.draining = False
+        self.in_flight = 0
+        self.registry = CollectorRegistry()
+        self.requests = Counter("deepseek_gateway_requests", "Requests by user, model and status",
+                                ("user", "model", "status"), registry=self.registry)
+        self.latency = Histogram("deepseek_gateway_request_duration_seconds", "Processing time per request",
+                                 ("model",), buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight_gauge = Gauge("deepseek_gateway_in_flight", "Requests being processed", registry=self.registry)
+        self.draining_gauge = Gauge("deepseek_gateway_draining", "1 while draining", registry=self.registry)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args)
+
+    async def authenticate(self, ctx: Context) -> str:
+        key = bearer_key(ctx.request.headers.get("authorization"))
+        if key is None:
+            raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+        found = await self.call(self.db.authenticate, key)
+        if found is None:
+            raise ApiError(401, "Incorrect API key provided", code="invalid_api_key")
+        ctx.record["user"], ctx.record["key_id"] = found
+        return found[0]
+
+    async def require(self, ctx: Context, model: str, needed: str) -> str:
+        user = await self.authenticate(ctx)
+        held = await self.call(self.db.permission, user, model)
+        if not policy.allows(held, needed):
+            raise ApiError(403, f"User {user!r} has no {needed} access to model {model!r}",
+                           type_="permission_error", code="model_access_denied")
+        return user
+
+    async def read_json(self, request: Request) -> dict[str, Any]:
+        limit = self.config.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"Request body exceeds {limit} bytes", code="request_too_large")
+        body, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"Request body exceeds {limit} bytes", code="request_too_large")
+            body.append(chunk)
+        try:
+            data = json.loads(b"".join(body) or b"{}")
+        except ValueError as error:
+            raise ApiError(400, f"Request body is not valid JSON: {error}", code="invalid_json") from error
+        if not isinstance(data, dict):
+            raise ApiError(400, "Request body must be a JSON object", code="invalid_json")
+        return data
+
+    def finish(self, ctx: Context, status: int, error: str | None = None) -> None:
+        if ctx.done:
+            return
+        ctx.done = True
+        record = ctx.record
+        record["status"] = status
+        record["error"] = error if error is not None else record.get("error")
+        duration = time.perf_counter() - ctx.started
+        record["duration_ms"] = round(duration * 1000, 3)
+        self.log.write(record)
+        model = record.get("model") if record.get("model") in self.config.upstreams else "other"
+        self.requests.labels(record.get("user") or "anonymous", model, str(status)).inc()
+        self.latency.labels(model).observe(duration)
+        if ctx.counted:
+            ctx.counted = False
+            self.in_flight -= 1
+            self.in_flight_gauge.set(self.in_flight)
+
+    # -- inference -------------------------------------------------------------------------
+
+    async def inference(self, ctx: Context, kind: str) -> Response:
+        if self.draining:
+            raise ApiError(503, "The gateway is draining; retry on another node", type_="server_error",
+                           code="draining")
+        await self.authenticate(ctx)
+        body = await self.read_json(ctx.request)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise ApiError(400, "'model' is required", code="model_required")
+        ctx.record["model"] = model
+        ctx.record["input_sha256"] = input_sha256(body)
+        if self.config.log_input_text:
+            ctx.record["input"] = body.get("messages", body.get("prompt"))
+        await self.require(ctx, model, "read")
+        upstream = self.config.upstream_for(model)
+        if upstream is None:
+            raise ApiError(404, f"The model {model!r} is not served by this gateway", code="model_not_found")
+        limits = await self.call(self.db.model, model)
+        try:
+            exchange = prepare(body, kind, limits, self.config.confidence)
+        except LimitError as error:
+            raise ApiError(400, str(error), code="limit_exceeded") from error
+        ctx.record["stream"] = exchange.stream
+        ctx.counted = True
+        self.in_flight += 1
+        self.in_flight_gauge.set(self.in_flight)
+
+        path = "/v1/chat/completions" if kind == CHAT else "/v1/completions"
+        request = self.client.build_request(
+            "POST", upstream + path, json=body, headers={"X-Request-ID": ctx.record["request_id"]},
+        )
+        try:
+            if exchange.stream:
+                return await self.relay_stream(ctx, request, exchange)
+            with anyio.fail_after(self.config.upstream_timeout_s):
+                reply = await self.client.send(request)
+        except (TimeoutError, httpx.TimeoutException) as error:
+            raise ApiError(504, "The model engine did not answer in time", type_="server_error",
+                           code="upstream_timeout") from error
+        except httpx.TransportError as error:
+            raise ApiError(502, f"The model engine is unreachable: {type(error).__name__}", type_="server_error",
+                           code="upstream_unreachable") from error
+        return self.shape(ctx, reply, exchange)
+
+    def shape(self, ctx: Context, reply: httpx.Response, exchange: Exchange) -> Response:
+        try:
+            payload = reply.json() if reply.status_code == 200 else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            if reply.status_code != 200:
+                ctx.record["error"] = "upstream_error"
+            return Response(reply.content, status_code=reply.status_code,
+                            media_type=reply.headers.get("content-type", "application/json"))
+        exchange.observe(payload)
+        self.note(ctx, exchange)
+        return JSONResponse(payload, status_code=200)
+
+    def note(self, ctx: Context, exchange: Exchange) -> None:
+        ctx.record.update(confidence=exchange.confidence.value, tokens_in=exchange.tokens_in,
+                          tokens_out=exchange.output_tokens)
+
+    async def relay_stream(self, ctx: Context, request: httpx.Request, exchange: Exchange) -> Response:
+        reply = await self.client.send(request, stream=True)
+        if reply.status_code != 200:
+            content = await reply.aread()
+            await reply.aclose()
+            ctx.record["error"] = "upstream_error"
+            return Response(content, status_code=reply.status_code,
+                            media_type=reply.headers.get("content-type", "application/json"))
+        events = EventStream(exchange)
+
+        async def relay() -> AsyncIterator[bytes]:
+            status, error = 200, None
+            try:
+                async for chunk in reply.aiter_raw():
+                    for out in events.feed(chunk):
+                        yield out
+                for out in events.close():
+                    yield out
+            except httpx.TimeoutException:
+                error = "upstream_timeout"
+            except httpx.TransportError:
+                error = "upstream_unreachable"
+            except BaseException:  # the client went away: cancelled mid-stream
+                status, error = 499, "client_disconnected"
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await reply.aclose()
+                self.note(ctx, exchange)
+                self.finish(ctx, status, error)
+
+        async def closed() -> None:  # after the stream, or when the client left before it began
+            await reply.aclose()
+            self.note(ctx, exchange)
+            self.finish(ctx, 499, "client_disconnected")
+
+        return RelayResponse(relay(), closed, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Request-ID": ctx.record["request_id"]})
+
+
+def _endpoint(gateway: Gateway, handler: Callable[[Context], Awaitable[Response]]):
+    """Wrap a handler: request id, OpenAI-style errors, one log line, metrics."""
+
+    async def endpoint(request: Request) -> Response:
+        ctx = Context(request)
+        ctx.record.update(
+            timestamp=utc_timestamp(time.time()), request_id=uuid.uuid4().hex, method=request.method,
+            path=request.url.path, user=None, key_id=None, model=None, stream=False, input_sha256=None,
+            confidence=None, tokens_in=None, tokens_out=None, error=None,
+            client=request.client.host if request.client else None,
+        )
+        try:
+            response = await handler(ctx)
+        except ApiError as error:
+            response = error.response()
+            ctx.record["error"] = error.code or error.type
+        except Exception as error:  # noqa: BLE001 - every failure still gets a log line
+            response = ApiError(500, "Internal gateway error", type_="server_error", code="internal_error").response()
+            ctx.record["error"] = f"internal_error: {type(error).__name__}"
+        response.headers["X-Request-ID"] = ctx.record["request_id"]
+        if not isinstance(response, StreamingResponse):
+            gateway.finish(ctx, response.status_code)
+        return response
+
+    return endpoint
+
+
+def create_app(config: GatewayConfig, database: policy.Database, *,
+               transport: httpx.AsyncBaseTransport | None = None, request_log: RequestLog | None = None) -> Starlette:
+    gateway = Gateway(config, database, transport, request_log)
+
+    async def models(ctx: Context) -> Response:
+        user = await gateway.authenticate(ctx)
+        held = await gateway.call(database.permissions, user)
+        data = [{"id": model, "object": "model", "created": 0, "owned_by": "deepseek"}
+                for model in sorted(config.upstreams) if model in held]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat(ctx: Context) -> Response:
+        return await gateway.inference(ctx, CHAT)
+
+    async def completions(ctx: Context) -> Response:
+        return await gateway.inference(ctx, COMPLETIONS)
+
+    async def model_settings(ctx: Context) -> Response:
+        model = ctx.record["model"] = ctx.request.path_params["model_id"]
+        if ctx.request.method == "GET":
+            await gateway.require(ctx, model, "read")
+            return JSONResponse(await gateway.call(database.model, model))
+        await gateway.require(ctx, model, "write")
+        changes = await gateway.read_json(ctx.request)
+        _check_settings(changes)
+        return JSONResponse(await gateway.call(database.update_model, model, changes))
+
+    async def model_access(ctx: Context) -> Response:
+        model = ctx.record["model"] = ctx.request.path_params["model_id"]
+        await gateway.require(ctx, model, "admin")
+        if ctx.request.method == "GET":
+            return JSONResponse({"data": await gateway.call(database.access, model)})
+        change = await gateway.read_json(ctx.request)
+        user = change.get("user")
+        if not isinstance(user, str) or user not in await gateway.call(database.users):
+            raise ApiError(404, f"User {user!r} does not exist", code="user_not_found")
+        if ctx.request.method == "DELETE":
+            removed = await gateway.call(database.revoke, user, model)
+            return JSONResponse({"user": user, "model": model, "revoked": removed})
+        permission = change.get("permission")
+        if permission not in policy.PERMISSIONS:
+            raise ApiError(400, f"'permission' must be one of {', '.join(policy.PERMISSIONS)}", code="bad_permission")
+        await gateway.call(database.grant, user, model, permission)
+        return JSONResponse({"user": user, "model": model, "permission": permission})
+
+    async def drain(ctx: Context) -> Response:
+        if (ctx.request.client.host if ctx.request.client else None) not in LOOPBACK:
+            raise ApiError(403, "Draining is allowed from the node itself only", type_="permission_error",
+                           code="not_loopback")
+        if ctx.request.method == "POST":
+            gateway.draining = True
+        elif ctx.request.method == "DELETE":
+            gateway.draining = False
+        gateway.draining_gauge.set(int(gateway.draining))
+        return JSONResponse({"draining": gateway.draining, "in_flight": gateway.in_flight})
+
+    async def health(request: Request) -> Response:
+        body = {"status": "draining" if gateway.draining else "ok", "in_flight": gateway.in_flight,
+                "version": __version__}
+        return JSONResponse(body, status_code=503 if gateway.draining else 200)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def not_found(request: Request, error: HTTPException) -> Response:
+        return ApiError(error.status_code, f"{request.method} {request.url.path}: {error.detail}",
+                        code="not_found" if error.status_code == 404 else "method_not_allowed").response()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await anyio.to_thread.run_sync(database.migrate)
+        for model in config.upstreams:
+            await anyio.to_thread.run_sync(database.ensure_model, model)
+        timeout = httpx.Timeout(config.upstream_timeout_s, connect=config.connect_timeout_s)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            gateway.client = client
+            yield
+
+    wrap = lambda handler: _endpoint(gateway, handler)  # noqa: E731
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/models", wrap(models), methods=["GET"]),
+        Route("/v1/chat/completions", wrap(chat), methods=["POST"]),
+        Route("/v1/completions", wrap(completions), methods=["POST"]),
+        Route("/admin/drain", wrap(drain), methods=["GET", "POST", "DELETE"]),
+        Route("/admin/models/{model_id:path}/access", wrap(model_access), methods=["GET", "POST", "DELETE"]),
+        Route("/admin/models/{model_id:path}", wrap(model_settings), methods=["GET", "PATCH"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: not_found})
+    app.state.gateway = gateway
+    return app
+
+
+def _check_settings(changes: dict[str, Any]) -> None:
+    unknown = set(changes) - set(policy.MODEL_SETTINGS)
+    if unknown:
+        raise ApiError(400, f"Unknown model setting(s): {', '.join(sorted(unknown))}; "
+                            f"allowed: {', '.join(policy.MODEL_SETTINGS)}", code="unknown_setting")
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name == "max_temperature":
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 2
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1_048_576
+        if not ok:
+            raise ApiError(400, f"{name}: invalid value {value!r}", code="bad_setting")
+    default, ceiling = changes.get("default_max_tokens"), changes.get("max_tokens_limit")
+    if default and ceiling and default > ceiling:
+        raise ApiError(400, "default_max_tokens exceeds max_tokens_limit", code="bad_setting")

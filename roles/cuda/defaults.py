@@ -1,0 +1,68 @@
+"""Variables of the cuda role (toolkit, cuDNN, NCCL). The nvidia_driver role gates its
+driver against them too, so an incompatible pair is refused before either is installed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from modules.compat import parse_cuda_release
+from modules.config import RoleDefaults
+from modules.versions import InvalidVersionError, parse_version
+
+
+class CudaDefaults(RoleDefaults):
+    prefix: ClassVar[str] = "cuda_"
+
+    cuda_version: str | None = Field(
+        default=None,
+        description="CUDA toolkit release to install (12.4.1 = cuda-toolkit-12-4 12.4.1-1); None installs no toolkit.",
+    )
+    cuda_cudnn_version: str | None = Field(
+        default=None, description="libcudnn9-cuda-<major> package version (e.g. 9.1.0.70-1); None installs no cuDNN.",
+    )
+    cuda_nccl_version: str | None = Field(
+        default=None, description="libnccl2 package version (e.g. 2.21.5-1+cuda12.4); None installs no NCCL.",
+    )
+    cuda_dev_packages: bool = Field(
+        default=True, description="Also install libnccl-dev and the cuDNN dev package (nccl.h, cudnn_version.h) at the same pins.",
+    )
+    cuda_deb_revision: str = Field(
+        default="1", description="Debian revision of the cuda-toolkit-X-Y metapackage (1 in NVIDIA's repository).",
+    )
+
+    @field_validator("cuda_version")
+    @classmethod
+    def _cuda(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_cuda_release(value)
+            except InvalidVersionError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("cuda_cudnn_version", "cuda_nccl_version")
+    @classmethod
+    def _deb(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_version(value)
+            except InvalidVersionError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("cuda_cudnn_version")
+    @classmethod
+    def _cudnn_needs_cuda(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # libcudnn9-cuda-<major> is named after the toolkit's major.
+        if value is not None and info.data.get("cuda_version") is None:
+            raise ValueError("cuDNN packages are named after the CUDA major: set cuda_version too")
+        return value
+
+    @field_validator("cuda_deb_revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in ".+~" for c in value):
+            raise ValueError("expected a Debian revision such as 1")
+        return value

@@ -1,0 +1,74 @@
+"""Variables of the monitoring role (Prometheus config, alert thresholds). Host-data keys.
+
+The alert thresholds default to the design brief's section 6 (GPU utilization above 95%
+sustained, GPU memory above 90% for 5 minutes, network bandwidth below 5 GB/s) and to
+common practice for GPU fleets for the rest; each is one key, so a site changes a
+threshold in group data and regenerates the rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from modules.config import RoleDefaults
+from modules.monitoring import is_duration
+
+
+class MonitoringDefaults(RoleDefaults):
+    prefix: ClassVar[str] = "monitoring_"
+
+    # Where the configuration goes.
+    monitoring_output_dir: str | None = Field(
+        default=None,
+        description="Controller directory to write prometheus.yml, rules and dashboard to (own Prometheus); None: the `monitoring` group's hosts.",
+    )
+    monitoring_prometheus_package: str = Field(default="prometheus", description="Debian package of the Prometheus server.")
+    monitoring_scrape_interval: str = Field(default="15s", description="Prometheus scrape interval.")
+    monitoring_evaluation_interval: str = Field(default="15s", description="Prometheus rule evaluation interval.")
+    monitoring_gateway_scheme: Literal["http", "https"] = Field(default="https", description="Scheme of the gateway's /metrics.")
+    monitoring_gateway_ca_file: str | None = Field(
+        default=None, description="CA file on the monitoring host that signs the gateway's certificate.",
+    )
+    monitoring_gateway_insecure_skip_verify: bool = Field(
+        default=False, description="Skip verifying the gateway's certificate (lab self-signed certificates only).",
+    )
+
+    # Alert thresholds (design brief section 6 first).
+    monitoring_gpu_util_percent: float = Field(default=95, gt=0, le=100, description="GPU utilization alert threshold (%).")
+    monitoring_gpu_util_for: str = Field(default="15m", description="How long GPU utilization stays above it ('sustained').")
+    monitoring_gpu_memory_percent: float = Field(default=90, gt=0, le=100, description="GPU memory used alert threshold (% of framebuffer).")
+    monitoring_gpu_memory_for: str = Field(default="5m", description="How long GPU memory stays above it.")
+    monitoring_network_min_bytes_per_s: float = Field(
+        default=5e9, gt=0, description="Minimum measured bandwidth between node pairs (bytes/s; brief: 5 GB/s).",
+    )
+    monitoring_gpu_temp_celsius: float = Field(default=85, gt=0, le=120, description="GPU temperature alert threshold (°C).")
+    monitoring_gpu_temp_for: str = Field(default="5m", description="How long the temperature stays above it.")
+    monitoring_gateway_5xx_ratio: float = Field(default=0.05, gt=0, le=1, description="Share of gateway responses that are 5xx.")
+    monitoring_gateway_p95_latency_s: float = Field(default=60, gt=0, description="95th percentile gateway request latency (s).")
+    monitoring_down_for: str = Field(default="2m", description="How long an engine, gateway or exporter is unreachable before alerting.")
+
+    @field_validator("monitoring_scrape_interval", "monitoring_evaluation_interval", "monitoring_gpu_util_for",
+                     "monitoring_gpu_memory_for", "monitoring_gpu_temp_for", "monitoring_down_for")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not is_duration(value):
+            raise ValueError(f"{value!r} is not a Prometheus duration such as 30s, 5m, 1h")
+        return value
+
+    @field_validator("monitoring_prometheus_package")
+    @classmethod
+    def _package_name(cls, name: str) -> str:
+        if not name or not all(c.isalnum() or c in "+-.:=~" for c in name):
+            raise ValueError(f"{name!r} is not a Debian package name")
+        return name
+
+    def thresholds(self) -> dict[str, Any]:
+        """Template variables of the rule files: the threshold fields without the prefix."""
+        skip = {"monitoring_output_dir", "monitoring_prometheus_package", "monitoring_scrape_interval",
+                "monitoring_evaluation_interval", "monitoring_gateway_scheme", "monitoring_gateway_ca_file",
+                "monitoring_gateway_insecure_skip_verify"}
+        values = {k.removeprefix(self.prefix): v for k, v in self.model_dump().items() if k not in skip}
+        # 95.0 -> 95, 5e9 -> 5000000000: PromQL reads both, people read the second better
+        return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in values.items()}

@@ -1,0 +1,26 @@
+"""Variables of the network check (deploy/netcheck.py). Host-data keys.
+
+The pass/fail threshold is the alert's: monitoring_network_min_bytes_per_s.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from modules.config import RoleDefaults
+
+
+class NetcheckDefaults(RoleDefaults):
+    prefix: ClassVar[str] = "netcheck_"
+
+    netcheck_mode: Literal["ring", "all"] = Field(
+        default="ring", description="Pairs measured: each node to the next (ring) or to every other node (all).",
+    )
+    netcheck_port: int = Field(default=5201, ge=1, le=65535, description="TCP port of the temporary iperf3 server.")
+    netcheck_duration_s: int = Field(default=10, ge=1, le=300, description="Seconds each iperf3 measurement runs.")
+    netcheck_streams: int = Field(default=4, ge=1, le=128, description="Parallel TCP streams per iperf3 measurement.")
+    netcheck_ib: bool = Field(default=True, description="Also run ib_write_bw over InfiniBand where the node has an IB device.")
+    netcheck_ib_device: str | None = Field(default=None, description="RDMA device for ib_write_bw; None: the first in /sys/class/infiniband.")
+    netcheck_report: str | None = Field(default=None, description="Controller path of a JSON report of every pair (`--data netcheck_report=net.json`).")

@@ -1,0 +1,77 @@
+"""Variables of the nvidia_driver role. Each field is a host-data key; its description is the doc."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from modules.config import RoleDefaults
+from modules.versions import InvalidVersionError, parse_version
+
+
+class NvidiaDriverDefaults(RoleDefaults):
+    prefix: ClassVar[str] = "nvidia_driver_"
+
+    nvidia_driver_branch: int = Field(
+        default=550, ge=400, le=999,
+        description="Driver branch the host tracks (550, 565, 570...); must be the major of nvidia_driver_version.",
+    )
+    nvidia_driver_version: str = Field(
+        default="550.90.12",
+        description="Exact driver release pinned and held (e.g. 550.90.12); changing it switches the host and marks it reboot-required.",
+    )
+    nvidia_driver_kernel_modules: Literal["open", "proprietary"] = Field(
+        default="open",
+        description="GPU kernel modules: open (nvidia-open; required from Blackwell on) or proprietary (cuda-drivers-<branch>).",
+    )
+    nvidia_driver_module_build: Literal["dkms"] = Field(
+        default="dkms",
+        description="How the kernel module is built: dkms, for the running kernel's headers (NVIDIA's Debian 12 repository ships no precompiled modules).",
+    )
+    nvidia_driver_deb_revision: str = Field(
+        default="1", description="Debian revision of NVIDIA's driver packages (1 in NVIDIA's Debian repository).",
+    )
+    nvidia_driver_fabricmanager_version: str | None = Field(
+        default=None,
+        description="Fabric manager release on NVSwitch hosts; None uses the driver's (they must be equal, the gate refuses others).",
+    )
+    nvidia_driver_peermem: bool | None = Field(
+        default=None,
+        description="Load nvidia-peermem (GPUDirect RDMA); None: when the host is in ib_fabric or has InfiniBand HCAs and an IB stack.",
+    )
+    nvidia_driver_persistenced: bool = Field(
+        default=True, description="Enable and run nvidia-persistenced (keeps the driver initialised between jobs).",
+    )
+    nvidia_driver_minor_version_compat: bool = Field(
+        default=False,
+        description="Accept a driver at the CUDA major's minor-version-compatibility floor instead of the toolkit's own driver.",
+    )
+
+    @field_validator("nvidia_driver_version", "nvidia_driver_fabricmanager_version")
+    @classmethod
+    def _release(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = parse_version(value)
+        except InvalidVersionError as error:
+            raise ValueError(str(error)) from None
+        if len(parts) not in (2, 3) or "-" in value or ":" in value:
+            raise ValueError("expected a driver release like 550.90.12 (no Debian revision)")
+        return value
+
+    @field_validator("nvidia_driver_deb_revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in ".+~" for c in value):
+            raise ValueError("expected a Debian revision such as 1 or 0ubuntu1")
+        return value
+
+    @field_validator("nvidia_driver_version")
+    @classmethod
+    def _on_branch(cls, value: str, info: ValidationInfo) -> str:
+        branch = info.data.get("nvidia_driver_branch")
+        if branch is not None and parse_version(value)[0] != branch:
+            raise ValueError(f"{value} is not on branch nvidia_driver_branch={branch}")
+        return value

@@ -1,0 +1,111 @@
+"""The node's health gates: GPU visibility and driver, completions through engine and gateway."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from modules import engine_health
+from modules.engine_health import completion_gate, count_pci_gpus, gpu_gate
+
+LSPCI = """\
+17:00.0 0302: 10de:2330 (rev a1)
+3d:00.0 0302: 10de:2330 (rev a1)
+05:00.0 0680: 10de:22a3 (rev a1)
+"""
+
+
+def test_pci_gpus_counts_display_controllers_only():
+    assert count_pci_gpus(LSPCI) == 2  # the 0680 NVSwitch bridge is not a GPU
+    assert count_pci_gpus("") == 0
+
+
+@pytest.mark.parametrize(("pci", "rc", "smi", "expected", "status", "detail"), [
+    (0, 127, "", "550.90.12", "skip", "no NVIDIA GPU"),
+    (2, 0, "550.90.12\n550.90.12\n", "550.90.12", "pass", "2 GPU(s), driver 550.90.12"),
+    (2, 0, "550.90.12\n", "550.90.12", "fail", "expected 2 GPU(s) visible to the driver, found 1"),
+    (2, 0, "550.54.15\n550.54.15\n", "550.90.12", "fail", "expected driver 550.90.12, found 550.54.15"),
+    (2, 9, "", None, "fail", "nvidia-smi failed (rc 9)"),
+])
+def test_gpu_gate(pci, rc, smi, expected, status, detail):
+    result = gpu_gate(pci, rc, smi, expected)
+    assert (result.gate, result.status) == ("gpus", status)
+    assert detail in result.detail
+
+
+def answer(model="m", text=" Paris", tokens=1) -> str:
+    return json.dumps({"model": model, "choices": [{"text": text}], "usage": {"completion_tokens": tokens}})
+
+
+@pytest.mark.parametrize(("status", "body", "verdict", "detail"), [
+    (200, answer(), "pass", "1 token(s)"),
+    (200, answer(model="other"), "fail", "expected model 'm', found 'other'"),
+    (200, answer(tokens=0), "fail", "expected generated tokens"),
+    (200, "<html>", "fail", "not an OpenAI completion"),
+    (502, "bad gateway", "fail", "HTTP 502"),
+])
+def test_completion_gate(status, body, verdict, detail):
+    result = completion_gate("engine-completion", status, body, "m")
+    assert result.status == verdict and detail in result.detail
+
+
+class _Engine(BaseHTTPRequestHandler):
+    """A stand-in engine: /health and a completion endpoint that records the bearer token."""
+
+    tokens: list[str | None] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, body: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def do_GET(self):
+        self._send(200 if self.path == "/health" else 404, "{}")
+
+    def do_POST(self):
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Engine.tokens.append(self.headers.get("Authorization"))
+        self._send(200, answer(model=request["model"], tokens=request["max_tokens"]))
+
+
+@pytest.fixture()
+def fake_engine():
+    server = HTTPServer(("127.0.0.1", 0), _Engine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_check_runs_every_gate_and_uses_the_gateway_key(fake_engine, tmp_path, capsys):
+    key = tmp_path / "key"
+    key.write_text("sk-lab\n")
+    rc = engine_health.main(["check", "--url", fake_engine, "--model", "m", "--skip-gpus", "CPU engine",
+                             "--gateway-url", fake_engine, "--gateway-token-file", str(key), "--timeout", "5"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0, out
+    assert [line.split()[2] for line in out] == ["gate=gpus", "gate=engine-health", "gate=engine-completion",
+                                                 "gate=gateway-completion"]
+    assert out[0].startswith("SKIP") and all(line.startswith("PASS") for line in out[1:])
+    assert _Engine.tokens[-1] == "Bearer sk-lab"
+
+
+def test_unreachable_engine_fails_naming_host_and_gate(capsys):
+    rc = engine_health.main(["check", "--url", "http://127.0.0.1:9", "--model", "m", "--skip-gpus", "test",
+                             "--timeout", "0"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "gate engine-health failed: unreachable" in captured.err
+    assert captured.err.startswith(engine_health.socket.gethostname() + ": ")
+
+
+def test_worker_runs_only_the_gpu_gate(capsys):
+    rc = engine_health.main(["check", "--url", "http://127.0.0.1:9", "--model", "m", "--skip-gpus", "t", "--worker"])
+    assert rc == 0 and "gate=engine-health" in capsys.readouterr().out

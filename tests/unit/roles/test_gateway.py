@@ -1,0 +1,187 @@
+"""The gateway role's controller-side logic: defaults, seed document, wheel, templates."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import json
+import sys
+import zipfile
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+import pytest
+from pydantic import ValidationError
+
+from modules.gateway import keys as apikeys
+from modules.gateway.config import GatewayConfig
+from roles import gateway as role
+from roles import template_path
+from roles.deployment import DeploymentDefaults
+from roles.gateway import wheel
+from roles.gateway.defaults import GatewayDefaults
+from roles.gateway.policy import read_keys_file, seed_document
+
+MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+GATEWAY_SOURCES = Path(files("modules.gateway"))
+
+
+@pytest.fixture
+def keys_file(tmp_path):
+    keys = {"alice": apikeys.generate_key(), "bob": [apikeys.generate_key(), apikeys.generate_key()]}
+    path = tmp_path / "keys.yaml"
+    path.write_text(json.dumps(keys))
+    return path, keys
+
+
+# -- defaults --------------------------------------------------------------------------------
+
+def test_defaults_are_valid_and_match_the_app():
+    defaults = GatewayDefaults()
+    config = role.node_config(defaults, DeploymentDefaults())
+    assert config.port == defaults.gateway_port == 8443
+    assert (config.database_path, config.request_log) == (role.DB_FILE, role.REQUEST_LOG)
+    assert (config.database_path, config.request_log) == (GatewayConfig().database_path, GatewayConfig().request_log)
+    assert config.upstreams == {DeploymentDefaults().deepseek_model: "http://127.0.0.1:8000"}
+
+
+def test_keys_file_is_accepted_for_known_users(keys_file):
+    path, keys = keys_file
+    defaults = GatewayDefaults(gateway_users={"alice": {MODEL: "read"}, "bob": {}}, gateway_keys_file=str(path))
+    assert read_keys_file(defaults.gateway_keys_file) == {"alice": [keys["alice"]], "bob": keys["bob"]}
+
+
+def error_text(**data) -> str:
+    with pytest.raises(ValidationError) as caught:
+        GatewayDefaults(**data)
+    return str(caught.value)
+
+
+def test_keys_for_unknown_users_are_refused(keys_file):
+    path, _ = keys_file
+    message = error_text(gateway_users={"alice": {}}, gateway_keys_file=str(path))
+    assert "gateway_keys_file" in message and "keys for users not in gateway_users: bob" in message
+
+
+def test_malformed_key_is_refused_without_showing_it(tmp_path):
+    path = tmp_path / "keys.yaml"
+    path.write_text("alice: sk-live-supersecretvalue\n")
+    message = error_text(gateway_users={"alice": {}}, gateway_keys_file=str(path))
+    assert "alice: key #1 is not a gateway key" in message and "supersecretvalue" not in message
+
+
+@pytest.mark.parametrize(("data", "field", "fragment"), [
+    ({"gateway_users": {"alice": {MODEL: "owner"}}}, "gateway_users", "read"),
+    ({"gateway_users": {"al ice": {}}}, "gateway_users", "expected 1-64 letters"),
+    ({"gateway_upstreams": {MODEL: "http://127.0.0.1:8000/v1"}}, "gateway_upstreams", "base URL"),
+    ({"gateway_engine_url": "127.0.0.1:8000"}, "gateway_engine_url", "http(s) URL"),
+    ({"gateway_port": 70000}, "gateway_port", "65535"),
+    ({"gateway_log_max_size": "big"}, "gateway_log_max_size", "logrotate size"),
+    ({"gateway_keys_file": "/nonexistent/keys.yaml"}, "gateway_keys_file", "found none"),
+])
+def test_bad_values_are_refused_naming_the_field(data, field, fragment):
+    message = error_text(**data)
+    assert field in message and fragment in message
+
+
+def test_tls_files_must_come_in_pairs(tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    assert "gateway_tls_key_file" in error_text(gateway_tls_cert_file=str(cert))
+
+
+def test_wheelhouse_without_wheels_is_refused(tmp_path):
+    assert "found none" in error_text(gateway_wheelhouse=str(tmp_path))
+
+
+# -- seed document ---------------------------------------------------------------------------
+
+def test_seed_document_holds_hashes_only_and_is_stable(keys_file):
+    _, keys = keys_file
+    users = {"bob": {MODEL: "read"}, "alice": {MODEL: "admin"}}
+    key_lists = {"alice": [keys["alice"]], "bob": keys["bob"]}
+    content = seed_document(users, key_lists, [MODEL])
+    assert content == seed_document(dict(reversed(users.items())), key_lists, [MODEL])
+    for key in [keys["alice"], *keys["bob"]]:
+        assert key.split("-", 2)[2] not in content
+        assert apikeys.hash_key(key) in content
+    document = json.loads(content)
+    assert document["models"] == [MODEL] and document["users"]["alice"] == {MODEL: "admin"}
+
+
+# -- the wheel -------------------------------------------------------------------------------
+
+def test_wheel_is_reproducible_and_complete(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    assert wheel.build_wheel(first).read_bytes() == wheel.build_wheel(second).read_bytes()
+    with zipfile.ZipFile(first / wheel.wheel_name()) as archive:
+        names = set(archive.namelist())
+        modules = {p.name for p in GATEWAY_SOURCES.glob("*.py")}
+        assert {f"deepseek_gateway/{m}" for m in modules} <= names
+        dist_info = f"deepseek_gateway-{wheel.gateway_package.__version__}.dist-info"
+        assert "deepseek-gateway = deepseek_gateway.cli:main" in archive.read(f"{dist_info}/entry_points.txt").decode()
+        for line in archive.read(f"{dist_info}/RECORD").decode().splitlines():
+            name, digest, size = line.split(",")
+            if digest:
+                data = archive.read(name)
+                expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert (digest, int(size)) == (f"sha256={expected}", len(data)), name
+
+
+def test_wheel_imports_as_deepseek_gateway(tmp_path):
+    path = wheel.build_wheel(tmp_path)
+    sys.path.insert(0, str(path))
+    try:
+        import deepseek_gateway.app  # noqa: F401 - the whole app imports from the wheel alone
+        from deepseek_gateway.config import GatewayConfig as NodeConfig
+
+        assert NodeConfig.from_mapping({"port": 9443}).port == 9443
+    finally:
+        sys.path.remove(str(path))
+        for name in [n for n in sys.modules if n.startswith("deepseek_gateway")]:
+            del sys.modules[name]
+
+
+def test_gateway_package_imports_only_itself_and_its_pinned_runtime():
+    requirements = (files("roles.gateway") / "requirements.txt").read_text().splitlines()
+    pins = {line.split("==")[0].lower().replace("_", "-") for line in requirements if "==" in line}
+    assert all("==" in line for line in requirements if line and not line.startswith("#"))
+    import_names = {"yaml": "pyyaml", "prometheus_client": "prometheus-client"}
+    for path in GATEWAY_SOURCES.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                top = node.module.split(".")[0]
+            elif isinstance(node, ast.Import):
+                top = node.names[0].name.split(".")[0]
+            else:
+                continue
+            assert top != "modules", f"{path.name}: absolute import of {node.module}; use a relative import"
+            if top in sys.stdlib_module_names or top == "psycopg":
+                continue
+            assert import_names.get(top, top) in pins, f"{path.name}: imports {top}, not pinned in requirements.txt"
+
+
+# -- templates -------------------------------------------------------------------------------
+
+def render(destination: str, **variables) -> str:
+    source = Path(template_path("roles.gateway", destination)).read_text()
+    return jinja2.Template(source, undefined=jinja2.StrictUndefined).render(**variables)
+
+
+def test_config_template_round_trips_through_the_apps_parser(tmp_path):
+    defaults = GatewayDefaults(gateway_upstreams={"other/model": "http://127.0.0.1:8001"}, gateway_db_dsn="postgresql://gw@db/x")
+    expected = role.node_config(defaults, DeploymentDefaults())
+    path = tmp_path / "gateway.yaml"
+    path.write_text(render(role.CONFIG_FILE, settings=expected))
+    assert GatewayConfig.load(path) == expected
+
+
+def test_unit_template_is_hardened():
+    unit = render(role.UNIT_FILE, service_user="deepseek", venv=role.VENV, config_file=role.CONFIG_FILE,
+                  drain_timeout_s=120, writable=(role.DB_DIR, role.LOG_DIR))
+    for line in ("User=deepseek", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
+                 f"ReadWritePaths={role.DB_DIR} {role.LOG_DIR}", "TimeoutStopSec=135", "PrivateTmp=yes"):
+        assert line in unit.splitlines(), line

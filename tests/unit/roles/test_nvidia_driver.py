@@ -1,0 +1,78 @@
+"""nvidia_driver / nvidia_repo / cuda variables and the compatibility gate (roles/nvidia_driver)."""
+
+import pytest
+
+from modules.config import validate_host_data
+from modules.nvidia_driver import target_packages
+from roles.cuda.defaults import CudaDefaults
+from roles.nvidia_driver import has_nvswitch, installed_toolkits, stack_problems
+from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+from roles.nvidia_repo.defaults import NvidiaRepoDefaults
+
+ROLES = (NvidiaDriverDefaults, NvidiaRepoDefaults, CudaDefaults)
+
+
+def problems(data):
+    return validate_host_data("gpu-a01", data, ROLES)[1]
+
+
+def test_defaults_are_valid():
+    assert problems({}) == []
+
+
+@pytest.mark.parametrize(("data", "key", "text"), [
+    ({"nvidia_driver_branch": 565}, "nvidia_driver_version", "not on branch nvidia_driver_branch=565"),
+    ({"nvidia_driver_version": "550.90.12-1"}, "nvidia_driver_version", "no Debian revision"),
+    ({"nvidia_driver_version": "latest"}, "nvidia_driver_version", "not a version"),
+    ({"nvidia_driver_kernel_modules": "nouveau"}, "nvidia_driver_kernel_modules", "open"),
+    ({"nvidia_driver_fabricmanager_version": "x"}, "nvidia_driver_fabricmanager_version", "not a version"),
+    ({"nvidia_repo_source": "mirror"}, "nvidia_repo_mirror_url", "required when nvidia_repo_source='mirror'"),
+    ({"nvidia_repo_source": "bundle"}, "nvidia_repo_bundle_dir", "required when nvidia_repo_source='bundle'"),
+    ({"nvidia_repo_source": "mirror", "nvidia_repo_mirror_url": "ftp://m/", "nvidia_repo_mirror_key": "k"},
+     "nvidia_repo_mirror_url", "http"),
+    ({"cuda_version": "twelve"}, "cuda_version", "not a version"),
+])
+def test_bad_values_name_host_and_key(data, key, text):
+    found = problems(data)
+    assert any(host == "gpu-a01" and k == key and text in message for host, k, message in found), found
+
+
+def state(packages=None, ib_stack=None):
+    return {"packages": packages or {}, "ib_stack": ib_stack}
+
+
+def test_gate_refuses_cuda_newer_than_the_driver_naming_both():
+    config = NvidiaDriverDefaults()
+    found = stack_problems(config, CudaDefaults(cuda_version="12.8.1"), False, False, state())
+    assert found and "12.8.1" in found[0] and "570.124.06" in found[0] and "550.90.12" in found[0]
+
+
+def test_gate_refuses_a_fabricmanager_of_another_version():
+    config = NvidiaDriverDefaults(nvidia_driver_branch=565, nvidia_driver_version="565.57.01",
+                                  nvidia_driver_fabricmanager_version="550.90.12")
+    found = stack_problems(config, CudaDefaults(), True, False, state())
+    assert found == ["nvidia-fabricmanager must equal the driver version 565.57.01; found 550.90.12."]
+    # without NVSwitch the fabric manager is not installed, hence not checked
+    assert stack_problems(config, CudaDefaults(), False, False, state()) == []
+
+
+def test_gate_checks_installed_toolkits_and_peermem():
+    pkgs = {"cuda-toolkit-12-8": {"version": "12.8.1-1", "held": False}}
+    assert installed_toolkits(pkgs) == ["12.8.1"]
+    found = stack_problems(NvidiaDriverDefaults(), CudaDefaults(), False, True, state(pkgs))
+    assert any(p.startswith("installed toolkit: CUDA 12.8.1 needs") for p in found)
+    assert any("nvidia-peermem needs an InfiniBand stack" in p for p in found)
+    assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True,
+                          state(ib_stack="rdma-core")) == []
+
+
+def test_nvswitch_from_lspci_bridge_class():
+    assert has_nvswitch({"nvidia_pci": [{"class_id": "0302"}, {"class_id": "0680"}]})
+    assert not has_nvswitch({"nvidia_pci": [{"class_id": "0302"}]})
+    assert not has_nvswitch({"nvidia_pci": None})
+
+
+def test_defaults_target_the_packages_the_role_installs():
+    config = NvidiaDriverDefaults()
+    wanted = target_packages(config.nvidia_driver_version, config.nvidia_driver_kernel_modules)
+    assert wanted["nvidia-open"] == "550.90.12-1"

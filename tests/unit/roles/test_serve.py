@@ -1,0 +1,110 @@
+"""deepseek-engine.service as the serve role renders it, and the role's variables."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+from pydantic import ValidationError
+
+from modules import engine
+from modules.sizing import plan_serving
+from roles import template_path
+from roles.serve import UNIT_PATH, unit_context
+from roles.serve.defaults import ServeDefaults
+from roles.weights.defaults import WeightsDefaults
+
+H100_MIB = 81559
+MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+
+
+def render(config: ServeDefaults, launch_settings: engine.EngineSettings, weights: WeightsDefaults) -> dict[str, list[str]]:
+    launch = engine.render_launch(launch_settings)
+    source = open(template_path("roles.serve", UNIT_PATH)).read()
+    text = jinja2.Template(source).render(**unit_context(config, launch_settings, launch, weights, MODEL))
+    entries: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            entries.setdefault(key, []).append(value)
+    return entries
+
+
+def vllm_settings(**overrides) -> engine.EngineSettings:
+    plan = plan_serving(MODEL, H100_MIB, 8, engine="vllm")
+    values = dict(engine="vllm", plan=plan, model_path=engine.default_model_path(MODEL), served_model_name=MODEL)
+    return engine.EngineSettings(**{**values, **overrides})
+
+
+def test_unit_is_hardened_and_runs_as_the_service_account():
+    unit = render(ServeDefaults(), vllm_settings(), WeightsDefaults())
+    expected = {
+        "User": ["deepseek"], "Group": ["deepseek"], "NoNewPrivileges": ["yes"], "CapabilityBoundingSet": [""],
+        "ProtectSystem": ["strict"], "ProtectHome": ["yes"], "PrivateTmp": ["yes"], "Restart": ["on-failure"],
+        "CacheDirectory": [engine.CACHE_NAME], "TimeoutStartSec": ["1800"], "Type": ["exec"],
+    }
+    for key, value in expected.items():
+        assert unit.get(key) == value, f"{key}: expected {value}, found {unit.get(key)}"
+    assert "ReadWritePaths" not in unit
+    assert unit["ExecStart"][0].startswith(f"{engine.VENV_DIR}/bin/vllm serve ")
+    assert unit["ExecStartPost"] == [
+        f"/usr/bin/python3 {engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800"]
+    assert '"HF_HUB_OFFLINE=1"' in unit["Environment"]
+
+
+def test_weights_check_runs_when_the_tool_is_installed():
+    unit = render(ServeDefaults(), vllm_settings(), WeightsDefaults())
+    check = f"{engine.WEIGHTS_TOOL} check --models-dir /var/lib/deepseek/models --model deepseek-ai--DeepSeek-R1-Distill-Qwen-7B"
+    assert unit["ExecStartPre"] == [f'/bin/sh -c "if [ -x {engine.WEIGHTS_TOOL} ]; then exec {check}; fi"']
+    always = render(ServeDefaults(serve_weights_verify="always"), vllm_settings(), WeightsDefaults())
+    assert always["ExecStartPre"] == [check]
+    assert "ExecStartPre" not in render(ServeDefaults(serve_weights_verify="never"), vllm_settings(), WeightsDefaults())
+
+
+def test_an_overridden_model_path_is_not_checked_by_the_weights_tool():
+    config = ServeDefaults(serve_model_path="/srv/model", serve_weights_verify="always")
+    assert "ExecStartPre" not in render(config, vllm_settings(model_path="/srv/model"), WeightsDefaults())
+
+
+def test_encrypted_weights_wait_for_their_decrypt_unit():
+    weights = WeightsDefaults(weights_encrypt=True, weights_key="file:/etc/key")
+    settings = vllm_settings(model_path=engine.default_model_path(MODEL, encrypted=True))
+    unit = render(ServeDefaults(), settings, weights)
+    decrypt = "deepseek-weights-decrypt@deepseek-ai--DeepSeek-R1-Distill-Qwen-7B.service"
+    assert unit["Requires"] == [decrypt] and decrypt in unit["After"][0]
+    assert "--decrypted /run/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B" in unit["ExecStartPre"][0]
+    assert " serve /run/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B " in unit["ExecStart"][0]
+
+
+def test_container_unit_is_a_docker_client_after_docker():
+    settings = vllm_settings(install="container", image="registry.example/vllm:1")
+    unit = render(ServeDefaults(serve_install_method="container", serve_container_image="registry.example/vllm:1"),
+                  settings, WeightsDefaults())
+    assert unit["User"] == ["root"] and "docker.service" in unit["Requires"][0]
+    assert unit["ExecStart"][0].startswith("/usr/bin/docker run --rm --name deepseek-engine ")
+    assert unit["ExecStop"] == ["/usr/bin/docker stop --time 60 deepseek-engine"]
+    assert unit["NoNewPrivileges"] == ["yes"] and unit["CapabilityBoundingSet"] == [""]
+
+
+def test_multi_node_worker_has_no_health_wait():
+    plan = plan_serving("deepseek-ai/DeepSeek-V3", H100_MIB, 8, nodes=2, engine="vllm")
+    settings = vllm_settings(plan=plan, model_path=engine.default_model_path(plan.model), nodes=2, node_rank=1,
+                             head_address="10.0.0.1", node_address="10.0.0.2")
+    unit = render(ServeDefaults(), settings, WeightsDefaults())
+    assert "ExecStartPost" not in unit
+    assert unit["ExecStart"] == [f"{engine.VENV_DIR}/bin/ray start --block --address=10.0.0.1:6379 --node-ip-address=10.0.0.2"]
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"serve_listen_address": "127.0.0.1:8000"}, "serve_listen_address"),
+    ({"serve_port": 0}, "serve_port"),
+    ({"serve_vllm_requirements": ["vllm>=0.10"]}, "serve_vllm_requirements"),
+    ({"serve_environment": {"BAD NAME": "x"}}, "serve_environment"),
+    ({"serve_wheelhouse": "/wh", "serve_pip_index_url": "https://index.internal/simple"}, "serve_pip_index_url"),
+    ({"serve_container_image_tarball": "/img.tar"}, "serve_container_image_tarball"),
+    ({"serve_model_path": "relative/path"}, "serve_model_path"),
+    ({"serve_gpu_memory_utilization": 1.5}, "serve_gpu_memory_utilization"),
+])
+def test_bad_values_are_refused_naming_the_field(data, field):
+    with pytest.raises(ValidationError) as error:
+        ServeDefaults.from_data(data)
+    assert error.value.errors()[0]["loc"][0] == field

@@ -1,0 +1,126 @@
+"""The CUDA stack is what the cuda role pinned: nvcc, NCCL and cuDNN at their pins, held,
+not newer than the driver supports, and on the paths.
+
+Expected values come from the settings the role recorded (/etc/deepseek/cuda.json,
+validated again as CudaDefaults) and the role's own package planner; nothing is retyped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modules import cuda
+from modules.facts.nvidia import DpkgPackages
+from modules.nvidia_driver import parse_dpkg_status
+from modules.nvidia_repo import preferences_path, render_preferences
+from modules.versions import version_at_least
+from roles.cuda import RECORD_FILE, wanted_packages
+from roles.cuda.defaults import CudaDefaults
+
+
+def _name(host) -> str:
+    return host.backend.hostname
+
+
+@pytest.fixture(scope="module")
+def settings(host) -> CudaDefaults:
+    record = host.file(RECORD_FILE)
+    if not record.exists:
+        pytest.skip(f"{_name(host)}: {RECORD_FILE}: no CUDA stack deployed here (deploy/cuda.py not run)")
+    return CudaDefaults(**json.loads(record.content_string)["settings"])
+
+
+@pytest.fixture(scope="module")
+def release(host, settings) -> str:
+    if settings.cuda_version is None:
+        pytest.skip(f"{_name(host)}: cuda_version is None: no toolkit wanted")
+    return settings.cuda_version
+
+
+@pytest.fixture(scope="module")
+def wanted(settings) -> dict[str, str]:
+    return wanted_packages(settings)
+
+
+@pytest.fixture(scope="module")
+def packages(host) -> dict:
+    command = DpkgPackages().command(patterns=cuda.DPKG_PATTERNS)
+    return parse_dpkg_status(host.run(command).stdout.splitlines())
+
+
+def test_nvcc_version_equals_the_pin(host, release):
+    home = cuda.cuda_home(release)
+    nvcc = host.run(f"{home}/bin/nvcc --version")
+    where = f"{_name(host)}: {home}/bin/nvcc --version"
+    assert nvcc.rc == 0, f"{where}: expected exit 0, found {nvcc.rc}: {nvcc.stderr.strip()}"
+    expected = ".".join(release.split(".")[:2])
+    assert cuda.parse_nvcc_release(nvcc.stdout) == expected, f"{where}: expected release {expected}, found {nvcc.stdout.strip()}"
+    version = json.loads(host.file(f"{home}/version.json").content_string)["cuda"]["version"]
+    full = cuda.toolkit_deb_version(release).rsplit("-", 1)[0]
+    assert version == full, f"{_name(host)}: {home}/version.json cuda.version: expected {full}, found {version}"
+
+
+def test_cuda_runtime_not_newer_than_the_driver_supports(host, release):
+    smi = host.run("nvidia-smi")
+    if smi.rc != 0:
+        pytest.fail(f"{_name(host)}: nvidia-smi: expected a loaded driver to compare CUDA {release} with, "
+                    f"found exit {smi.rc}: {smi.stdout.strip()[:200]}")
+    supported = cuda.parse_smi_cuda(smi.stdout)
+    toolkit = ".".join(release.split(".")[:2])
+    assert supported and version_at_least(supported, toolkit), (
+        f"{_name(host)}: nvidia-smi CUDA Version: expected >= {toolkit} (the toolkit), found {supported}")
+
+
+def test_packages_at_pins_and_held(host, wanted, packages):
+    if not wanted:
+        pytest.skip(f"{_name(host)}: no CUDA package wanted")
+    for name, version in sorted(wanted.items()):
+        found = packages.get(name)
+        where = f"{_name(host)}: package {name}"
+        assert found is not None, f"{where}: expected {version} held, found not installed"
+        assert found["version"] == version, f"{where}: expected {version}, found {found['version']}"
+        assert found["held"], f"{where}: expected held (apt-mark hold), found not held"
+    extra = sorted(set(packages) - set(wanted))
+    assert not extra, f"{_name(host)}: CUDA packages: expected only {sorted(wanted)}, found also {extra}"
+
+
+def test_apt_preferences_pin_the_stack(host, wanted):
+    if not wanted:
+        pytest.skip(f"{_name(host)}: no CUDA package wanted")
+    path = preferences_path("cuda")
+    expected = render_preferences(wanted, owner="cuda")
+    found = host.file(path).content_string if host.file(path).exists else None
+    assert found == expected, f"{_name(host)}: {path}: expected\n{expected}\nfound\n{found}"
+
+
+def test_nccl_header_matches_the_pin(host, settings):
+    if settings.cuda_nccl_version is None or not settings.cuda_dev_packages:
+        pytest.skip(f"{_name(host)}: no NCCL headers wanted (cuda_nccl_version / cuda_dev_packages)")
+    header = host.file("/usr/include/nccl.h")
+    expected = cuda.upstream(settings.cuda_nccl_version)
+    assert header.exists, f"{_name(host)}: /usr/include/nccl.h: expected NCCL {expected}, found no file"
+    found = cuda.parse_header_version(header.content_string, "NCCL_")
+    assert found == expected, f"{_name(host)}: nccl.h NCCL_MAJOR.MINOR.PATCH: expected {expected}, found {found}"
+
+
+def test_cudnn_header_matches_the_pin(host, settings):
+    if settings.cuda_cudnn_version is None or not settings.cuda_dev_packages:
+        pytest.skip(f"{_name(host)}: no cuDNN headers wanted (cuda_cudnn_version / cuda_dev_packages)")
+    expected = ".".join(cuda.upstream(settings.cuda_cudnn_version).split(".")[:3])
+    found_path = host.run("ls /usr/include/cudnn_version.h /usr/include/*/cudnn_version*.h 2>/dev/null | head -n 1").stdout.strip()
+    assert found_path, f"{_name(host)}: cudnn_version.h: expected cuDNN {expected}, found no header"
+    found = cuda.parse_header_version(host.file(found_path).content_string, "CUDNN_")
+    assert found == expected, f"{_name(host)}: {found_path}: expected cuDNN {expected}, found {found}"
+
+
+def test_profile_and_ldconfig_files(host, release):
+    machine = host.check_output("uname -m").strip()
+    for path, expected in ((cuda.PROFILE_FILE, cuda.render_profile(release)),
+                           (cuda.LDCONFIG_FILE, cuda.render_ldconfig(release, machine))):
+        found = host.file(path).content_string if host.file(path).exists else None
+        assert found == expected, f"{_name(host)}: {path}: expected\n{expected}\nfound\n{found}"
+    path = host.run("bash -lc 'command -v nvcc'").stdout.strip()
+    assert path == f"{cuda.cuda_home(release)}/bin/nvcc", (
+        f"{_name(host)}: login shell PATH: expected nvcc from {cuda.cuda_home(release)}/bin, found {path or 'none'}")

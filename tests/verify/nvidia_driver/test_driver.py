@@ -1,0 +1,128 @@
+"""The NVIDIA driver is what the nvidia_driver role pins: loaded, held, its services up.
+
+Expected values come from the role's defaults (roles/nvidia_driver/defaults.py); a fleet
+deployed with other values names them in the environment, as its inventory does:
+``DEEPSEEK_NVIDIA_DRIVER_VERSION`` and ``DEEPSEEK_NVIDIA_DRIVER_KERNEL_MODULES``.
+Hardware-dependent checks follow what the host shows (lspci), as on a real server.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from modules.facts.nvidia import COMMAND as STATE_COMMAND
+from modules.facts.nvidia import PEERMEM_CONF, parse_nvidia_driver_state
+from modules.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
+from modules.nvidia_driver import target_packages
+from modules.nvidia_repo import preferences_path, render_preferences
+from roles.nvidia_driver import NVSWITCH_PCI_CLASS
+from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+
+DEFAULTS = NvidiaDriverDefaults()
+DRIVER = os.environ.get("DEEPSEEK_NVIDIA_DRIVER_VERSION", DEFAULTS.nvidia_driver_version)
+FLAVOR = os.environ.get("DEEPSEEK_NVIDIA_DRIVER_KERNEL_MODULES", DEFAULTS.nvidia_driver_kernel_modules)
+GPU_CLASSES = ("0300", "0302")  # VGA / 3D controller
+
+
+@pytest.fixture(scope="module")
+def nvidia_pci(host) -> list[dict]:
+    return parse_lspci_nvidia(host.check_output(LSPCI_NVIDIA_COMMAND).splitlines())
+
+
+@pytest.fixture(scope="module")
+def nvswitch(nvidia_pci) -> bool:
+    return any(dev["class_id"] == NVSWITCH_PCI_CLASS for dev in nvidia_pci)
+
+
+@pytest.fixture(scope="module")
+def state(host) -> dict:
+    return parse_nvidia_driver_state(host.run(STATE_COMMAND).stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def wanted(nvswitch) -> dict[str, str]:
+    return target_packages(DRIVER, FLAVOR, fabricmanager=DRIVER if nvswitch else None,
+                           revision=DEFAULTS.nvidia_driver_deb_revision)
+
+
+def test_nvidia_smi_lists_every_gpu(host, nvidia_pci):
+    gpus = [dev for dev in nvidia_pci if dev["class_id"] in GPU_CLASSES]
+    smi = host.run("nvidia-smi -L")
+    where = f"{host.backend.hostname}: nvidia-smi -L"
+    assert smi.rc == 0, f"{where}: expected exit 0, found {smi.rc}: {smi.stdout.strip()}"
+    listed = [line for line in smi.stdout.splitlines() if line.startswith("GPU ")]
+    assert len(listed) == len(gpus), f"{where}: expected {len(gpus)} GPUs (lspci), found {len(listed)}"
+
+
+def test_loaded_driver_matches_the_pin(host, state):
+    smi = state["smi"]
+    where = f"{host.backend.hostname}: nvidia-smi driver_version"
+    assert smi["state"] != "mismatch", f"{where}: expected {DRIVER}, found a driver/library mismatch (reboot pending)"
+    assert smi["state"] == "ok", f"{where}: expected {DRIVER}, found {smi['state']}: {smi['message']}"
+    assert smi["version"] == DRIVER, f"{where}: expected {DRIVER}, found {smi['version']}"
+
+
+def test_packages_at_pinned_versions_and_held(host, state, wanted):
+    for name, version in sorted(wanted.items()):
+        found = state["packages"].get(name)
+        where = f"{host.backend.hostname}: package {name}"
+        assert found is not None, f"{where}: expected {version} held, found not installed"
+        assert found["version"] == version, f"{where}: expected {version}, found {found['version']}"
+        assert found["held"], f"{where}: expected held (apt-mark hold), found not held"
+
+
+def test_no_other_driver_packages(host, state, wanted):
+    extra = sorted(set(state["packages"]) - set(wanted) - {n for n in state["packages"] if n.startswith("cuda-toolkit")})
+    assert not extra, f"{host.backend.hostname}: NVIDIA driver packages: expected only {sorted(wanted)}, found also {extra}"
+
+
+def test_apt_preferences_pin_the_driver(host, wanted):
+    path = preferences_path("nvidia_driver")
+    pin = host.file(path)
+    assert pin.exists, f"{host.backend.hostname}: {path}: expected the driver's apt pins, found none"
+    expected = render_preferences(wanted, owner="nvidia_driver")
+    assert pin.content_string == expected, f"{host.backend.hostname}: {path}: expected\n{expected}\nfound\n{pin.content_string}"
+
+
+def test_persistenced_active(host):
+    if not DEFAULTS.nvidia_driver_persistenced:
+        pytest.skip("nvidia_driver_persistenced is off")
+    service = host.service("nvidia-persistenced")
+    where = f"{host.backend.hostname}: nvidia-persistenced"
+    assert service.is_enabled, f"{where}: expected enabled, found disabled"
+    assert service.is_running, f"{where}: expected active, found inactive"
+
+
+def test_fabricmanager_active_at_driver_version(host, nvswitch, state):
+    if not nvswitch:
+        pytest.skip(f"{host.backend.hostname}: no NVSwitch in lspci (class {NVSWITCH_PCI_CLASS}): no fabric manager")
+    name = f"nvidia-fabricmanager-{DRIVER.split('.')[0]}"
+    found = state["packages"].get(name, {}).get("version")
+    where = f"{host.backend.hostname}: {name}"
+    assert found == f"{DRIVER}-{DEFAULTS.nvidia_driver_deb_revision}", (
+        f"{where}: expected the driver's version {DRIVER}, found {found}")
+    service = host.service("nvidia-fabricmanager")
+    assert service.is_enabled and service.is_running, f"{where}: expected enabled and active, found not"
+
+
+def test_peermem_configured_with_infiniband(host, state, in_container):
+    if state["ib_stack"] is None:
+        pytest.skip(f"{host.backend.hostname}: no InfiniBand stack installed (MLNX_OFED, DOCA-OFED, rdma-core)")
+    if not host.run("ls /sys/class/infiniband 2>/dev/null | grep -q . || command -v ibstat >/dev/null && ibstat -l | grep -q .").rc == 0:
+        pytest.skip(f"{host.backend.hostname}: no InfiniBand HCA")
+    where = f"{host.backend.hostname}: {PEERMEM_CONF}"
+    assert state["peermem_conf"] == ["nvidia-peermem"], f"{where}: expected nvidia-peermem, found {state['peermem_conf']}"
+    if in_container:
+        pytest.skip(f"{host.backend.hostname}: a container cannot load nvidia-peermem (configured for boot)")
+    assert state["peermem_loaded"], f"{host.backend.hostname}: nvidia_peermem: expected loaded, found not in /proc/modules"
+
+
+def test_peermem_only_with_an_infiniband_stack(host, state):
+    """nvidia-peermem registers with ib_core's peer-memory API: configured without a stack, it cannot load."""
+    if not state["peermem_conf"]:
+        pytest.skip(f"{host.backend.hostname}: nvidia-peermem not configured")
+    where = f"{host.backend.hostname}: {PEERMEM_CONF}"
+    assert state["peermem_conf"] == ["nvidia-peermem"], f"{where}: expected nvidia-peermem, found {state['peermem_conf']}"
+    assert state["ib_stack"] is not None, f"{where}: expected an InfiniBand stack for nvidia-peermem, found none"
