@@ -1,5 +1,9 @@
 """Settings for the lab fleet (group `lab`): a model and engine that run without a GPU."""
 
+# Imported names are not group data (pyinfra keeps only plain values).
+from lab import gateway_lab, mirror, tiny_model, weights_mirror, wheelhouse
+from roles.serve import defaults as serve_defaults
+
 # The smallest DeepSeek model: its weights fit the lab's disk and CPU.
 deepseek_model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 # transformers serves on CPU, so the lab exercises the real serving path without a GPU.
@@ -14,7 +18,6 @@ monitoring_gateway_insecure_skip_verify = True
 kernel_hugepages_count = 512
 # Per node: written to the kernel role's boot unit (sysfs), as on a real 2-socket server.
 kernel_hugepages_per_node = True
-from lab import mirror  # imported names are not group data (pyinfra drops them)
 
 # The NVIDIA stack installs from the fleet's own mirror (lab/mirror), as an air-gapped site would.
 nvidia_repo_source = "mirror"
@@ -22,15 +25,18 @@ nvidia_repo_source = "mirror"
 nvidia_repo_mirror_url = mirror.repo_url()
 # The mirror's public key, generated once by `lab mirror build` under .lab/mirror/keys.
 nvidia_repo_mirror_key = str(mirror.KEY_FILE)
-from lab import gateway_lab  # imported names are not group data
 
 # The gateway installs from a wheelhouse built once on the lab host (nodes reach no index).
 gateway_wheelhouse = gateway_lab.gateway_wheelhouse()
 # Lab users of the gateway and their grants on the lab's model.
-gateway_users = {user: {deepseek_model: permission} for user, permission in gateway_lab.LAB_USERS.items()}
+gateway_users = {
+    user: {deepseek_model: permission, tiny_model.REPO_ID: permission}
+    for user, permission in gateway_lab.LAB_USERS.items()
+}
+# The lab engine serves the tiny checkpoint under its own name: route that name to it.
+gateway_upstreams = {tiny_model.REPO_ID: "http://127.0.0.1:8000"}
 # Their keys: a secret file generated once under .lab/secrets (never in the repository).
 gateway_keys_file = gateway_lab.keys_file()
-from lab import weights_mirror  # imported names are not group data
 
 # Weights come from the fleet's HTTP mirror (<fleet>-weights, started by `lab weights-mirror up`).
 weights_source = "http"
@@ -42,8 +48,6 @@ weights_mirror_url = weights_mirror.url()
 weights_manifest = str(weights_mirror.manifest_path())
 # The weights tool's wheels, downloaded once on the lab host (nodes reach no package index).
 weights_wheelhouse = str(weights_mirror.wheelhouse_dir())
-from lab import tiny_model, wheelhouse  # imported names are not group data
-from roles.serve import defaults as serve_defaults  # imported names are not group data
 
 # The engine serves lab/tiny_model.py's random DeepSeek-V3-architecture checkpoint (placed by `python -m lab.tiny_model place`).
 serve_model_path = tiny_model.node_current_path()

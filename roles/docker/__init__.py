@@ -16,7 +16,7 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger
-from pyinfra.api import deploy
+from pyinfra.api import deploy, operation
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files, server, systemd
 
@@ -77,7 +77,8 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
                  commands=["systemctl reset-failed docker.service; systemctl restart docker.service"],
                  _if=daemon.did_change)
     systemd.service(name="Ensure Docker is enabled and running", service="docker", enabled=True, running=True)
-    _cdi(config, state)
+    if config.docker_cdi:
+        cdi_spec(name=f"Ensure {CDI_SPEC} describes the loaded NVIDIA driver")
     files.put(name=f"Ensure {RECORD_FILE} records the Docker settings",
               src=StringIO(json.dumps({"settings": config.model_dump(mode="json"), "managed": config.managed()},
                                       indent=2, sort_keys=True) + "\n"),
@@ -110,9 +111,15 @@ def _engine(config: DockerDefaults) -> None:
     apt.packages(name="Ensure Docker CE is installed", packages=list(DOCKER_CE_PACKAGES))
 
 
-def _cdi(config: DockerDefaults, state: dict) -> None:
-    if not config.docker_cdi:
-        return
+@operation()
+def cdi_spec():
+    """
+    Generate the CDI spec when it is missing or names another driver than the loaded one.
+
+    Reads the driver when it runs, so a driver installed earlier in the same deploy counts
+    (the first run writes the final spec; a second run changes nothing).
+    """
+    state = host.get_fact(DockerState)
     if state["cdi_current"]:
         host.noop(f"{CDI_SPEC} was generated for the loaded driver {state['driver']}")
         return
@@ -120,6 +127,4 @@ def _cdi(config: DockerDefaults, state: dict) -> None:
         logger.warning(f"{host.name}: no loaded NVIDIA driver answers nvidia-smi (not installed, or a reboot is "
                        f"pending): {CDI_SPEC} not generated; rerun after deploy/nvidia_driver.py and any reboot")
         return
-    why = "names another driver" if state["cdi_present"] else "is missing"
-    server.shell(name=f"Generate {CDI_SPEC} for driver {state['driver']} (it {why})",
-                 commands=[f"mkdir -p {Path(CDI_SPEC).parent} && nvidia-ctk cdi generate --output={CDI_SPEC}"])
+    yield f"mkdir -p {Path(CDI_SPEC).parent} && nvidia-ctk cdi generate --output={CDI_SPEC}"

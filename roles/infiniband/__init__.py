@@ -38,10 +38,11 @@ def applies(groups, rdma_devices: list[str], ibstat: list) -> bool:
 
 
 @deploy("infiniband: install")
-def install(config: InfinibandDefaults, kernel: KernelDefaults) -> None:
+def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
+    """True when this host gets the RDMA stack (the driver role then configures nvidia-peermem)."""
     if not applies(host.groups, host.get_fact(RdmaDevices), host.get_fact(IbStat)):
         host.noop(f"not in {IB_GROUP} and no RDMA device found: no InfiniBand")
-        return
+        return False
     container = host.get_fact(Virtualization)["container"]
     apt.packages(name="Ensure the RDMA stack is installed (rdma-core, ibverbs-utils, infiniband-diags, perftest)",
                  packages=list(config.infiniband_packages), update=True, cache_time=3600)
@@ -59,6 +60,7 @@ def install(config: InfinibandDefaults, kernel: KernelDefaults) -> None:
         link_layers=tuple(config.infiniband_check_link_layers), cas=tuple(config.infiniband_check_cas),
         on_problem=config.infiniband_on_port_problem,
     )
+    return True
 
 
 def _kernel_modules(config: InfinibandDefaults, container: str | None) -> None:

@@ -64,9 +64,14 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
 
 
 @deploy("nvidia_driver: install")
-def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDefaults) -> None:
+def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDefaults,
+            ib_stack_in_this_run: bool = False) -> None:
+    """``ib_stack_in_this_run``: the infiniband role installs rdma-core earlier in this
+    deploy (deploy/full.py), so nvidia-peermem is configured on the first run already."""
     hardware = host.get_fact(HostHardware)
     state = host.get_fact(NvidiaDriverState)
+    if ib_stack_in_this_run and state["ib_stack"] is None:
+        state = {**state, "ib_stack": "rdma-core"}
     in_container = bool(hardware["virtualization"]["container"])
     nvswitch = has_nvswitch(hardware)
     ib_present = IB_GROUP in host.groups or bool(hardware.get("ibstat"))

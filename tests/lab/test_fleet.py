@@ -119,6 +119,10 @@ def test_deploy_then_verify_then_no_changes(fleet):
     assert second["results"]["totals"]["error"] == 0
     assert changed_by_host(second) == {}, f"second run changed: {changed_by_host(second)}"
 
+    # The engine answers a real completion from the tiny checkpoint on every node.
+    health = run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploy/health.py", check=False)
+    assert health.returncode == 0, f"health gates failed:\n{(health.stdout + health.stderr)[-4000:]}"
+
 
 def test_second_lab_up_reuses_the_image(fleet):
     again = lab("up", str(NODES), "--profile", ",".join(PROFILES))
