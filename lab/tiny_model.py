@@ -20,8 +20,9 @@ under the clearly fake repo id ``deepseek-lab/tiny-deepseek-v3``.
 ``place`` lays it out the way the weights role publishes a model (a lab helper: the weights
 role places only ``deepseek_model``, and this is not a catalog model):
 ``/var/lib/deepseek/models/deepseek-lab--tiny-deepseek-v3/<key>/`` plus the ``current``
-symlink, readable by the engine's service account. It carries no weights manifest, so the
-engine's ExecStartPre weights check does not apply to it (serve_model_path overrides skip it).
+symlink, readable by the engine's service account. It carries a real weights manifest
+(``MANIFEST.dsw.json``, modules/manifest.py, the weights role's format), so the engine's
+ExecStartPre checks it like any checkpoint: a truncated file keeps the engine from starting.
 
 Needs torch, transformers, tokenizers and safetensors on the controller (the engine's
 test dependencies).
@@ -147,16 +148,29 @@ def build(root: Path | None = None, log=print) -> Path:
     destination = (root or STATE_DIR / "models") / REPO_ID / checkpoint_key()
     marker = destination / ".complete"
     if marker.exists():
+        _write_manifest(destination)  # checkpoints built before manifests existed
         return destination
     log(f"{REPO_ID}: building a random tiny checkpoint in {destination}")
     shutil.rmtree(destination, ignore_errors=True)
     destination.mkdir(parents=True)
     _train_tokenizer(destination)
     _save_model(destination)
+    _write_manifest(destination)
     marker.write_text(checkpoint_key() + "\n")
     return destination
 
 
+def _write_manifest(destination: Path) -> None:
+    """The checkpoint's weights manifest (sizes and sha384 of every file but the build marker)."""
+    from modules.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
+
+    if (destination / MANIFEST_FILENAME).exists():
+        return
+    manifest = build_manifest(destination, REPO_ID, destination.name, exclude=(MANIFEST_FILENAME, ".complete"))
+    save_manifest(manifest, destination / MANIFEST_FILENAME)
+
+
+MANIFEST_FILENAME = "MANIFEST.dsw.json"  # modules.manifest.MANIFEST_FILENAME
 SLUG = REPO_ID.replace("/", "--")  # modules.weights_plan.model_slug: one path component
 
 
@@ -173,7 +187,8 @@ def place(node: str, checkpoint: Path, log=print) -> None:
     """Copy the checkpoint onto a lab node (skipped when that release is already there)."""
     key = checkpoint.name
     release = node_release_dir(key)
-    present = subprocess.run(["docker", "exec", node, "test", "-f", f"{release}/.complete"], capture_output=True)
+    present = subprocess.run(["docker", "exec", node, "test", "-f", f"{release}/{MANIFEST_FILENAME}"],
+                             capture_output=True)
     if present.returncode != 0:
         log(f"{node}: placing {REPO_ID} release {key}")
         # A tar stream through `docker exec`: `docker cp` cannot see the node's tmpfs data volume.

@@ -32,6 +32,8 @@ network, weights mounted read-only; vLLM and SGLang only).
 
 from __future__ import annotations
 
+import ipaddress
+
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -369,6 +371,41 @@ def systemd_word(arg: str) -> str:
     if _SAFE.match(escaped):
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Highest `systemd-analyze security` exposure the engine unit may score ("OK" is <= 3.0 here).
+SECURITY_EXPOSURE_MAX: Final = 3.0
+
+# Device groups (names in /proc/devices) an engine that drives NVIDIA GPUs itself opens.
+NVIDIA_DEVICE_GROUPS: Final = ("char-nvidiactl", "char-nvidia-frontend", "char-nvidia-uvm", "char-nvidia-caps")
+RDMA_DEVICE_GROUPS: Final = ("char-infiniband_verbs", "char-infiniband_mad")  # multi-node NCCL over IB
+
+
+def device_allow(s: EngineSettings, launch: EngineLaunch) -> tuple[str, ...]:
+    """``DeviceAllow=`` entries for ``DevicePolicy=closed``; empty: the unit gets PrivateDevices.
+
+    Only a process that opens the GPUs itself needs them: a CPU engine does not, nor a
+    Docker client (the daemon opens them for the container)."""
+    if launch.runs_as_root or s.on_cpu:
+        return ()
+    groups = NVIDIA_DEVICE_GROUPS + (RDMA_DEVICE_GROUPS if s.nodes > 1 else ())
+    return tuple(f"{group} rw" for group in groups)
+
+
+def ip_allow(s: EngineSettings, launch: EngineLaunch) -> tuple[str, ...]:
+    """``IPAddressAllow=`` of a one-process engine on loopback (everything else denied).
+
+    Only the transformers engine on one node: vLLM and SGLang start several processes
+    that may bootstrap NCCL/Gloo over the host's own address even on one node (NCCL skips
+    ``lo``), multi-node replicas talk on the cluster network, and a Docker client has the
+    daemon's network. Empty: no IP filter."""
+    if launch.runs_as_root or s.nodes > 1 or s.engine != "transformers":
+        return ()
+    try:
+        loopback = ipaddress.ip_address(s.host).is_loopback
+    except ValueError:
+        loopback = s.host == "localhost"
+    return ("localhost",) if loopback else ()
 
 
 def exec_line(argv: Sequence[str]) -> str:

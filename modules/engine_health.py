@@ -4,6 +4,7 @@
     deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800
     deepseek-engine-health check --url http://127.0.0.1:8000 --model NAME
         [--expect-driver 550.90.12 | --skip-gpus REASON] [--gateway-url URL --gateway-token-file F]
+    deepseek-engine-health weights --path /var/lib/deepseek/models/<slug>/current [--require]
 
 ``wait`` polls ``/health`` until it answers 200 (the unit's ExecStartPost: the start job
 ends when the engine can serve). ``check`` runs the gates in order and stops at the first
@@ -13,6 +14,12 @@ real greedy completion of the served model), ``gateway-completion`` (the same th
 gateway, when given). One line per gate on stdout; a failure also goes to stderr as
 ``<host>: gate <name> failed: <why>`` and the exit status is 1.
 
+``weights`` is the unit's ExecStartPre for a checkpoint placed outside the weights role
+(``serve_model_path``): when ``MANIFEST.dsw.json`` (modules/manifest.py's format) lies next
+to the weights, it checks the manifest's own hash and that every listed file is present at
+its listed size, and exits 1 naming each bad file (in the journal) so the engine does not
+start on a truncated checkpoint. No manifest: unchecked (exit 0), unless ``--require``.
+
 Standard library only: it runs with the node's /usr/bin/python3, outside the engine's
 environment, so it also judges a broken engine install. The pure parts are unit-tested.
 """
@@ -20,7 +27,9 @@ environment, so it also judges a broken engine install. The pure parts are unit-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -84,6 +93,71 @@ def completion_gate(gate: str, status: int, body: str, model: str) -> GateResult
     if not isinstance(text, str) or tokens < 1:
         return GateResult(gate, "fail", f"expected generated tokens, found {tokens} ({text!r})")
     return GateResult(gate, "pass", f"{tokens} token(s): {text[:60]!r}")
+
+
+MANIFEST_FILENAME = "MANIFEST.dsw.json"  # modules.manifest.MANIFEST_FILENAME (the weights role's format)
+_MANIFEST_KEYS = {"format", "algorithm", "model", "revision", "created_by", "files", "manifest_sha384"}
+
+
+def manifest_problems(text: str, sizes: dict[str, int]) -> list[str]:
+    """Fast check of a checkpoint against its manifest: the manifest's own hash, then every
+    listed file present at its listed size (modules/manifest.py's format; not a re-hash).
+
+    ``sizes`` maps relative path -> size of the files found (``None`` absent)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as error:
+        return [f"{MANIFEST_FILENAME} is not valid JSON: {error}"]
+    if not isinstance(doc, dict) or set(doc) != _MANIFEST_KEYS or not isinstance(doc["files"], list):
+        return [f"{MANIFEST_FILENAME} is not a weights manifest (expected keys {sorted(_MANIFEST_KEYS)})"]
+    recorded = doc.pop("manifest_sha384")
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    computed = hashlib.sha384(canonical.encode("ascii")).hexdigest()
+    if recorded != computed:
+        return [f"{MANIFEST_FILENAME} hash mismatch: recorded {recorded}, computed {computed} (edited or corrupted)"]
+    problems = []
+    for entry in doc["files"]:
+        path, size = entry.get("path"), entry.get("size")
+        found = sizes.get(path)
+        if found is None:
+            problems.append(f"missing {path}")
+        elif found != size:
+            problems.append(f"size of {path}: expected {size}, found {found}")
+    return problems
+
+
+def _listed_sizes(root: str, text: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    try:
+        listed = [entry.get("path") for entry in json.loads(text).get("files", []) if isinstance(entry, dict)]
+    except (ValueError, AttributeError):
+        return sizes
+    for path in listed:
+        if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/"):
+            continue
+        try:
+            sizes[path] = os.stat(os.path.join(root, path)).st_size
+        except OSError:
+            pass
+    return sizes
+
+
+def check_weights(root: str, require: bool) -> tuple[int, str]:
+    """The engine's ExecStartPre: (exit status, message) for the checkpoint at ``root``."""
+    manifest = os.path.join(root, MANIFEST_FILENAME)
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if require:
+            return 1, f"weights {root}: no {MANIFEST_FILENAME}; cannot check the checkpoint (required)"
+        return 0, f"weights {root}: no {MANIFEST_FILENAME}; not checked"
+    except OSError as error:
+        return 1, f"weights {root}: cannot read {MANIFEST_FILENAME}: {error.strerror}"
+    problems = manifest_problems(text, _listed_sizes(root, text))
+    if problems:
+        return 1, f"weights {root}: corrupt checkpoint: " + "; ".join(problems)
+    return 0, f"weights {root}: every file of {MANIFEST_FILENAME} present at its size"
 
 
 def _http(url: str, payload: dict | None = None, token: str | None = None, timeout: float = 30,
@@ -171,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     wait = sub.add_parser("wait", help="poll /health until it answers 200")
     check = sub.add_parser("check", help="run the health gates")
+    weights = sub.add_parser("weights", help="fast check of a checkpoint against its manifest (sizes)")
+    weights.add_argument("--path", required=True, help="checkpoint directory (the engine's model path)")
+    weights.add_argument("--require", action="store_true", help="fail when the checkpoint has no manifest")
     for command in (wait, check):
         command.add_argument("--url", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
         command.add_argument("--timeout", type=float, default=120, help="seconds to keep retrying a gate")
@@ -183,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--gateway-ca-file", default=None)
     args = parser.parse_args(argv)
     hostname = socket.gethostname()
+    if args.command == "weights":
+        status, message = check_weights(args.path, args.require)
+        print(f"{hostname}: {message}", file=sys.stderr if status else sys.stdout, flush=True)
+        return status
     url = args.url.rstrip("/")
 
     if args.command == "wait":

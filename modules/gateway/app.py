@@ -30,6 +30,7 @@ from .openai import CHAT, COMPLETIONS, EventStream, Exchange, LimitError, prepar
 from .requestlog import RequestLog, input_sha256, utc_timestamp
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
+UPSTREAM_KEEPALIVE = 256  # idle connections kept open to the engines
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 
 
@@ -104,7 +105,7 @@ class Gateway:
         return found[0]
 
     async def require(self, ctx: Context, model: str, needed: str) -> str:
-        user = await self.authenticate(ctx)
+        user = ctx.record.get("user") or await self.authenticate(ctx)  # once per request
         held = await self.call(self.db.permission, user, model)
         if not policy.allows(held, needed):
             raise ApiError(403, f"User {user!r} has no {needed} access to model {model!r}",
@@ -353,7 +354,10 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
         for model in config.upstreams:
             await anyio.to_thread.run_sync(database.ensure_model, model)
         timeout = httpx.Timeout(config.upstream_timeout_s, connect=config.connect_timeout_s)
-        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+        # no connection cap: httpx's default (100) would hold stream 101 until one ends;
+        # the engine queues requests itself, and idle keep-alives serve the next burst
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=UPSTREAM_KEEPALIVE)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits) as client:
             gateway.client = client
             yield
 

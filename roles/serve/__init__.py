@@ -184,6 +184,10 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
         config.serve_weights_verify if managed else "never",
         engine.weights_check(model, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir),
     )
+    if not managed and config.serve_weights_verify != "never":
+        # A checkpoint placed outside the weights role: checked when it carries a manifest.
+        verify = engine.exec_line(["/usr/bin/python3", engine.HEALTH_TOOL, "weights", "--path", settings.model_path,
+                                   *(["--require"] if config.serve_weights_verify == "always" else [])])
     decrypt = [engine.decrypt_unit(model)] if managed and weights.weights_encrypt else []
     post = []
     if launch.serves_http:
@@ -207,6 +211,8 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
         "restart_sec": config.serve_restart_sec, "timeout_start_s": config.serve_start_timeout_s,
         "runs_as_root": launch.runs_as_root, "cache_name": engine.CACHE_NAME,
         "read_write_paths": ["/run/docker.sock"] if launch.runs_as_root else [],
+        "gpu_devices": list(engine.device_allow(settings, launch)),
+        "ip_allow": list(engine.ip_allow(settings, launch)),
     }
 
 

@@ -146,3 +146,42 @@ def test_preflight_verdicts_for_deepseek_v3_with_production_thresholds(fleet, tm
         report = reports[f"@docker/{name}"]
         failed = sorted(check["name"] for check in report["checks"] if check["verdict"] == "fail")
         assert failed == EXPECTED_V3_FAILURES[profile], f"{name} ({profile}): {report['checks']}\n{result.stderr[-3000:]}"
+
+
+def test_kvm_guest_is_pinned_and_read_back(fleet):
+    """libvirt in the workstation node: a QEMU/TCG guest defined (not started) and pinned.
+
+    libvirt checks pins against the container's real CPUs, not the simulated profile, so
+    the guest is one vCPU with one housekeeping CPU per node (the lab's 2-CPU kernel).
+    """
+    node = fleet[PROFILES.index("workstation-rtx6000ada-2x")]
+    guest = '[{"name":"ds-guest-0","vcpus":1,"memory_mib":1024,"gpus":["0000:c1:00.0"]}]'
+    arguments = ["--limit", f"@docker/{node}", "--data", "kvm_domain_type=qemu",
+                 "--data", "kvm_reserved_cpus_per_node=1", "--data", f"kvm_guests={guest}"]
+    run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploy/kvm.py", *arguments)
+    second = run(str(BIN / "pyinfra"), "-y", "--json", "inventories/lab.py", "deploy/kvm.py", *arguments)
+    report = json.loads(second.stdout[second.stdout.index("{"):])
+    assert changed_by_host(report) == {}, f"second kvm run changed: {changed_by_host(report)}"
+    pins = run("docker", "exec", node, "virsh", "vcpupin", "ds-guest-0", "--config").stdout
+    assert pins.strip(), "virsh vcpupin printed nothing for the guest"
+    verify = run(str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "tests/verify/kvm", f"--hosts=docker://{node}",
+                 check=False)
+    assert verify.returncode == 0, f"kvm verify failed:\n{verify.stdout[-4000:]}"
+
+
+def test_driver_branch_switch_marks_reboot_required_then_loads_after_reboot(fleet):
+    """550 -> 565 on one node: packages switch, the old module stays loaded until a reboot."""
+    node = fleet[PROFILES.index("hgx-h100-8x")]
+    switch = ["--limit", f"@docker/{node}", "--data", "nvidia_driver_branch=565",
+              "--data", "nvidia_driver_version=565.57.01"]
+    run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploy/nvidia_driver.py", *switch)
+    reasons = run("docker", "exec", node, "cat", "/var/lib/deepseek/state/reboot-required.d/nvidia-driver.json").stdout
+    assert "565" in reasons, f"{node}: reboot-required: expected the new driver named, found {reasons!r}"
+    mismatch = run("docker", "exec", node, "nvidia-smi", check=False)
+    assert mismatch.returncode != 0 and "Driver/library version mismatch" in mismatch.stdout + mismatch.stderr
+    lab("reboot", node)
+    smi = run("docker", "exec", node, "nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader").stdout
+    assert set(smi.split()) == {"565.57.01"}, f"{node}: after reboot: expected 565.57.01, found {smi!r}"
+    again = run(str(BIN / "pyinfra"), "-y", "--json", "inventories/lab.py", "deploy/nvidia_driver.py", *switch)
+    report = json.loads(again.stdout[again.stdout.index("{"):])
+    assert changed_by_host(report) == {}, f"after the reboot the driver role changed: {changed_by_host(report)}"

@@ -109,3 +109,52 @@ def test_unreachable_engine_fails_naming_host_and_gate(capsys):
 def test_worker_runs_only_the_gpu_gate(capsys):
     rc = engine_health.main(["check", "--url", "http://127.0.0.1:9", "--model", "m", "--skip-gpus", "t", "--worker"])
     assert rc == 0 and "gate=engine-health" in capsys.readouterr().out
+
+
+def _checkpoint(tmp_path):
+    from modules.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"w" * 1000)
+    save_manifest(build_manifest(tmp_path, "org/m", "r1"), tmp_path / MANIFEST_FILENAME)
+    return tmp_path
+
+
+def test_weights_check_passes_an_intact_checkpoint(tmp_path):
+    status, message = engine_health.check_weights(str(_checkpoint(tmp_path)), require=True)
+    assert status == 0, message
+
+
+def test_weights_check_names_a_truncated_file(tmp_path):
+    root = _checkpoint(tmp_path)
+    (root / "model.safetensors").write_bytes(b"w" * 10)
+    status, message = engine_health.check_weights(str(root), require=False)
+    assert status == 1 and "size of model.safetensors: expected 1000, found 10" in message
+
+
+def test_weights_check_names_a_missing_file(tmp_path):
+    root = _checkpoint(tmp_path)
+    (root / "config.json").unlink()
+    status, message = engine_health.check_weights(str(root), require=False)
+    assert status == 1 and "missing config.json" in message
+
+
+def test_weights_check_refuses_an_edited_manifest(tmp_path):
+    root = _checkpoint(tmp_path)
+    path = root / engine_health.MANIFEST_FILENAME
+    path.write_text(path.read_text().replace('"size": 1000', '"size": 10'))
+    (root / "model.safetensors").write_bytes(b"w" * 10)
+    status, message = engine_health.check_weights(str(root), require=False)
+    assert status == 1 and "hash mismatch" in message
+
+
+def test_weights_check_without_manifest_passes_unless_required(tmp_path):
+    assert engine_health.check_weights(str(tmp_path), require=False)[0] == 0
+    status, message = engine_health.check_weights(str(tmp_path), require=True)
+    assert status == 1 and "no MANIFEST.dsw.json" in message
+
+
+def test_manifest_filename_matches_the_weights_role():
+    from modules.manifest import MANIFEST_FILENAME
+
+    assert engine_health.MANIFEST_FILENAME == MANIFEST_FILENAME

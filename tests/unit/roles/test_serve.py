@@ -60,9 +60,52 @@ def test_weights_check_runs_when_the_tool_is_installed():
     assert "ExecStartPre" not in render(ServeDefaults(serve_weights_verify="never"), vllm_settings(), WeightsDefaults())
 
 
-def test_an_overridden_model_path_is_not_checked_by_the_weights_tool():
+def test_an_overridden_model_path_is_checked_against_its_manifest_not_by_the_weights_tool():
+    tool = f"/usr/bin/python3 {engine.HEALTH_TOOL} weights --path /srv/model"
+    auto = render(ServeDefaults(serve_model_path="/srv/model"), vllm_settings(model_path="/srv/model"), WeightsDefaults())
+    assert auto["ExecStartPre"] == [tool]
     config = ServeDefaults(serve_model_path="/srv/model", serve_weights_verify="always")
+    assert render(config, vllm_settings(model_path="/srv/model"), WeightsDefaults())["ExecStartPre"] == [f"{tool} --require"]
+    config = ServeDefaults(serve_model_path="/srv/model", serve_weights_verify="never")
     assert "ExecStartPre" not in render(config, vllm_settings(model_path="/srv/model"), WeightsDefaults())
+
+
+def test_gpu_engine_sees_only_nvidia_devices():
+    unit = render(ServeDefaults(), vllm_settings(), WeightsDefaults())
+    assert unit["DevicePolicy"] == ["closed"] and "PrivateDevices" not in unit
+    assert unit["DeviceAllow"] == [f"{group} rw" for group in engine.NVIDIA_DEVICE_GROUPS]
+    assert unit["SystemCallFilter"] == ["@system-service"] and unit["SystemCallArchitectures"] == ["native"]
+    # vLLM's processes may bootstrap NCCL over the host's own address: no loopback-only filter.
+    assert "IPAddressDeny" not in unit
+
+
+def test_transformers_engine_on_loopback_talks_only_to_loopback():
+    unit = render(ServeDefaults(), vllm_settings(engine="transformers"), WeightsDefaults())
+    assert unit["IPAddressDeny"] == ["any"] and unit["IPAddressAllow"] == ["localhost"]
+    assert unit["DevicePolicy"] == ["closed"]  # on GPUs
+
+
+def test_cpu_engine_and_docker_client_get_no_devices():
+    cpu = vllm_settings(engine="transformers", on_cpu=True)
+    unit = render(ServeDefaults(), cpu, WeightsDefaults())
+    assert unit["PrivateDevices"] == ["yes"] and "DeviceAllow" not in unit and unit["IPAddressDeny"] == ["any"]
+    docker = vllm_settings(install="container", image="registry.example/vllm:1")
+    unit = render(ServeDefaults(serve_install_method="container", serve_container_image="registry.example/vllm:1"),
+                  docker, WeightsDefaults())
+    assert unit["PrivateDevices"] == ["yes"] and "IPAddressDeny" not in unit
+
+
+def test_multi_node_replica_gets_rdma_devices_and_no_ip_filter():
+    plan = plan_serving("deepseek-ai/DeepSeek-V3", H100_MIB, 8, nodes=2, engine="vllm")
+    settings = vllm_settings(plan=plan, model_path=engine.default_model_path(plan.model), nodes=2, node_rank=0,
+                             head_address="10.0.0.1", node_address="10.0.0.1")
+    unit = render(ServeDefaults(), settings, WeightsDefaults())
+    assert "char-infiniband_verbs rw" in unit["DeviceAllow"] and "IPAddressDeny" not in unit
+
+
+def test_engine_on_a_public_address_has_no_loopback_filter():
+    unit = render(ServeDefaults(), vllm_settings(engine="transformers", host="10.0.0.5"), WeightsDefaults())
+    assert "IPAddressDeny" not in unit
 
 
 def test_encrypted_weights_wait_for_their_decrypt_unit():
