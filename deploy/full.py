@@ -6,7 +6,8 @@ the InfiniBand stack before the driver (nvidia-peermem), the driver before tunin
 pinning plan reads `nvidia-smi topo -m`), weights before the engine, the engine before
 the gateway, and the node facts file last, once the driver can describe the GPUs.
 Rolling reboots (deploy/reboot.py), the network check (deploy/netcheck.py) and the
-monitoring host (deploy/monitoring.py) run separately.
+monitoring host (deploy/monitoring.py) run separately; rolling upgrades with health gates
+and rollback: `python deploy/upgrade.py` (modules/fleet/upgrade.py).
 """
 
 from pyinfra import host

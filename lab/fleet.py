@@ -161,7 +161,8 @@ def reboot(name: str, log=print) -> None:
         raise LabError(f"{name}: not a node of fleet {FLEET!r}")
     log(f"{name}: rebooting (docker restart)")
     docker("restart", name)
-    _wait_for_systemd(name)
+    # Boot runs every enabled unit again; the engine's start waits for its model to load.
+    _wait_for_systemd(name, timeout_s=300)
 
 
 def down(log=print) -> None:

@@ -22,17 +22,19 @@ BIN = Path(sys.executable).parent
 # One node of each shipped profile, so every profile's preflight verdict is checked.
 PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x", "dgx-h200-8x")
 NODES = int(os.environ.get("DEEPSEEK_LAB_NODES", str(len(PROFILES))))
+# This file's fleet, passed explicitly: other lab test files run fleets of their own.
+FLEET_ENV = {**os.environ, "DEEPSEEK_LAB_FLEET": os.environ.get("DEEPSEEK_LAB_FLEET", "ds")}
 # DeepSeek-V3 needs 16 H100s (2 nodes); 2x 48 GB cannot hold it and 24 cores miss the bar;
 # 8x H200 141 GB hold it on one node.
 EXPECTED_V3_FAILURES = {
     "hgx-h100-8x": ["serving plan"],
-    "workstation-rtx6000ada-2x": ["cpu cores", "serving plan"],
+    "workstation-rtx6000ada-2x": ["cpu cores", "serving plan", "weights storage"],  # 2 TB NVMe
     "dgx-h200-8x": [],
 }
 
 
 def run(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=FLEET_ENV)
     if check and result.returncode != 0:
         pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
                     f"stderr:\n{result.stderr[-4000:]}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab import gateway_lab
+from lab import gateway_lab, tiny_model
 
 pytestmark = pytest.mark.lab
 
@@ -103,7 +103,8 @@ def test_request_over_tls_with_a_seeded_key_is_logged(gateway):
     messages = [{"role": "user", "content": "hello from the lab"}]
     assert request(gateway, "GET", "/v1/models").status_code == 401
     listed = request(gateway, "GET", "/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
-    assert [m["id"] for m in listed["data"]] == [MODEL]
+    # The lab grants its users the catalog model and the tiny checkpoint the lab engine serves.
+    assert sorted(m["id"] for m in listed["data"]) == sorted([MODEL, tiny_model.REPO_ID])
     reply = request(gateway, "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                     json={"model": MODEL, "messages": messages})
     assert reply.status_code == 200, reply.text

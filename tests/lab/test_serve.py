@@ -25,7 +25,6 @@ from modules import engine
 pytestmark = pytest.mark.lab
 
 FLEET = os.environ.get("DEEPSEEK_LAB_SERVE_FLEET", "svlab")  # never collides with tests/lab/test_fleet.py
-os.environ["DEEPSEEK_LAB_FLEET"] = FLEET
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NODE = f"{FLEET}-node-1"

@@ -22,7 +22,6 @@ import pytest
 pytestmark = pytest.mark.lab
 
 FLEET = "wlab"  # this file's own fleet: never collides with tests/lab/test_fleet.py
-os.environ["DEEPSEEK_LAB_FLEET"] = FLEET
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NODE = f"{FLEET}-node-1"

@@ -7,14 +7,14 @@ from modules import engine_health
 from modules.manifest import MANIFEST_FILENAME, load_manifest
 
 
-def test_manifest_covers_the_checkpoint_but_not_the_build_marker(tmp_path):
+def test_manifest_covers_every_file_of_the_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 4096)
     (tmp_path / ".complete").write_text("key\n")
     tiny_model._write_manifest(tmp_path)
     manifest = load_manifest(tmp_path / MANIFEST_FILENAME)
     assert manifest.model == tiny_model.REPO_ID and manifest.revision == tmp_path.name
-    assert [(e.path, e.size) for e in manifest.files] == [("config.json", 2), ("model.safetensors", 4096)]
+    assert [(e.path, e.size) for e in manifest.files] == [(".complete", 4), ("config.json", 2), ("model.safetensors", 4096)]
     assert engine_health.check_weights(str(tmp_path), require=True)[0] == 0
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 10)
     status, message = engine_health.check_weights(str(tmp_path), require=True)

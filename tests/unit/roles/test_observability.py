@@ -146,3 +146,21 @@ def test_engine_relay_exposes_only_metrics():
         relay.terminate()
         relay.wait(5)
         engine.shutdown()
+
+
+def test_elk_configuration_covers_every_field_of_the_gateway_log_line():
+    """Every field the gateway logs has an Elasticsearch type; numbers are converted by Logstash."""
+    import json
+    import re
+    from pathlib import Path
+
+    from modules.gateway.requestlog import FIELDS
+
+    files = Path(__file__).resolve().parents[3] / "roles" / "filebeat" / "files"
+    template = json.loads((files / "elasticsearch" / "deepseek-requests-template.json").read_text())
+    mapped = template["template"]["mappings"]["properties"]["deepseek"]["properties"]
+    assert set(mapped) == set(FIELDS), f"mapped {sorted(mapped)}, logged {sorted(FIELDS)}"
+    pipeline = (files / "logstash" / "deepseek-requests.conf").read_text()
+    converted = dict(re.findall(r'"\[deepseek\]\[(\w+)\]" => "(\w+)"', pipeline))
+    numeric = {name for name, spec in mapped.items() if spec["type"] in ("short", "integer", "float")}
+    assert set(converted) == numeric, f"Logstash converts {sorted(converted)}, numeric fields {sorted(numeric)}"
