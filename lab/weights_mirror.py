@@ -33,7 +33,7 @@ PORT = 8080
 DATA_DIR = FLEET_DIR / "weights-mirror" / "data"
 LABEL_SERVICE = "deepseek-lab.service"  # value: the fleet's name (lab down removes these)
 SERVER_SCRIPT = Path(__file__).with_name("weights_mirror_server.py")
-# The lab inventory's model (inventories/group_data/lab.py deepseek_model).
+# The lab inventory's model (inventories/lab_settings.py deepseek_model).
 LAB_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 LAB_REVISIONS = ("lab-1",)
 

@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 FLEET = os.environ.get("DEEPSEEK_LAB_GATEWAY_FLEET", "gw")
 NODE = f"{FLEET}-node-1"
 ENV = {**os.environ, "DEEPSEEK_LAB_FLEET": FLEET}
-MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # inventories/group_data/lab.py
+MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # inventories/lab_settings.py
 FAKE_LOGPROBS = (-0.1, -0.2, -0.3)  # lab/fake_engine.py
 
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NODE = f"{FLEET}-node-1"
 SHARD = "model.safetensors"
-HEALTH = "http://127.0.0.1:8000/health"  # inventories/group_data/lab.py: the ServeDefaults listen address and port
+HEALTH = "http://127.0.0.1:8000/health"  # inventories/lab_settings.py: the ServeDefaults listen address and port
 
 
 def run(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -1,4 +1,8 @@
-"""Settings for the lab fleet (group `lab`): a model and engine that run without a GPU."""
+"""Settings for the lab fleet (group `lab`): a model and engine that run without a GPU.
+
+Loaded by inventories/lab.py only (not from group_data/, which every inventory in this
+folder loads): building the lab's wheelhouses and keys must never happen for prod.py.
+"""
 
 # Imported names are not group data (pyinfra keeps only plain values).
 from lab import gateway_lab, mirror, tiny_model, weights_mirror, wheelhouse
