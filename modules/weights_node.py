@@ -40,6 +40,7 @@ from modules.weights_release import (
     check_current,
     decrypt_current,
     models_with_current,
+    read_marker,
     place,
     receive_part,
     receive_tar,
@@ -109,7 +110,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _verify_current(args: argparse.Namespace) -> int:
-    models = models_with_current(Path(args.models_dir))
+    models = []
+    for slug in models_with_current(Path(args.models_dir)):
+        # A directory the weights role did not publish (no release marker) is not its to judge.
+        if read_marker(Path(args.models_dir) / slug / "current") is None:
+            print(f"{slug}: current is not a release published by the weights role: skipped", file=sys.stderr)
+            continue
+        models.append(slug)
     if not models:
         _emit({"ok": False, "error": f"{args.models_dir}: no model has a current release"})
         return EXIT_ERROR

@@ -67,7 +67,9 @@ def wait_serving(timeout: float) -> None:
 
 @pytest.fixture(scope="module")
 def fleet():
-    running = NODE in run("docker", "ps", "--format", "{{.Names}}").stdout.split()
+    # No daemon (the lab stops its own once no fleet is left) means no node of ours either.
+    listing = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True)
+    running = listing.returncode == 0 and NODE in listing.stdout.split()
     if not running:
         run(str(BIN / "lab"), "up", "1", "--profile", "workstation-rtx6000ada-2x")
     deploy("base")
