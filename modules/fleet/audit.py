@@ -38,22 +38,30 @@ def command_text(command: PyinfraCommand) -> str:
     return repr(command)
 
 
-def prepare_state(
-    inventory: str, deploy_files: Sequence[str], data: dict | None = None, limit: Iterable[str] = (),
-) -> State:
-    """Load inventory and deploy files into a state in the Prepare stage, as the CLI does."""
+def cli_context() -> tuple[State, Config, str]:
+    """A fresh state and config in pyinfra's context, as the CLI sets them up.
+
+    Like `pyinfra -y`, operations are not probed while loading: a caller that evaluates
+    each operation once reads every fact it needs once, not twice.
+    """
     pyinfra.is_cli = True  # operation order from the call stack, like `pyinfra deploy.py`
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.append(cwd)
-    # Like `pyinfra -y`: operations are not probed while loading; evaluate() asks each one
-    # once, fully, so every fact an operation needs is read once per audit, not twice.
     state = State(check_for_changes=False)
     state.cwd = cwd
     ctx_state.set(state)
     config = Config()
     ctx_config.set(config)
     config.lock_current_state()
+    return state, config, cwd
+
+
+def prepare_state(
+    inventory: str, deploy_files: Sequence[str], data: dict | None = None, limit: Iterable[str] = (),
+) -> State:
+    """Load inventory and deploy files into a state in the Prepare stage, as the CLI does."""
+    state, config, cwd = cli_context()
 
     pyinfra_inventory = make_inventory(inventory, cwd=cwd, override_data=data or {})
     ctx_inventory.set(pyinfra_inventory)

@@ -14,28 +14,27 @@ plus ``rollback_data``), gated again and re-admitted; hosts never started stay u
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyinfra_cli  # noqa: F401  isort: skip  (gevent patch first, as in the pyinfra CLI)
 import pyinfra
-from pyinfra.api import Config, State
+from pyinfra.api import State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import StateStage
-from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra.facts.server import Command
 from pyinfra.operations import server
 from pyinfra_cli.inventory import make_inventory
 from pyinfra_cli.util import load_deploy_file
 
+from modules.fleet.audit import cli_context
 from modules.fleet.rollout import RolloutState
 from modules.paths import MODELS_DIR
 from roles.settings import validate_inventory
@@ -59,23 +58,8 @@ class UpgradeSpec:
     limit: list[str] = field(default_factory=list)
 
 
-def _context() -> tuple[State, Config, str]:
-    """A fresh state and config in pyinfra's context, as the CLI sets them up."""
-    pyinfra.is_cli = True  # operation order from the call stack, like `pyinfra deploy.py`
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)
-    state = State(check_for_changes=False)
-    state.cwd = cwd
-    ctx_state.set(state)
-    config = Config()
-    ctx_config.set(config)
-    config.lock_current_state()
-    return state, config, cwd
-
-
 def _state(spec: UpgradeSpec, hosts: Iterable[str], data: dict, host_data: dict[str, dict]) -> State:
-    state, config, cwd = _context()
+    state, config, cwd = cli_context()
     inventory = make_inventory(spec.inventory, cwd=cwd, override_data=data)
     ctx_inventory.set(inventory)
     wanted = set(hosts)
@@ -92,7 +76,7 @@ def _state(spec: UpgradeSpec, hosts: Iterable[str], data: dict, host_data: dict[
 def validate(spec: UpgradeSpec) -> None:
     """Refuse bad host data (upgrade and rollback) for the whole inventory before any change."""
     for data, host_data in ((spec.data, spec.host_data), (spec.rollback_data, {})):
-        state, _config, cwd = _context()
+        state, _config, cwd = cli_context()
         inventory = make_inventory(spec.inventory, cwd=cwd, override_data=data)
         ctx_inventory.set(inventory)
         for host in inventory:
@@ -104,7 +88,7 @@ def validate(spec: UpgradeSpec) -> None:
 
 def inventory_hosts(spec: UpgradeSpec) -> list[str]:
     """The inventory's host names in order (``limit``: only these hosts or groups)."""
-    cwd = _context()[2]
+    cwd = cli_context()[2]
     inventory = make_inventory(spec.inventory, cwd=cwd)
     names = [host.name for host in inventory]
     if not spec.limit:
