@@ -32,6 +32,7 @@ network, weights mounted read-only; vLLM and SGLang only).
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 
 import re
@@ -377,7 +378,11 @@ def systemd_word(arg: str) -> str:
 SECURITY_EXPOSURE_MAX: Final = 3.0
 
 # Device groups (names in /proc/devices) an engine that drives NVIDIA GPUs itself opens.
-NVIDIA_DEVICE_GROUPS: Final = ("char-nvidiactl", "char-nvidia-frontend", "char-nvidia-uvm", "char-nvidia-caps")
+# systemd allows every major a name matches. Driver 580 lists /dev/nvidiaN and
+# /dev/nvidiactl (major 195) as both "nvidia" and "nvidiactl"; older drivers as
+# "nvidia-frontend" (captured on an H200: tests/fixtures/hw/gpu-host/proc-devices.txt).
+NVIDIA_DEVICE_GROUPS: Final = ("char-nvidia", "char-nvidiactl", "char-nvidia-frontend", "char-nvidia-uvm",
+                               "char-nvidia-caps")
 RDMA_DEVICE_GROUPS: Final = ("char-infiniband_verbs", "char-infiniband_mad")  # multi-node NCCL over IB
 
 
@@ -390,6 +395,41 @@ def device_allow(s: EngineSettings, launch: EngineLaunch) -> tuple[str, ...]:
         return ()
     groups = NVIDIA_DEVICE_GROUPS + (RDMA_DEVICE_GROUPS if s.nodes > 1 else ())
     return tuple(f"{group} rw" for group in groups)
+
+
+def character_device_groups(proc_devices: str) -> dict[str, set[int]]:
+    """The "Character devices:" section of ``/proc/devices``: group name -> majors.
+
+    >>> character_device_groups("Character devices:\\n195 nvidia\\n195 nvidiactl\\n\\nBlock devices:\\n  7 loop")
+    {'nvidia': {195}, 'nvidiactl': {195}}
+    """
+    groups: dict[str, set[int]] = {}
+    in_char = False
+    for line in proc_devices.splitlines():
+        if line.strip().endswith("devices:"):
+            in_char = line.strip() == "Character devices:"
+            continue
+        major, _, name = line.strip().partition(" ")
+        if in_char and major.isdigit() and name:
+            groups.setdefault(name.strip(), set()).add(int(major))
+    return groups
+
+
+def uncovered_device_nodes(allowed: Sequence[str], proc_devices: str, nodes: dict[str, int]) -> list[str]:
+    """Character device nodes (path -> major) that ``DeviceAllow=`` entries do not reach.
+
+    Resolves ``char-<glob>`` entries the way systemd does: every /proc/devices group whose
+    name matches the glob allows its major. Entries naming a path allow nothing by major
+    here (the engine unit uses groups only)."""
+    majors: set[int] = set()
+    groups = character_device_groups(proc_devices)
+    for entry in allowed:
+        pattern = entry.split()[0]
+        if pattern.startswith("char-"):
+            for name, group_majors in groups.items():
+                if fnmatch.fnmatchcase(name, pattern[len("char-"):]):
+                    majors |= group_majors
+    return sorted(path for path, major in nodes.items() if major not in majors)
 
 
 def ip_allow(s: EngineSettings, launch: EngineLaunch) -> tuple[str, ...]:

@@ -18,6 +18,9 @@ VIRTUALIZATION_COMMAND = (
     "[ -e /.dockerenv ] && echo dockerenv=1; "
     "[ -e /run/.containerenv ] && echo containerenv=1; "
     "echo \"cgroup=$(grep -o -E 'docker|libpod|lxc|kubepods' /proc/1/cgroup 2>/dev/null | head -n 1)\"; "
+    # Without systemd-detect-virt, the CPU's hypervisor bit (and lscpu's vendor) still tell a VM.
+    "grep -qw hypervisor /proc/cpuinfo 2>/dev/null && "
+    "echo \"hypervisor=$(LC_ALL=C lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p')\"; "
     "true"
 )
 # /usr/lib/os-release is the spec's fallback location when /etc/os-release is absent.
@@ -25,6 +28,9 @@ OS_RELEASE_COMMAND = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release
 
 # Names follow systemd-detect-virt's vocabulary so both sources read the same.
 _CGROUP_CONTAINERS = {"docker": "docker", "libpod": "podman", "lxc": "lxc", "kubepods": "container-other"}
+# lscpu's "Hypervisor vendor" -> systemd-detect-virt --vm; anything else is "vm-other".
+_HYPERVISOR_VENDORS = {"KVM": "kvm", "Microsoft": "microsoft", "VMware": "vmware", "Xen": "xen",
+                       "ACRN": "acrn", "QNX": "qnx", "bhyve": "bhyve"}
 
 
 class VirtualizationInfo(TypedDict):
@@ -57,7 +63,10 @@ def parse_virtualization(lines: list[str]) -> VirtualizationInfo:
         or ("podman" if probes.get("containerenv") else None)
         or _CGROUP_CONTAINERS.get(probes.get("cgroup", ""))
     )
-    return {"container": container, "vm": detected("vm")}
+    vm = detected("vm")
+    if vm is None and not probes.get("vm") and "hypervisor" in probes:  # no systemd-detect-virt
+        vm = _HYPERVISOR_VENDORS.get(probes["hypervisor"], "vm-other")
+    return {"container": container, "vm": vm}
 
 
 class Virtualization(FactBase[VirtualizationInfo]):

@@ -28,7 +28,11 @@ GPU_CLASSES = ("0300", "0302")  # VGA / 3D controller
 
 @pytest.fixture(scope="module")
 def nvidia_pci(host) -> list[dict]:
-    return parse_lspci_nvidia(host.check_output(LSPCI_NVIDIA_COMMAND).splitlines())
+    found = host.run(LSPCI_NVIDIA_COMMAND)
+    if found.rc != 0:  # seen on a GPU VM image without pciutils (the base role installs it)
+        pytest.fail(f"{host.backend.hostname}: {LSPCI_NVIDIA_COMMAND}: expected exit 0, found {found.rc}: "
+                    f"{found.stderr.strip()} (is the base role's pciutils installed?)")
+    return parse_lspci_nvidia(found.stdout.splitlines())
 
 
 @pytest.fixture(scope="module")

@@ -47,3 +47,20 @@ def test_served_weights_pass_the_start_check(host, engine_config):
         result = host.run(f"/usr/bin/python3 {engine.HEALTH_TOOL} weights --path {path} --require")
     assert result.rc == 0, (f"{host.backend.hostname}: weights check of {path}: expected pass, "
                             f"found rc {result.rc}: {(result.stdout + result.stderr).strip()}")
+
+
+def test_device_policy_reaches_every_nvidia_device_node(host):
+    """DevicePolicy=closed with the unit's DeviceAllow= groups still lets the engine open each
+    /dev/nvidia* node (groups resolve through /proc/devices, as systemd resolves them)."""
+    name = host.backend.hostname
+    allowed = [line.partition("=")[2] for line in host.file(UNIT_FILE).content_string.splitlines()
+               if line.startswith("DeviceAllow=")]
+    if not allowed:
+        pytest.skip(f"{name}: {engine.UNIT} opens no GPU itself (CPU engine or Docker client): no DeviceAllow=")
+    found = host.run("find /dev -maxdepth 2 -name 'nvidia*' -type c -exec stat -c '%n %t' {} +")
+    nodes = {path: int(major, 16) for path, major in (line.split() for line in found.stdout.splitlines())}
+    if not nodes:
+        pytest.skip(f"{name}: no /dev/nvidia* device nodes here (simulated GPUs have none)")
+    uncovered = engine.uncovered_device_nodes(allowed, host.file("/proc/devices").content_string, nodes)
+    assert not uncovered, (f"{name}: {engine.UNIT} DeviceAllow={allowed}: expected every NVIDIA device node "
+                           f"allowed, found {uncovered} outside them")

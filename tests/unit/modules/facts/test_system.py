@@ -28,6 +28,11 @@ from modules.facts.system import (
         (["vm=", "container=", "containerenv=1", "cgroup="], {"container": "podman", "vm": None}),
         # cgroup v1 path of PID 1 in a Kubernetes pod
         (["vm=", "container=", "cgroup=kubepods"], {"container": "container-other", "vm": None}),
+        # no systemd-detect-virt in a KVM guest (the H200 VM of tests/fixtures/hw/gpu-host)
+        (["vm=", "container=", "cgroup=", "hypervisor=KVM"], {"container": None, "vm": "kvm"}),
+        (["vm=", "container=", "cgroup=", "hypervisor="], {"container": None, "vm": "vm-other"}),
+        # systemd-detect-virt's "none" is an answer: the CPU flag does not overrule it
+        (["vm=none", "container=none", "cgroup=", "hypervisor=KVM"], {"container": None, "vm": None}),
         # systemd-detect-virt wins over weaker hints
         (["vm=amazon", "container=lxc", "cgroup=docker"], {"container": "lxc", "vm": "amazon"}),
     ],
