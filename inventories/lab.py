@@ -1,7 +1,8 @@
 """The running lab fleet (`make lab-up` / `lab up N`), as pyinfra hosts.
 
 Every lab node is in `gpu_nodes` and `lab`; nodes whose hardware profile has InfiniBand
-HCAs are also in `ib_fabric`, as they would be in a real inventory. Lab-only settings
+HCAs are also in `ib_fabric`, as they would be in a real inventory; the first node is
+also in `monitoring` (Prometheus for the fleet). Lab-only settings
 live in lab_settings.py beside this file and apply to the `lab` group.
 """
 
@@ -32,4 +33,6 @@ if not _nodes:
 _hosts = [f"@docker/{node.name}" for node in _nodes]
 lab = (_hosts, _lab_settings())
 gpu_nodes = list(_hosts)
+# The first node is also the fleet's monitoring host (deploy/monitoring.py installs Prometheus there).
+monitoring = _hosts[:1]
 ib_fabric = [f"@docker/{node.name}" for node in _nodes if hwsim.load_profile(node.profile).get("infiniband")]

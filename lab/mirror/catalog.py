@@ -31,6 +31,8 @@ TOOLKITS: dict[str, dict[str, str]] = {
 }
 CONTAINER_TOOLKIT = "1.17.4-1"
 DCGM = "1:3.3.9"
+# dcgm-exporter release built against that DCGM (NVIDIA tags it <dcgm>-<exporter>).
+DCGM_EXPORTER = "3.3.9-3.6.1-1"
 
 
 @dataclass
@@ -173,7 +175,7 @@ def cuda_packages(toolkit: str, spec: dict[str, str]) -> list[Package]:
 
 
 def tool_packages() -> list[Package]:
-    """Container toolkit and DCGM (their versions do not follow the driver)."""
+    """Container toolkit, DCGM and dcgm-exporter (their versions do not follow the driver)."""
     ctk = CONTAINER_TOOLKIT.split("-")[0]
     return [
         Package("nvidia-container-toolkit-base", CONTAINER_TOOLKIT, "NVIDIA Container Toolkit Base", files={
@@ -184,6 +186,9 @@ def tool_packages() -> list[Package]:
         Package("datacenter-gpu-manager", DCGM, "NVIDIA Data Center GPU Manager (DCGM)", files={
             "usr/bin/nv-hostengine": (_sim("nv-hostengine", VERSION=DCGM.split(":")[-1]), 0o755),
             "lib/systemd/system/nvidia-dcgm.service": (_sim("nvidia-dcgm.service"), 0o644)}),
+        Package("datacenter-gpu-manager-exporter", DCGM_EXPORTER, "NVIDIA DCGM exporter for Prometheus",
+                depends=(f"datacenter-gpu-manager (= {DCGM})",), files={
+                    "usr/bin/dcgm-exporter": (_sim("dcgm-exporter", VERSION=DCGM_EXPORTER.rsplit("-", 1)[0]), 0o755)}),
     ]
 
 
