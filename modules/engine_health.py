@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """Health gates of a serving node; installed as /opt/deepseek/engine/bin/deepseek-engine-health.
 
-    deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800
+    deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800 [--unit deepseek-engine.service]
     deepseek-engine-health check --url http://127.0.0.1:8000 --model NAME
         [--expect-driver 550.90.12 | --skip-gpus REASON] [--gateway-url URL --gateway-token-file F]
     deepseek-engine-health weights --path /var/lib/deepseek/models/<slug>/current [--require]
 
 ``wait`` polls ``/health`` until it answers 200 (the unit's ExecStartPost: the start job
-ends when the engine can serve). ``check`` runs the gates in order and stops at the first
+ends when the engine can serve). With ``--unit`` it also asks systemd, every poll, whether
+the engine is still starting: once the engine's process has died (a checkpoint it cannot
+load, a crash) or the unit failed or is stopping, it gives up at once, naming the host, the
+unit and how the process ended, instead of waiting out TimeoutStartSec. ``check`` runs the gates in order and stops at the first
 failure: ``gpus`` (every NVIDIA GPU on the PCI bus is visible to the driver, at the
 expected driver version), ``engine-health`` (/health answers), ``engine-completion`` (a
 real greedy completion of the served model), ``gateway-completion`` (the same through the
@@ -93,6 +96,75 @@ def completion_gate(gate: str, status: int, body: str, model: str) -> GateResult
     if not isinstance(text, str) or tokens < 1:
         return GateResult(gate, "fail", f"expected generated tokens, found {tokens} ({text!r})")
     return GateResult(gate, "pass", f"{tokens} token(s): {text[:60]!r}")
+
+
+# systemctl show properties the health wait reads; ExecMainCode is the siginfo code of the
+# engine's exit (1 exited, 2 killed, 3 dumped core), 0 while it runs.
+UNIT_PROPERTIES = ("ActiveState", "SubState", "Result", "MainPID", "ExecMainCode", "ExecMainStatus")
+_ENDED = {"1": "exited with status {}", "2": "was killed by signal {}", "3": "dumped core (signal {})"}
+
+
+def parse_unit_properties(output: str) -> dict[str, str]:
+    """``systemctl show -p A,B UNIT`` output (``Key=value`` lines, any order) as a dict."""
+    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+
+def unit_verdict(unit: str, props: dict[str, str]) -> str | None:
+    """Why waiting for the engine's /health is pointless now, or None to keep waiting.
+
+    ``props``: the unit's ``systemctl show`` properties (empty when unknown: keep waiting).
+    While its start job runs, the unit is ``activating``/``start-post`` with the engine as
+    MainPID. No answer can come once the engine's process has ended (MainPID 0 and an exit
+    recorded: systemd keeps the unit in start-post until this wait ends), the unit failed,
+    is inactive or stopping, or waits to restart a crashed engine.
+
+    >>> unit_verdict("e.service", {"ActiveState": "activating", "SubState": "start-post",
+    ...                            "MainPID": "0", "ExecMainCode": "1", "ExecMainStatus": "1"})
+    'e.service: the engine process exited with status 1 while starting'
+    """
+    active, sub = props.get("ActiveState", ""), props.get("SubState", "")
+    if active in ("failed", "inactive"):
+        return f"{unit} is {active} (result {props.get('Result') or 'unknown'})"
+    if active == "deactivating":
+        return f"{unit} is stopping ({sub or 'deactivating'})"
+    code = props.get("ExecMainCode") or "0"
+    if props.get("MainPID") == "0" and code != "0":
+        how = _ENDED.get(code, "ended (code " + code + ", status {})").format(props.get("ExecMainStatus", "?"))
+        return f"{unit}: the engine process {how} while starting"
+    if sub == "auto-restart":
+        return f"{unit}: the engine process ended; systemd waits to restart it"
+    return None
+
+
+def unit_properties(unit: str) -> dict[str, str]:
+    """The unit's state from systemd (empty when systemctl cannot answer: keep waiting)."""
+    rc, output = _run(["systemctl", "show", "-p", ",".join(UNIT_PROPERTIES), unit])
+    return parse_unit_properties(output) if rc == 0 else {}
+
+
+def wait_for_health(url: str, timeout: float, unit: str | None, interval: float = 1.0,
+                    health: Callable[[str], GateResult] | None = None,
+                    properties: Callable[[str], dict[str, str]] | None = None) -> GateResult:
+    """Poll ``/health`` until it answers 200, ``timeout`` passes, or the unit says the engine
+    cannot answer any more (``unit_verdict``)."""
+    health = health or _health
+    properties = properties or unit_properties
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        try:
+            result = health(url)
+        except (OSError, urllib.error.URLError) as error:
+            result = GateResult("engine-health", "fail", f"unreachable: {getattr(error, 'reason', error)}")
+        if result.status == "pass":
+            return result
+        verdict = unit_verdict(unit, properties(unit)) if unit else None
+        if verdict:
+            return GateResult("engine-health", "fail",
+                              f"{verdict}, after {time.monotonic() - started:.0f}s; not waiting for /health")
+        if time.monotonic() >= deadline:
+            return GateResult("engine-health", "fail", f"{result.detail}; gave up after {timeout:.0f}s")
+        time.sleep(interval)
 
 
 MANIFEST_FILENAME = "MANIFEST.dsw.json"  # modules.manifest.MANIFEST_FILENAME (the weights role's format)
@@ -251,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     for command in (wait, check):
         command.add_argument("--url", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
         command.add_argument("--timeout", type=float, default=120, help="seconds to keep retrying a gate")
+    wait.add_argument("--unit", default=None, help="the engine's systemd unit: stop waiting once its process has ended")
     check.add_argument("--model", required=True, help="served model name a completion must report")
     check.add_argument("--expect-driver", default=None, help="driver version every GPU must report")
     check.add_argument("--skip-gpus", default=None, metavar="REASON", help="skip the GPU gate, saying why")
@@ -267,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url.rstrip("/")
 
     if args.command == "wait":
-        result = _retry(lambda: _health(url), args.timeout, interval=1.0)
+        result = wait_for_health(url, args.timeout, args.unit)
         print(result.line(hostname), flush=True)
+        if result.status != "pass":
+            print(f"{hostname}: gate {result.gate} failed: {result.detail}", file=sys.stderr, flush=True)
         return 0 if result.status == "pass" else 1
 
     args.url = url

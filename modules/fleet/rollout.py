@@ -88,6 +88,7 @@ class HostOutcome:
     before: dict = field(default_factory=dict)  # what the host ran before (e.g. weights release)
     after: dict = field(default_factory=dict)
     rollback: str | None = None  # the rollback's outcome, when there was one
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> seconds its batch spent in it (one run per batch)
 
 
 @dataclass

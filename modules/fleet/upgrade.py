@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,14 +125,36 @@ def run_step(spec: UpgradeSpec, hosts: list[str], deploy_files: Iterable[str] = 
             why = f"{type(error).__name__}: {error}"
             if isinstance(error, PyinfraError):  # "No hosts remaining!": each host's own failure is logged above
                 why = f"an operation failed (see the pyinfra output above; {error})"
+            for host in state.inventory:
+                if host.name in errors and not errors[host.name]:
+                    errors[host.name] = failed_output(state, host) or None
             return {name: found or why or type(error).__name__ for name, found in errors.items()}
         for host in state.failed_hosts:
             if host.name in errors:
-                errors[host.name] = errors[host.name] or "an operation failed (see the log above)"
+                errors[host.name] = errors[host.name] or failed_output(state, host) or "an operation failed (see the log above)"
         return errors
     finally:
         state.set_stage(StateStage.Disconnect)
         disconnect_all(state)
+
+
+def failed_output(state: State, host, lines: int = 12) -> str | None:
+    """The operation that failed on ``host`` and the last lines it wrote to stderr (e.g. the
+    serve role's report of the engine unit's journal), for the rollout report."""
+    for op_hash, op_data in state.ops.get(host, {}).items():
+        meta = op_data.operation_meta
+        if not meta.is_complete() or meta.did_succeed(_raise_if_not_complete=False):
+            continue
+        name = ", ".join(state.op_meta[op_hash].names) if op_hash in state.op_meta else op_hash
+        try:
+            stderr = [line for line in meta.stderr_lines if line.strip()]
+        except AssertionError:  # completed without output recorded
+            stderr = []
+        # The lines naming the host (the role's own summary), then the last ones (the journal's).
+        named = [line for line in stderr[:-lines] if host.name in line][:3]
+        shown = named + stderr[-lines:]
+        return f"{host.name}: operation `{name}` failed" + (":\n" + "\n".join(shown) if shown else "")
+    return None
 
 
 def probe_releases(spec: UpgradeSpec, hosts: list[str]) -> dict[str, dict]:
@@ -186,6 +209,7 @@ def _batch(spec: UpgradeSpec, rollout: RolloutState, hosts: list[str], data: dic
     """Drain, apply, reboot, gate, re-admit ``hosts``; returns the hosts that failed."""
     failed: dict[str, tuple[str, str]] = {}
     live = list(hosts)
+    seconds: dict[str, dict[str, float]] = {host: {} for host in hosts}
 
     def step(name: str, errors: dict[str, str | None]) -> None:
         nonlocal live
@@ -208,12 +232,18 @@ def _batch(spec: UpgradeSpec, rollout: RolloutState, hosts: list[str], data: dic
     ):
         if not live:
             break
-        step(name, run())
+        started = time.monotonic()
+        errors = run()
+        for host in live:
+            seconds[host][name] = round(time.monotonic() - started, 1)
+        step(name, errors)
     for host in hosts:
         if host in failed:
             rollout.record(host, "failed", *failed[host])
         else:
             rollout.record(host, status)
+        if status == "upgraded":  # a rollback keeps the timings of the upgrade that failed
+            rollout.hosts[host].seconds = seconds[host]
     save()
     return list(failed)
 

@@ -4,7 +4,8 @@ Plans the layout on this node's GPUs (modules/sizing.py), installs the engine of
 pinned venv from a wheelhouse or internal index, or a container image from the site's
 registry or a saved tarball), renders ``deepseek-engine.service`` from the plan
 (modules/engine.py), and starts it; the start job ends only when ``/health`` answers
-(ExecStartPost), so a deploy that returns has a serving engine. The engine listens on
+(ExecStartPost), so a deploy that returns has a serving engine, and fails as soon as the
+engine's process dies while starting, with the unit's last journal lines. The engine listens on
 loopback; the gateway is the way in. ``/etc/deepseek/engine.json`` records what runs.
 """
 
@@ -28,7 +29,7 @@ from modules.preflight import summarize_gpus
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.serve.defaults import ServeDefaults
-from roles.serve.operations import REQUIREMENTS_MARKER, container_image, gate, python_environment
+from roles.serve.operations import REQUIREMENTS_MARKER, container_image, engine_running, gate, python_environment
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
@@ -80,10 +81,16 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
         passed=f"{published} is present",
     )
     systemd.service(
-        name=f"Ensure {engine.UNIT} is " + ("enabled and serving" if config.serve_enabled else "installed, stopped"),
-        service=engine.UNIT, enabled=config.serve_enabled, running=config.serve_enabled,
-        daemon_reload=unit.changed, restarted=config.serve_enabled and (unit.changed or changed),
+        name=f"Ensure {engine.UNIT} is " + ("enabled" if config.serve_enabled else "installed, stopped"),
+        service=engine.UNIT, enabled=config.serve_enabled, running=None if config.serve_enabled else False,
+        daemon_reload=unit.changed,
     )
+    if config.serve_enabled:
+        # A start that fails (the health wait sees the engine die) fails this host with the
+        # unit's last journal lines.
+        engine_running(
+            name=f"Ensure {engine.UNIT} is serving", unit=engine.UNIT, restarted=unit.changed or changed,
+        )
 
 
 def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str, model_path: str) -> str:
@@ -193,7 +200,7 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
     if launch.serves_http:
         post.append(engine.exec_line([
             "/usr/bin/python3", engine.HEALTH_TOOL, "wait", "--url", engine.health_url(settings.host, settings.port),
-            "--timeout", str(config.serve_start_timeout_s),
+            "--timeout", str(config.serve_start_timeout_s), "--unit", engine.UNIT,
         ]))
     user = "root" if launch.runs_as_root else paths.SERVICE_USER
     return {

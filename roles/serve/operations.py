@@ -1,4 +1,4 @@
-"""Operations of the serve role: the engine's Python environment and container image."""
+"""Operations of the serve role: the engine's Python environment, container image and start."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
+from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files
 
 from roles.serve.facts import DockerImageId
@@ -93,3 +94,39 @@ def gate(failure: str = "", passed: str = "ok"):
     else:
         host.noop(passed)
 
+
+
+def start_command(host_name: str, unit: str, action: str, journal_lines: int = 30) -> StringCommand:
+    """``systemctl start|restart UNIT``; when that fails: ``<host>: <unit> did not start`` and
+    the unit's last journal lines on stderr, exit 1."""
+    return StringCommand(
+        "systemctl", action, QuoteString(unit), "||", "{", "rc=$?;",
+        "printf", QuoteString("%s (systemctl %s exited %s); its last %s journal lines:\\n"),
+        QuoteString(f"{host_name}: {unit} did not start"), action, '"$rc"', str(journal_lines), ">&2;",
+        "journalctl", "--no-pager", "-o", "cat", "-n", str(journal_lines), "-u", QuoteString(unit), ">&2;",
+        "exit", "1;", "}",
+    )
+
+
+@operation()
+def engine_running(unit: str, restarted: bool = False, journal_lines: int = 30):
+    """
+    Ensure the engine's unit is running: started when it is not, restarted when asked (its
+    unit or software changed). A start that fails fails the host with the unit's last journal
+    lines on stderr, naming the host (the unit's health wait stops as soon as the engine dies).
+
+    + unit: the engine's systemd unit
+    + restarted: restart it when it runs already
+    + journal_lines: how many journal lines to report when it does not start
+
+    **Example:**
+
+    .. code:: python
+
+        engine_running(unit="deepseek-engine.service", restarted=unit_file.changed)
+    """
+    running = host.get_fact(SystemdStatus, services=unit).get(unit)
+    if running and not restarted:
+        host.noop(f"service {unit} is running")
+        return
+    yield start_command(host.name, unit, "restart" if running else "start", journal_lines)

@@ -158,3 +158,65 @@ def test_manifest_filename_matches_the_weights_role():
     from modules.manifest import MANIFEST_FILENAME
 
     assert engine_health.MANIFEST_FILENAME == MANIFEST_FILENAME
+
+
+# --- the start's health wait gives up once the engine's process has ended --------------------
+UNIT = "deepseek-engine.service"
+STARTING = {"ActiveState": "activating", "SubState": "start-post", "Result": "success", "MainPID": "4242",
+            "ExecMainCode": "0", "ExecMainStatus": "0"}
+
+
+def test_unit_properties_are_parsed_in_any_order():
+    output = "MainPID=0\nResult=success\nExecMainCode=1\nExecMainStatus=1\nActiveState=activating\nSubState=start-post\n"
+    assert engine_health.parse_unit_properties(output) == {
+        "MainPID": "0", "Result": "success", "ExecMainCode": "1", "ExecMainStatus": "1",
+        "ActiveState": "activating", "SubState": "start-post"}
+
+
+@pytest.mark.parametrize(("props", "verdict"), [
+    (STARTING, None),  # loading the model: keep waiting
+    ({}, None),  # systemctl could not answer: keep polling /health as before
+    ({**STARTING, "ActiveState": "active", "SubState": "running"}, None),
+    ({**STARTING, "MainPID": "0", "ExecMainCode": "1", "ExecMainStatus": "1"},
+     f"{UNIT}: the engine process exited with status 1 while starting"),
+    ({**STARTING, "MainPID": "0", "ExecMainCode": "2", "ExecMainStatus": "9"},
+     f"{UNIT}: the engine process was killed by signal 9 while starting"),
+    ({**STARTING, "MainPID": "0", "ExecMainCode": "3", "ExecMainStatus": "11"},
+     f"{UNIT}: the engine process dumped core (signal 11) while starting"),
+    ({**STARTING, "ActiveState": "failed", "SubState": "failed", "Result": "exit-code", "MainPID": "0"},
+     f"{UNIT} is failed (result exit-code)"),
+    ({**STARTING, "ActiveState": "inactive", "SubState": "dead", "MainPID": "0"}, f"{UNIT} is inactive (result success)"),
+    ({**STARTING, "ActiveState": "deactivating", "SubState": "stop-sigterm"}, f"{UNIT} is stopping (stop-sigterm)"),
+    ({**STARTING, "SubState": "auto-restart", "MainPID": "0"},
+     f"{UNIT}: the engine process ended; systemd waits to restart it"),
+])
+def test_unit_verdict(props, verdict):
+    assert engine_health.unit_verdict(UNIT, props) == verdict
+
+
+def test_wait_stops_at_the_first_poll_after_the_engine_died():
+    states = iter([STARTING, STARTING, {**STARTING, "MainPID": "0", "ExecMainCode": "1", "ExecMainStatus": "1"}])
+    polls = []
+
+    def health(url):
+        polls.append(url)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    result = engine_health.wait_for_health("http://e", timeout=3600, unit=UNIT, interval=0, health=health,
+                                           properties=lambda unit: next(states))
+    assert (result.gate, result.status) == ("engine-health", "fail")
+    assert result.detail.startswith(f"{UNIT}: the engine process exited with status 1 while starting, after ")
+    assert result.detail.endswith("not waiting for /health") and len(polls) == 3
+
+
+def test_wait_passes_when_health_answers_and_times_out_without_a_unit():
+    answers = iter(["fail", "fail", "pass"])
+    result = engine_health.wait_for_health(
+        "http://e", timeout=60, unit=UNIT, interval=0, properties=lambda unit: STARTING,
+        health=lambda url: engine_health.GateResult("engine-health", next(answers), "/health HTTP 503"))
+    assert result.status == "pass"
+    asked = []
+    result = engine_health.wait_for_health(
+        "http://e", timeout=0, unit=None, interval=0, properties=lambda unit: asked.append(unit) or {},
+        health=lambda url: engine_health.GateResult("engine-health", "fail", "/health HTTP 503"))
+    assert result.status == "fail" and result.detail == "/health HTTP 503; gave up after 0s" and asked == []

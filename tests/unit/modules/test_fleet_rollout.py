@@ -89,9 +89,11 @@ def test_state_round_trips_and_resume_continues_where_it_stopped(tmp_path):
     state.record("n1", "upgraded")
     state.record("n2", "upgraded")
     state.hosts["n2"].before = {"m": "/x/lab-1"}
+    state.hosts["n2"].seconds = {"drain": 1.5, "apply": 42.0}
     state.save(path)  # interrupted during batch 2 (n3 still pending)
     resumed = load_or_start(path, key, HOSTS[:5], 2, 1, 0)
     assert resumed.runs == 2 and resumed.hosts["n2"].before == {"m": "/x/lab-1"}
+    assert resumed.hosts["n2"].seconds == {"drain": 1.5, "apply": 42.0} and resumed.hosts["n3"].seconds == {}
     assert resumed.remaining_batches() == [(1, ["n3"]), (2, ["n4", "n5"])]
     doc = json.loads(path.read_text())
     assert doc["hosts"]["n1"]["status"] == "upgraded" and doc["untouched"] == ["n3", "n4", "n5"]
@@ -124,3 +126,16 @@ def test_target_key_depends_on_roles_and_data():
     assert base != target_key(["deploy/full.py"], {"weights_revision": "lab-3"}, {})
     assert base != target_key(["deploy/weights.py"], {"weights_revision": "lab-2"}, {})
     assert base != target_key(["deploy/full.py"], {"weights_revision": "lab-2"}, {"a": {"x": 1}})
+
+
+def test_a_state_file_written_before_step_timings_existed_still_resumes(tmp_path):
+    path = tmp_path / "state.json"
+    key = target_key(["deploy/serve.py"], {}, {})
+    state = load_or_start(path, key, HOSTS[:2], 1, 0, 0)
+    state.record("n1", "upgraded")
+    doc = state.to_dict()
+    for outcome in doc["hosts"].values():
+        del outcome["seconds"]
+    path.write_text(json.dumps(doc))
+    resumed = load_or_start(path, key, HOSTS[:2], 1, 0, 0)
+    assert resumed.hosts["n1"].status == "upgraded" and resumed.hosts["n1"].seconds == {}

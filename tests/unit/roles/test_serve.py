@@ -47,7 +47,7 @@ def test_unit_is_hardened_and_runs_as_the_service_account():
     assert "ReadWritePaths" not in unit
     assert unit["ExecStart"][0].startswith(f"{engine.VENV_DIR}/bin/vllm serve ")
     assert unit["ExecStartPost"] == [
-        f"/usr/bin/python3 {engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800"]
+        f"/usr/bin/python3 {engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800 --unit {engine.UNIT}"]
     assert '"HF_HUB_OFFLINE=1"' in unit["Environment"]
 
 
@@ -151,3 +151,12 @@ def test_bad_values_are_refused_naming_the_field(data, field):
     with pytest.raises(ValidationError) as error:
         ServeDefaults.from_data(data)
     assert error.value.errors()[0]["loc"][0] == field
+
+
+def test_a_failed_start_reports_the_units_journal_naming_the_host():
+    from roles.serve.operations import start_command
+
+    command = start_command("@docker/n1", engine.UNIT, "restart", journal_lines=20).get_raw_value()
+    assert command.startswith(f"systemctl restart {engine.UNIT} || {{ rc=$?; printf ")
+    assert f"'@docker/n1: {engine.UNIT} did not start' restart \"$rc\" 20 >&2;" in command
+    assert command.endswith(f"journalctl --no-pager -o cat -n 20 -u {engine.UNIT} >&2; exit 1; }}")
