@@ -33,7 +33,14 @@ class Backends:
     def _locked(self, mode: int) -> Iterator[None]:
         self.lock_path.touch(exist_ok=True)
         with self.lock_path.open("r") as handle:
-            fcntl.flock(handle, mode)
+            # Poll rather than block: a blocking flock() would stall every thread of a process
+            # that gevent has patched (pyinfra's does), the lock holder's thread included.
+            while True:
+                try:
+                    fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.005)
             try:
                 yield
             finally:
