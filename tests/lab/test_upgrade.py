@@ -180,6 +180,14 @@ def batch_windows(lb: Backends, batches: list[list[str]], since: float) -> list[
     return windows
 
 
+def host_out_windows(lb: Backends, hosts: list[str], since: float) -> dict[str, tuple[float, float]]:
+    """Per host: from its own removal from the load balancer to its own re-admission."""
+    events = [event for event in lb.events() if event["time"] >= since]
+    return {host: (min(e["time"] for e in events if e["host"] == host and e["action"] == "remove"),
+                   max(e["time"] for e in events if e["host"] == host and e["action"] == "add"))
+            for host in hosts}
+
+
 @pytest.fixture(scope="module")
 def fleet():
     started = time.monotonic()
@@ -228,11 +236,15 @@ def test_rollout_of_engine_and_weights_keeps_serving_through_the_gateways(fleet,
     failed = [r for r in client.requests if not r["ok"]]
     assert not failed, f"{len(failed)} of {len(client.requests)} requests failed during the rollout: {failed[:5]}"
     windows = batch_windows(lb, BATCHES, since)
+    # A host's own hooks bound its time out: one batch's hosts leave and come back one by one,
+    # so another host of the batch may still (or again) serve inside the batch's window.
+    out = host_out_windows(lb, HOSTS, since)
+    routed_while_out = [r for r in client.requests if r["host"] in out and out[r["host"]][0] < r["start"] < out[r["host"]][1]]
+    assert not routed_while_out, f"requests routed to a host while it was out of the load balancer: {routed_while_out[:5]}"
     for batch, (start, end) in zip(BATCHES, windows):
         during = [r for r in client.requests if r["start"] >= start and r["end"] <= end]
         assert during, f"batch {batch}: no request served while it was out ({end - start:.0f}s)"
-        assert not [r for r in during if r["host"] in batch], f"batch {batch}: a request was routed to a drained host"
-        print(f"batch {batch}: {len(during)} requests served by the others in {end - start:.0f}s")
+        print(f"batch {batch}: {len(during)} requests served during the batch, in {end - start:.0f}s")
     for host in HOSTS:
         assert client.served_since(host, admitted[host]), f"{host}: served no request after it was re-admitted"
 
