@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/fleet.py                      # sizes 1,4,8; both variants
     .venv/bin/python bench/fleet.py --sizes 1,4,8,16 --json bench.json
+    .venv/bin/python bench/fleet.py --sizes 1,4 --baseline before.json   # side by side with an earlier run
 
 For each fleet size N it brings up a fresh lab fleet of its own (DEEPSEEK_LAB_FLEET=bench
 unless set), then for each variant runs ``pyinfra -y inventories/lab.py deploy/full.py``
@@ -18,12 +19,18 @@ twice: the first deploy on fresh nodes and a no-op re-run, and reports per run:
 
 Variants:
 
-* ``batched``: the collection as it is (HostHardware: all hardware facts in one command);
-* ``unbatched`` (baseline): the same deploy with every ``HostHardware`` read replaced by
-  its 15 individual facts, each its own round trip, as stock pyinfra facts would be used.
+* ``batched``: the collection as it is (HostHardware: all hardware facts in one command;
+  ``modules.facts.host.remembered_fact``: a fact asked again while the host cannot have
+  changed is not asked again);
+* ``unbatched`` (baseline): the same deploy as stock pyinfra facts would be used: every
+  ``HostHardware`` read replaced by its individual section facts, each its own round trip,
+  and nothing remembered (every ``remembered_fact`` / ``hardware_section`` asks the host).
 
-Ratios are unbatched / batched. The no-op re-run must report zero changes; a run that
-changed something is flagged. The fleet is removed at the end unless ``--keep``.
+Ratios are unbatched / batched. ``--baseline`` adds an earlier run's figures (its
+``--json``) beside these: commands and facts per host before -> now. The per-host facts by
+class of the no-op re-run are printed too (what is still asked repeatedly). The no-op
+re-run must report zero changes; a run that changed something is flagged. The fleet is
+removed at the end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -78,6 +85,10 @@ def _child(stats_path: str, unbatched: bool, pyinfra_args: list[str]) -> None:
         return original_get_fact(self, fact_cls, *args, **kwargs)
 
     Host.get_fact = get_fact
+    if unbatched:
+        import modules.facts.host as host_facts
+
+        host_facts._valid = lambda *_: (False, None)  # stock pyinfra: no reading is reused
 
     def write_stats() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -213,8 +224,62 @@ def render(results: dict, variants: list[str]) -> str:
                              ratio(a["pyinfra_cpu_s_per_host"], b["pyinfra_cpu_s_per_host"]),
                              ratio(a["total_cpu_s_per_host"], b["total_cpu_s_per_host"]),
                              ratio(a["commands_per_host"], b["commands_per_host"]), "", ""))
+    return table(rows)
+
+
+def table(rows: list[tuple]) -> str:
+    rows = [tuple(str(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def _cell(entry: dict | None, variant: str, phase: str, key: str) -> float | None:
+    try:
+        return entry[variant][phase][key]
+    except (KeyError, TypeError):
+        return None
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render_baseline(results: dict, baseline: dict, variants: list[str]) -> str:
+    """Commands and facts per host, an earlier run (``baseline``) beside this one."""
+    base, other = variants[0], variants[-1]
+    rows = [("N", "run", "variant", "cmds/host before", "cmds/host now", "now/before",
+             "facts/host before", "facts/host now", "changed now")]
+    for nodes, entry in results["sizes"].items():
+        earlier = baseline.get("sizes", {}).get(nodes)
+        for phase in ("first", "noop"):
+            for variant in variants:
+                was, now = _cell(earlier, variant, phase, "commands_per_host"), entry[variant][phase]["commands_per_host"]
+                rows.append((nodes, phase, variant, _num(was), _num(now), ratio(now, was) if was else "-",
+                             _num(_cell(earlier, variant, phase, "facts_per_host")),
+                             _num(entry[variant][phase]["facts_per_host"]), entry[variant][phase]["changed"]))
+            if len(variants) > 1:
+                was_ratio = "-"
+                if _cell(earlier, base, phase, "commands_per_host") and _cell(earlier, other, phase, "commands_per_host"):
+                    was_ratio = ratio(earlier[other][phase]["commands_per_host"], earlier[base][phase]["commands_per_host"])
+                now_ratio = ratio(entry[other][phase]["commands_per_host"], entry[base][phase]["commands_per_host"])
+                rows.append((nodes, phase, f"{other}/{base}", was_ratio, now_ratio, "", "", "", ""))
+    return table(rows)
+
+
+def render_fact_classes(results: dict, baseline: dict | None, variant: str, phase: str = "noop") -> str:
+    """Facts asked per host by class in one phase (the no-op re-run by default), before -> now."""
+    out = []
+    for nodes, entry in results["sizes"].items():
+        now = entry[variant][phase]["facts_by_class_per_host"]
+        was = ((baseline or {}).get("sizes", {}).get(nodes) or {}).get(variant, {}).get(phase, {}).get(
+            "facts_by_class_per_host", {})
+        names = sorted(set(now) | set(was), key=lambda name: (-max(now.get(name, 0), was.get(name, 0)), name))
+        rows = [("fact class", "per host before", "per host now")] if baseline else [("fact class", "per host")]
+        for name in names:
+            rows.append((name, _num(was.get(name, 0.0)), _num(now.get(name, 0.0))) if baseline else
+                        (name, _num(now.get(name, 0.0))))
+        out.append(f"N={nodes} {variant} {phase}: facts asked per host, by class\n{table(rows)}")
+    return "\n\n".join(out)
 
 
 def main() -> int:
@@ -227,16 +292,29 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="batched,unbatched (first is the reference)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="leave the bench fleet running")
+    parser.add_argument("--baseline", metavar="PATH", help="an earlier run's --json, shown beside this one")
+    parser.add_argument("--results", metavar="PATH", help="print a saved --json instead of running (no fleet)")
     args = parser.parse_args()
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     sizes = [int(size) for size in args.sizes.split(",")]
     variants = args.variants.split(",")
-    try:
-        results = bench(sizes, variants, log=lambda line: print(line, file=sys.stderr, flush=True))
-    finally:
-        if not args.keep:
-            lab("down")
+    if args.results:
+        results = json.loads(Path(args.results).read_text())
+    else:
+        try:
+            results = bench(sizes, variants, log=lambda line: print(line, file=sys.stderr, flush=True))
+        finally:
+            if not args.keep:
+                lab("down")
     print(render(results, variants))
+    if baseline:
+        print()
+        print(render_baseline(results, baseline, variants))
+    print()
+    print(render_fact_classes(results, baseline, variants[0]))
     text = json.dumps(results, indent=2)
+    if args.results:
+        return 0
     if args.json:
         Path(args.json).write_text(text + "\n")
     else:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.exceptions import FactProcessError
+from pyinfra.api.state import StateStage
 from pyinfra.facts.server import Hostname
 from typing_extensions import override
 
@@ -27,6 +28,9 @@ from modules.facts.numa import NumaHardware
 from modules.facts.pci import NvidiaPciDevices
 from modules.facts.storage import BlockDevices
 from modules.facts.system import OsRelease, Virtualization
+
+if TYPE_CHECKING:
+    from pyinfra.api.host import Host
 
 # Section name -> the fact whose command, required tool, parser and default it uses.
 HARDWARE_SECTIONS: dict[str, type[FactBase]] = {
@@ -158,3 +162,93 @@ class HostHardware(FactBase[dict[str, Any]]):
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
         return parse_host_hardware(output)
+
+
+# --- one reading per host state and run ----------------------------------------------------
+#
+# pyinfra 3 caches no fact: every ``host.get_fact(...)`` is a round trip. Deploy bodies run
+# while pyinfra *prepares* (nothing has executed yet, so every reading is the same);
+# operation bodies run while it *executes*, where an earlier operation may have changed the
+# host (the driver install adds the GPU sections). ``remembered_fact`` keeps the last
+# reading per host, fact and arguments, and hands it out again only while the host cannot
+# have changed since: during prepare always; during execute while no operation on that
+# host has run a command since the reading was taken, and never to the operation that took
+# it (it may have run commands after reading). So an operation must read a remembered
+# fact before it yields its first command; later reads in the same operation are its own.
+
+MEMO_ATTRIBUTE = "_deepseek_fact_memo"
+PREPARE, EXECUTE = "prepare", "execute"
+
+
+def host_changes(target: Host) -> int:
+    """Operations on ``target`` that have completed this run and ran at least one command
+    (the host's state generation: only executed commands change a host)."""
+    ops = target.state.ops.get(target, {})
+    return sum(1 for data in ops.values() if data.operation_meta.is_complete() and data.operation_meta.executed)
+
+
+def _now(target: Host) -> tuple[str, int]:
+    if target.state.current_stage < StateStage.Execute:
+        return (PREPARE, 0)
+    return (EXECUTE, host_changes(target))
+
+
+def reading_valid(taken: tuple[str, int], taken_in_op: str | None, now: tuple[str, int], current_op: str | None) -> bool:
+    """May a reading taken at ``taken`` (phase, changes) by operation ``taken_in_op`` be
+    reused at ``now`` by ``current_op``?
+
+    >>> reading_valid((PREPARE, 0), None, (EXECUTE, 0), "op2")   # nothing has executed yet
+    True
+    >>> reading_valid((EXECUTE, 3), "op1", (EXECUTE, 4), "op2")  # an operation changed the host since
+    False
+    """
+    if now[0] == PREPARE:
+        return taken[0] == PREPARE
+    if taken[1] != now[1]:
+        return False
+    return taken_in_op is None or taken_in_op != current_op
+
+
+def _memo(target: Host) -> dict:
+    return target.state.__dict__.setdefault(MEMO_ATTRIBUTE, {}).setdefault(target.name, {})
+
+
+def _key(fact_class: type[FactBase], kwargs: dict[str, Any]) -> tuple:
+    return (fact_class.__module__, fact_class.__name__, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+
+
+def _valid(target: Host, key: tuple) -> tuple[bool, Any]:
+    entry = _memo(target).get(key)
+    if entry is None:
+        return False, None
+    taken, taken_in_op, value = entry
+    return reading_valid(taken, taken_in_op, _now(target), target.current_op_hash), value
+
+
+def remembered_fact(target: Host, fact_class: type[FactBase], **kwargs: Any) -> Any:
+    """``target.get_fact(fact_class, **kwargs)``, reused while the host cannot have changed."""
+    key = _key(fact_class, kwargs)
+    valid, value = _valid(target, key)
+    if not valid:
+        value = target.get_fact(fact_class, **kwargs)
+        now = _now(target)
+        _memo(target)[key] = (now, target.current_op_hash if now[0] == EXECUTE else None, value)
+    return value
+
+
+def host_hardware(target: Host) -> dict[str, Any]:
+    """``HostHardware`` of ``target``, one round trip per host state and run."""
+    return remembered_fact(target, HostHardware)
+
+
+def hardware_section(target: Host, name: str) -> Any:
+    """One section (``"virtualization"``, ``"os_release"``, ...) of the hardware reading.
+
+    Taken from a still-valid ``host_hardware`` reading when this run has one (no round
+    trip); otherwise the section's own small fact is asked (remembered the same way), so a
+    role run alone never pays for the whole hardware script to learn one section.
+    """
+    valid, reading = _valid(target, _key(HostHardware, {}))
+    if valid:
+        return reading[name]
+    return remembered_fact(target, HARDWARE_SECTIONS[name])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from modules.facts.infiniband import IbStat
+from modules.facts.host import hardware_section
 from modules.infiniband import port_report
 
 
@@ -32,7 +32,7 @@ def ports_verified(expected_rate_gbps: float | None = None, link_layers: tuple[s
     if not host.state.is_executing:
         host.noop("InfiniBand ports are checked when the deploy runs (after infiniband-diags is installed)")
         return
-    report = port_report(host.get_fact(IbStat), expected_rate_gbps, link_layers=link_layers, cas=cas)
+    report = port_report(hardware_section(host, "ibstat"), expected_rate_gbps, link_layers=link_layers, cas=cas)
     if not report.problems:
         host.noop(f"InfiniBand: {report.summary()}")
         return

@@ -9,7 +9,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
 from modules import paths
-from modules.facts.host import HostHardware
+from modules.facts.host import host_hardware
 from modules.nodeinfo import render_node_facts
 
 
@@ -38,7 +38,7 @@ def node_facts_file(
 
         node.node_facts_file(group="deepseek", mode="0640")
     """
-    hardware = host.get_fact(HostHardware)
+    hardware = host_hardware(host)  # before the first yield (host_hardware's rule)
     content = render_node_facts(hardware["hostname"] or host.name, hardware)
     yield from files.put._inner(src=StringIO(content), dest=path, user=user, group=group, mode=mode)
 

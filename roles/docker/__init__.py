@@ -31,7 +31,7 @@ from modules.docker_config import (
     render_daemon_config,
 )
 from modules.facts.docker import DockerState
-from modules.facts.system import OsRelease
+from modules.facts.host import hardware_section
 from modules.nvidia_repo import KEYRING_DIR, preferences_path, render_preferences
 from modules.operations import nvidia
 from roles import nvidia_repo
@@ -95,7 +95,7 @@ def _engine(config: DockerDefaults) -> None:
     if not Path(key_path).is_file():
         raise DeployError(f"{host.name}: docker_ce_repo_key: expected a key file on the controller, "
                           f"found none at {key_path!r}")
-    codename = host.get_fact(OsRelease)["codename"]
+    codename = hardware_section(host, "os_release")["codename"]
     if not codename:
         raise DeployError(f"{host.name}: docker_engine: docker-ce needs the distribution's codename, "
                           "found none in /etc/os-release")

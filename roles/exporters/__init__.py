@@ -47,7 +47,8 @@ def _unit(name: str, template: str, **context) -> bool:
 
 @deploy("exporters: install")
 def install(config: ExportersDefaults) -> None:
-    in_container = bool(host.get_fact(Virtualization)["container"])
+    from modules.facts.host import hardware_section  # no round trip once preflight has read the hardware
+    in_container = bool(hardware_section(host, "virtualization")["container"])
     apt.packages(
         name="Ensure the node exporter (and nftables, python3 for the helpers) is installed",
         packages=[config.exporters_node_exporter_package, "python3", *(["nftables"] if config.exporters_firewall else [])],

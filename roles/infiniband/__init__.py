@@ -21,8 +21,8 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from modules import infiniband, paths
-from modules.facts.infiniband import IbStat, RdmaDevices
-from modules.facts.system import Virtualization
+from modules.facts.host import hardware_section
+from modules.facts.infiniband import RdmaDevices
 from modules.operations import infiniband as ib_operations
 from roles.infiniband.defaults import InfinibandDefaults
 from roles.kernel import MEMLOCK_FILE
@@ -40,10 +40,10 @@ def applies(groups, rdma_devices: list[str], ibstat: list) -> bool:
 @deploy("infiniband: install")
 def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
     """True when this host gets the RDMA stack (the driver role then configures nvidia-peermem)."""
-    if not applies(host.groups, host.get_fact(RdmaDevices), host.get_fact(IbStat)):
+    if not applies(host.groups, host.get_fact(RdmaDevices), hardware_section(host, "ibstat")):
         host.noop(f"not in {IB_GROUP} and no RDMA device found: no InfiniBand")
         return False
-    container = host.get_fact(Virtualization)["container"]
+    container = hardware_section(host, "virtualization")["container"]
     apt.packages(name="Ensure the RDMA stack is installed (rdma-core, ibverbs-utils, infiniband-diags, perftest)",
                  packages=list(config.infiniband_packages), update=True, cache_time=3600)
     _kernel_modules(config, container)

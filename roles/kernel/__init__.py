@@ -19,8 +19,7 @@ from pyinfra.operations import files, server, systemd
 
 from modules import paths
 from modules.bootparams import GRUB_DROPIN_PATH, format_param, render_grub_dropin
-from modules.facts.host import HostHardware
-from modules.facts.system import Virtualization
+from modules.facts.host import host_hardware
 from modules.operations import reboot
 from roles import template_path
 from roles.kernel import plan
@@ -49,9 +48,9 @@ def desired(config: KernelDefaults, hardware: dict[str, Any], state: dict[str, A
 
 @deploy("kernel: tune")
 def tune(config: KernelDefaults) -> None:
-    hardware = host.get_fact(HostHardware)
+    hardware = host_hardware(host)
     state = host.get_fact(KernelTuningState)
-    container = host.get_fact(Virtualization)["container"]
+    container = hardware["virtualization"]["container"]
     want = desired(config, hardware, state)
     pool = want["pool"]
     if pool is not None:

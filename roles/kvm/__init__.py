@@ -21,7 +21,7 @@ from pyinfra.operations import apt, files, systemd
 
 from modules import paths
 from modules.cpulist import format_cpulist
-from modules.facts.host import HostHardware
+from modules.facts.host import host_hardware, remembered_fact
 from modules.pinning import VcpuPlan, _housekeeping, plan_vcpu_pinning, smt_siblings
 from roles import template_path
 from roles.kvm.defaults import KvmDefaults, KvmGuest
@@ -74,8 +74,8 @@ def plan_guests(config: KvmDefaults, tuning: TuningDefaults, hardware: dict, loc
 
 @deploy("kvm: guests")
 def install(config: KvmDefaults, tuning: TuningDefaults) -> None:
-    hardware = host.get_fact(HostHardware)
-    plans = plan_guests(config, tuning, hardware, host.get_fact(PciLocality))
+    hardware = host_hardware(host)
+    plans = plan_guests(config, tuning, hardware, remembered_fact(host, PciLocality))
     _check_hugepages(config, hardware)
     apt.packages(
         name="Ensure libvirt and QEMU are installed", packages=list(config.kvm_packages),

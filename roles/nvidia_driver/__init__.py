@@ -21,7 +21,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files, server, systemd
 
 from modules.compat import check_stack
-from modules.facts.host import HostHardware
+from modules.facts.host import host_hardware
 from modules.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
 from modules.nvidia_driver import plan_packages, reboot_reasons, target_packages
 from modules.nvidia_repo import preferences_path, render_preferences
@@ -68,7 +68,7 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
             ib_stack_in_this_run: bool = False) -> None:
     """``ib_stack_in_this_run``: the infiniband role installs rdma-core earlier in this
     deploy (deploy/full.py), so nvidia-peermem is configured on the first run already."""
-    hardware = host.get_fact(HostHardware)
+    hardware = host_hardware(host)
     state = host.get_fact(NvidiaDriverState)
     if ib_stack_in_this_run and state["ib_stack"] is None:
         state = {**state, "ib_stack": "rdma-core"}

@@ -19,7 +19,7 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
 from modules import paths
-from modules.facts.system import OsRelease
+from modules.facts.host import hardware_section
 from modules.nvidia_repo import (
     KEYRING_DIR, NVIDIA_REPO_KEY_FILE, SOURCES_FILE, UnsupportedPlatformError, nvidia_repo_url, sources_entry,
 )
@@ -39,7 +39,7 @@ def configure(config: NvidiaRepoDefaults) -> None:
     """Write the NVIDIA package source and refresh apt's index when it changed."""
     source = config.nvidia_repo_source
     if source == "nvidia":
-        os_release = host.get_fact(OsRelease)
+        os_release = hardware_section(host, "os_release")
         try:
             url = nvidia_repo_url(os_release["id"], os_release["version_id"], host.get_fact(Arch),
                                   base=config.nvidia_repo_base_url)

@@ -16,7 +16,7 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 
 from modules.catalog import get_model
-from modules.facts.host import HostHardware
+from modules.facts.host import host_hardware
 from modules.facts.storage import PathSpace
 from modules.operations.node import preflight_gate
 from modules.preflight import PreflightReport, Requirements, evaluate, reports_to_json
@@ -51,7 +51,7 @@ def prepared_hardware(target: Host) -> dict[str, Any]:
     """
     readings: dict[str, dict[str, Any]] = target.state.__dict__.setdefault("_deepseek_hardware", {})
     if target.name not in readings:
-        readings[target.name] = target.get_fact(HostHardware)
+        readings[target.name] = host_hardware(target)  # shared with later roles (modules/facts/host.py)
     return readings[target.name]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
+from modules.facts.host import hardware_section
 from modules.facts.reboot import RebootRequired
-from modules.facts.system import Virtualization
 from modules.operations import reboot
 from roles.reboot.defaults import RebootDefaults
 
@@ -28,7 +28,7 @@ def reboot_if_required(config: RebootDefaults) -> bool:
     if not state:
         logger.info(f"{host.name}: no role asks for a reboot; not rebooting")
         return False
-    container = host.get_fact(Virtualization)["container"]
+    container = hardware_section(host, "virtualization")["container"]
     if container:
         logger.warning(
             f"{host.name}: reboot required ({pending_summary(state)}) but this host is a "

@@ -31,7 +31,7 @@ __all__ = ["IRQ_CONF", "IRQ_SCRIPT", "IRQ_UNIT", "IRQ_UNIT_FILE", "RECORD_FILE",
 
 def pinning_summary(config: TuningDefaults, deployment: DeploymentDefaults) -> str:
     """The plan's ``explain()`` for this host as it is now (preflight prints it; read-only)."""
-    plan, source, _, gpus_note, note, _ = host_plan(config, deployment)
+    plan, source, _, gpus_note, note, _, _ = host_plan(config, deployment)
     return f"{host.name}: " + planning.summary(plan, source, gpus_note, note)
 
 

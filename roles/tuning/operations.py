@@ -16,8 +16,7 @@ from pyinfra.operations import files, systemd
 
 from modules import paths
 from modules.cpulist import format_cpulist
-from modules.facts.host import HostHardware
-from modules.facts.system import Virtualization
+from modules.facts.host import host_hardware, remembered_fact
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.tuning import plan as planning
@@ -34,16 +33,18 @@ IRQBALANCE_CONFIG = "/etc/default/irqbalance"
 
 
 def host_plan(config: TuningDefaults, deployment: DeploymentDefaults):
-    """``(plan or None, source, topology, gpus note, note)`` from the host's facts now."""
-    hardware = host.get_fact(HostHardware)
+    """``(plan or None, source, topology, gpus note, note, hardware, locality)`` from the
+    host's facts now (read before the operation yields anything: see ``remembered_fact``)."""
+    hardware = host_hardware(host)
+    locality = remembered_fact(host, PciLocality)
     indices, gpus_note = planning.engine_gpus(
         hardware, deployment.deepseek_model, deployment.deepseek_engine, deployment.deepseek_nodes,
         deployment.deepseek_max_model_len, config.tuning_gpu_indices,
     )
     plan, source, topology, note = planning.choose_plan(
-        hardware, host.get_fact(PciLocality), indices, config.tuning_housekeeping_cpus_per_node,
+        hardware, locality, indices, config.tuning_housekeeping_cpus_per_node,
     )
-    return plan, source, topology, gpus_note, note, hardware
+    return plan, source, topology, gpus_note, note, hardware, locality
 
 
 def _tracked(commands, changed: list[bool]):
@@ -64,14 +65,14 @@ def engine_placement(config: TuningDefaults, deployment: DeploymentDefaults):
     and ``/etc/deepseek/pinning.json``; reloads systemd only when a unit file changed. A
     host whose GPU locality is unknown gets only the record, saying why.
     """
-    plan, source, topology, gpus_note, note, hardware = host_plan(config, deployment)
+    plan, source, topology, gpus_note, note, hardware, locality = host_plan(config, deployment)
     logger.info(f"{host.name}: " + planning.summary(plan, source, gpus_note, note))
     if plan is None:
         logger.warning(f"{host.name}: tuning: {note}")
         record = {"planned": False, "source": source, "reason": note}
         yield from files.put._inner(src=StringIO(json.dumps(record, indent=2) + "\n"), dest=RECORD_FILE, mode="0644")
         return
-    container = host.get_fact(Virtualization)["container"]
+    container = hardware["virtualization"]["container"]
     env = planning.engine_environment(plan, config.tuning_nccl_env)
     units: list[bool] = []
     yield from files.directory._inner(path=f"/etc/systemd/system/{planning.ENGINE_UNIT}.d", mode="0755")
@@ -90,7 +91,7 @@ def engine_placement(config: TuningDefaults, deployment: DeploymentDefaults):
         yield from _tracked(files.template._inner(
             src=template_path("roles.tuning", IRQ_UNIT_FILE), dest=IRQ_UNIT_FILE, mode="0644",
             script=IRQ_SCRIPT, conf=IRQ_CONF), units)
-        if host.get_fact(PciLocality)["irqbalance_config"]:
+        if locality["irqbalance_config"]:  # read before the yields above, none of which touch it
             yield from files.line._inner(
                 path=IRQBALANCE_CONFIG, line="^#?IRQBALANCE_BANNED_CPULIST=.*",
                 replace=f"IRQBALANCE_BANNED_CPULIST={plan.cpu_affinity}",
