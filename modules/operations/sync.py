@@ -89,13 +89,16 @@ def _sha1(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def local_files(src: str, exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]] | None:
+def local_files(src: str, exclude: tuple[str, ...] = (), exclude_dir: tuple[str, ...] = ()) -> dict[str, dict[str, Any]] | None:
     """Relative name -> ``{"sha1", "mode"}`` of the regular files directly in ``src``;
-    None when ``src`` holds anything else (a subdirectory, a link): left to ``files.sync``."""
+    None when ``src`` holds anything else (a subdirectory not excluded, a link): left to
+    ``files.sync``."""
     result: dict[str, dict[str, Any]] = {}
     for entry in os.scandir(src):
         if exclude and any(fnmatch(entry.path, pattern) for pattern in exclude):
             continue  # files.sync matches ``exclude`` against the local path
+        if entry.is_dir(follow_symlinks=False) and any(fnmatch(entry.name, pattern) for pattern in exclude_dir):
+            continue  # and ``exclude_dir`` against the directory's path relative to ``src``
         if entry.is_symlink() or not entry.is_file():
             return None
         stat = entry.stat()
@@ -165,6 +168,7 @@ def directory_synced(
     dir_mode: str | None = None,
     delete: bool = False,
     exclude: tuple[str, ...] = (),
+    exclude_dir: tuple[str, ...] = (),
 ):
     """
     Make remote ``dest`` hold exactly the files of local directory ``src`` (``files.sync``).
@@ -177,6 +181,7 @@ def directory_synced(
     + dir_mode: permissions of the directory
     + delete: remove remote files not in ``src`` (except those matching ``exclude``)
     + exclude: ``fnmatch`` patterns of files to leave out (and never delete)
+    + exclude_dir: ``fnmatch`` patterns of subdirectories of ``src`` to leave out (``__pycache__``)
 
     One ``RemoteTree`` round trip decides; the tree is read before anything is yielded.
 
@@ -186,8 +191,8 @@ def directory_synced(
 
         sync.directory_synced(src="wheels/", dest="/opt/deepseek/wheels", mode="0644", delete=True)
     """
-    exclude = tuple(exclude)
-    local = local_files(src, exclude)
+    exclude, exclude_dir = tuple(exclude), tuple(exclude_dir)
+    local = local_files(src, exclude, exclude_dir)
     if local is not None:
         difference = sync_difference(
             local, host.get_fact(RemoteTree, path=dest), dest, user=user, group=group, mode=mode,
@@ -198,5 +203,5 @@ def directory_synced(
             return
     yield from files.sync._inner(
         src=src, dest=dest, user=user, group=group, mode=mode, dir_mode=dir_mode, delete=delete,
-        exclude=list(exclude) or None,
+        exclude=list(exclude) or None, exclude_dir=list(exclude_dir) or None,
     )

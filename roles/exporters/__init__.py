@@ -17,7 +17,6 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from modules import paths
-from modules.facts.system import Virtualization
 from roles import template_path
 from roles.exporters.defaults import ExportersDefaults
 from roles.exporters.operations import installed, packages_if_available

@@ -24,7 +24,8 @@ from pyinfra.operations import apt, files, systemd
 
 from modules import engine, paths
 from modules.catalog import get_model
-from modules.facts.host import HostHardware
+from modules.facts.host import host_hardware
+from modules.operations import sync
 from modules.preflight import summarize_gpus
 from roles import template_path
 from roles.deployment import DeploymentDefaults
@@ -104,7 +105,7 @@ def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str,
 def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> engine.EngineSettings:
     """The engine's settings for this host: plan from its hardware, multi-node position."""
     spec = get_model(deployment.deepseek_model)
-    gpus = summarize_gpus(host.get_fact(HostHardware))
+    gpus = summarize_gpus(host_hardware(host))
     nodes = deployment.deepseek_nodes
     use_gpus = config.serve_transformers_device != "cpu"
     try:
@@ -156,10 +157,10 @@ def _install_venv(config: ServeDefaults, engine_name: str) -> bool:
     marker = host.get_fact(FileContents, path=f"{engine.VENV_DIR}/{REQUIREMENTS_MARKER}")
     # The wheelhouse (hundreds of MB) is pushed only when the environment must be (re)installed.
     if config.serve_wheelhouse and list(marker or []) != requirements:
-        changed |= files.sync(
+        changed |= sync.directory_synced(
             name=f"Ensure the wheelhouse {WHEELHOUSE_DIR} matches the controller's (environment to install)",
             src=config.serve_wheelhouse, dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644",
-            dir_mode="0755", delete=True, exclude=[".complete"],
+            dir_mode="0755", delete=True, exclude=("*/.complete",),
         ).changed
     changed |= python_environment(
         name=f"Ensure {engine.VENV_DIR} holds the pinned {engine_name} engine",
@@ -167,10 +168,10 @@ def _install_venv(config: ServeDefaults, engine_name: str) -> bool:
         find_links=WHEELHOUSE_DIR if config.serve_wheelhouse else None, index_url=config.serve_pip_index_url,
     ).changed
     if engine_name == "transformers":
-        changed |= files.sync(
+        changed |= sync.directory_synced(
             name=f"Ensure the transformers engine server is current in {engine.LIB_DIR}",
             src=str(resources("modules") / SERVER_PACKAGE), dest=f"{engine.LIB_DIR}/{SERVER_PACKAGE}",
-            user="root", group="root", mode="0644", dir_mode="0755", delete=True, exclude=["*.pyc"], exclude_dir=["__pycache__"],
+            user="root", group="root", mode="0644", dir_mode="0755", delete=True, exclude=("*.pyc",), exclude_dir=("__pycache__",),
         ).changed
     return changed
 

@@ -95,3 +95,19 @@ def test_excluded_local_files_are_not_wanted(pair):
 def test_local_digest_is_sha1_of_the_content(pair):
     src, _ = pair
     assert local_files(str(src))["a-1.0-py3-none-any.whl"]["sha1"] == "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"
+
+
+def test_excluded_local_directories_are_not_wanted(pair):
+    """The engine server package: its __pycache__ is left out, as files.sync's exclude_dir does."""
+    src, dest = pair
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"x")
+    assert local_files(str(src)) is None  # a subdirectory: left to files.sync
+    assert set(local_files(str(src), exclude_dir=("__pycache__",))) == {"a-1.0-py3-none-any.whl", "b 2.whl", "empty.whl"}
+    (dest / "__pycache__").mkdir()
+    (dest / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"y")
+    # The remote's compiled files match ``exclude``; files.sync would not delete them either.
+    assert sync_difference(local_files(str(src), exclude_dir=("__pycache__",)), remote_tree(dest), str(dest),
+                           delete=True, exclude=("*.pyc",)) is None
+    assert sync_difference(local_files(str(src), exclude_dir=("__pycache__",)), remote_tree(dest), str(dest),
+                           delete=True) == f"{dest}/__pycache__/app.cpython-311.pyc: not in the source"
