@@ -126,7 +126,7 @@ def _software(config: GatewayDefaults) -> bool:
     if config.gateway_wheelhouse:
         pushed.append(sync.directory_synced(
             name=f"Ensure {WHEELHOUSE_DIR} holds the gateway's wheelhouse", src=config.gateway_wheelhouse,
-            dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644", delete=True, exclude=("*/.*",),  # the controller-side .complete marker
+            dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644", delete=True, exclude=("*/.complete",),  # the controller-side marker
         ).changed)
     text = (files_of(__name__) / "requirements.txt").read_text()
     if config.gateway_db_dsn:
