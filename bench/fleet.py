@@ -21,10 +21,13 @@ Variants:
 
 * ``batched``: the collection as it is (HostHardware: all hardware facts in one command;
   ``modules.facts.host.remembered_fact``: a fact asked again while the host cannot have
-  changed is not asked again);
+  changed is not asked again; files synced, put and templated with one fact when in place);
 * ``unbatched`` (baseline): the same deploy as stock pyinfra facts would be used: every
   ``HostHardware`` read replaced by its individual section facts, each its own round trip,
-  and nothing remembered (every ``remembered_fact`` / ``hardware_section`` asks the host).
+  nothing remembered (every ``remembered_fact`` / ``hardware_section`` asks the host), and
+  stock ``files.sync`` / ``files.put`` / ``files.template`` in place of
+  ``modules.operations.sync``'s one-fact ``directory_synced`` / ``file_synced`` /
+  ``template_synced``.
 
 Ratios are unbatched / batched. ``--baseline`` adds an earlier run's figures (its
 ``--json``) beside these: commands and facts per host before -> now. The per-host facts by
@@ -89,6 +92,12 @@ def _child(stats_path: str, unbatched: bool, pyinfra_args: list[str]) -> None:
         import modules.facts.host as host_facts
 
         host_facts._valid = lambda *_: (False, None)  # stock pyinfra: no reading is reused
+        from pyinfra.operations import files
+
+        import modules.operations.sync as sync
+
+        # The stock operations the one-fact ones stand in for (roles look them up at call time).
+        sync.directory_synced, sync.file_synced, sync.template_synced = files.sync, files.put, files.template
 
     def write_stats() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,11 +1,19 @@
-"""``directory_synced``: ``files.sync`` that asks the host one question when nothing differs.
+"""``files.sync`` / ``files.put`` / ``files.template`` that ask the host one question when
+nothing differs.
 
 Stock ``files.sync`` asks two facts per file (``File`` and ``Sha1File``) plus ``Link``,
 ``Directory``, ``FindFiles`` and ``FindLinks``: a 44-wheel wheelhouse costs about 92 round
 trips per run even when it is already in place. ``directory_synced`` reads the whole
-remote tree (type, mode, owner, group, SHA-1 of every file) in one ``RemoteTree`` fact; when
-it already is what ``files.sync`` would leave it does nothing, otherwise it hands over to
-``files.sync`` unchanged, so any difference is repaired exactly as before.
+remote tree (type, mode, owner, group, SHA-1 of every file) in one ``RemoteTree`` fact.
+Stock ``files.put`` and ``files.template`` ask ``File``, ``Directory`` (the parent) and
+``Sha1File``: three round trips for a file already in place, six when a role reads the
+operation's ``.changed`` (pyinfra runs the operation once to answer it, and again to
+execute). ``file_synced`` and ``template_synced`` read one ``RemoteFile`` fact, remembered
+for the run while the host cannot have changed (``modules.facts.host.remembered_fact``).
+
+When the host already is what the stock operation would leave, these do nothing;
+otherwise they hand over to the stock operation unchanged, so any difference is repaired
+exactly as before.
 """
 
 from __future__ import annotations
@@ -15,13 +23,17 @@ import os
 import shlex
 from fnmatch import fnmatch
 from functools import lru_cache
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
+from pyinfra.api.util import get_file_sha1, get_template
 from pyinfra.operations import files
 from typing_extensions import override
+
+from modules.facts.host import remembered_fact
 
 ENTRY, SHA = "entry", "sha"
 REGULAR = "regular file"
@@ -54,6 +66,57 @@ class RemoteTree(FactBase[dict[str, Any]]):
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
         return parse_remote_tree(output)
+
+
+class RemoteFile(FactBase[dict[str, Any]]):
+    """Regular file ``path`` (not a link): ``RemoteTree``'s fields for it; ``{}`` otherwise.
+
+    .. code:: python
+
+        {"type": "regular file", "mode": 644, "user": "root", "group": "root",
+         "sha1": "0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33"}
+    """
+
+    @override
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {}
+
+    @override
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        return (
+            f"[ -f {quoted} ] && [ ! -L {quoted} ] || exit 0; "
+            f"stat -c '{ENTRY} %F|%a|%U|%G|%n' {quoted}; sha1sum {quoted} | sed 's/^/{SHA} /'"
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
+        entries = list(parse_remote_tree(output).values())
+        return entries[0] if len(entries) == 1 else {}
+
+
+def file_difference(sha1: str, remote: dict[str, Any], *, user: str | None = None, group: str | None = None,
+                    mode: str | int | None = None) -> str | None:
+    """What ``files.put`` would change on a file whose wanted content has ``sha1``; None when nothing.
+
+    >>> have = {"type": "regular file", "mode": 644, "user": "root", "group": "root", "sha1": "aa"}
+    >>> file_difference("aa", have, user="root", mode="0644") is None
+    True
+    >>> file_difference("aa", have, group="deepseek")
+    'group root, wanted deepseek'
+    """
+    if remote.get("type") != REGULAR or "sha1" not in remote:
+        return "missing"
+    if remote["sha1"] != sha1:
+        return "content differs"
+    wanted_mode = _mode(mode)
+    if wanted_mode is not None and remote["mode"] != wanted_mode:
+        return f"mode {remote['mode']}, wanted {wanted_mode}"
+    for field, wanted in (("user", user), ("group", group)):
+        if wanted and remote[field] != wanted:
+            return f"{field} {remote[field]}, wanted {wanted}"
+    return None
 
 
 def parse_remote_tree(lines: list[str]) -> dict[str, Any]:
@@ -108,7 +171,7 @@ def local_files(src: str, exclude: tuple[str, ...] = (), exclude_dir: tuple[str,
 
 
 def _mode(value: str | int | None) -> int | None:
-    return None if value is None else int(str(value))
+    return None if value is None or value is False else int(str(value))
 
 
 def sync_difference(
@@ -205,3 +268,98 @@ def directory_synced(
         src=src, dest=dest, user=user, group=group, mode=mode, dir_mode=dir_mode, delete=delete,
         exclude=list(exclude) or None, exclude_dir=list(exclude_dir) or None,
     )
+
+
+def _absolute_or_io(src: Any) -> bool:
+    return hasattr(src, "read") or (isinstance(src, str) and os.path.isabs(src) and os.path.isfile(src))
+
+
+@operation()
+def file_synced(
+    src: str | Path | Any,
+    dest: str,
+    user: str | None = None,
+    group: str | None = None,
+    mode: str | int | None = None,
+    **put_arguments: Any,
+):
+    """
+    Upload ``src`` (a local path or a file-like object) to ``dest`` (``files.put``).
+
+    + src: local file, or an IO object (``StringIO``/``BytesIO``)
+    + dest: remote file (not a directory)
+    + user: owner of the file
+    + group: group of the file
+    + mode: permissions of the file
+    + put_arguments: any other ``files.put`` argument (``create_remote_dir``, ``force``...)
+
+    One ``RemoteFile`` round trip decides (none when this run already read the file and
+    nothing has run on the host since); anything to change goes to ``files.put``.
+
+    **Example:**
+
+    .. code:: python
+
+        sync.file_synced(src=StringIO(text), dest="/etc/deepseek/engine.json", mode="0644")
+    """
+    src = str(src) if isinstance(src, Path) else src
+    # The fast path covers what the roles pass; anything else (relative paths resolved
+    # against the deploy directory, mode=True, force, times) is files.put's alone.
+    if mode is not True and set(put_arguments) <= {"create_remote_dir"} and _absolute_or_io(src):
+        remote = remembered_fact(host, RemoteFile, path=dest)
+        if file_difference(get_file_sha1(src), remote, user=user, group=group, mode=mode) is None:
+            host.noop(f"file {dest} is already uploaded")
+            return
+    yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode, **put_arguments)
+
+
+@operation()
+def template_synced(
+    src: str | Path | Any,
+    dest: str,
+    user: str | None = None,
+    group: str | None = None,
+    mode: str | int | None = None,
+    create_remote_dir: bool = True,
+    jinja_env_kwargs: dict[str, Any] | None = None,
+    **data: Any,
+):
+    """
+    Render the jinja2 template ``src`` with ``data`` and upload it to ``dest`` (``files.template``).
+
+    + src: local template file, or an IO object
+    + dest: remote file
+    + user: owner of the file
+    + group: group of the file
+    + mode: permissions of the file
+    + create_remote_dir: create the parent directory when missing
+    + jinja_env_kwargs: keyword arguments of the jinja2 ``Environment``
+    + data: the template's variables (``host``, ``state`` and ``inventory`` are added as
+      ``files.template`` adds them)
+
+    Rendered here once; one ``RemoteFile`` round trip decides, as for ``file_synced``.
+
+    **Example:**
+
+    .. code:: python
+
+        sync.template_synced(src=template_path(__name__, "engine.service.j2"),
+                             dest="/etc/systemd/system/deepseek-engine.service", mode="0644", settings=s)
+    """
+    src = str(src) if isinstance(src, Path) else src
+    data.setdefault("host", host)
+    data.setdefault("state", host.state)
+    data.setdefault("inventory", host.state.inventory)
+    rendered = None
+    if mode is not True and _absolute_or_io(src):
+        try:  # a copy: get_template pops the loader from the dict it is given
+            rendered = get_template(src, dict(jinja_env_kwargs or {})).render(data)
+        except Exception:  # noqa: BLE001  files.template reports template errors with their lines
+            rendered = None
+    if rendered is not None:
+        remote = remembered_fact(host, RemoteFile, path=dest)
+        if file_difference(get_file_sha1(StringIO(rendered)), remote, user=user, group=group, mode=mode) is None:
+            host.noop(f"file {dest} is already uploaded")
+            return
+    yield from files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode,
+                                     create_remote_dir=create_remote_dir, jinja_env_kwargs=jinja_env_kwargs, **data)

@@ -13,7 +13,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from modules import paths
-from modules.operations import node
+from modules.operations import node, sync
 from roles import template_path
 from roles.base.defaults import BaseDefaults
 from roles.preflight import prepared_hardware
@@ -69,7 +69,7 @@ def _node_facts_file() -> None:
 
 def _time_sync(config: BaseDefaults, in_container: bool) -> None:
     if config.base_ntp_servers:
-        sources = files.template(
+        sources = sync.template_synced(
             name="Ensure chrony uses the site's NTP servers",
             src=template_path(__name__, CHRONY_SOURCES), dest=CHRONY_SOURCES,
             servers=config.base_ntp_servers, mode="0644",

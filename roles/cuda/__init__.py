@@ -24,7 +24,7 @@ from modules import cuda, paths
 from modules.compat import check_stack
 from modules.facts.nvidia import DpkgPackages
 from modules.nvidia_repo import preferences_path, render_preferences
-from modules.operations import nvidia
+from modules.operations import nvidia, sync
 from roles import nvidia_repo
 from roles.cuda.defaults import CudaDefaults
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
@@ -70,7 +70,7 @@ def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepo
     nvidia_repo.configure(repo)
     pins = preferences_path("cuda")
     if wanted:
-        files.put(name=f"Ensure apt pins the CUDA stack ({', '.join(f'{n}={v}' for n, v in sorted(wanted.items()))})",
+        sync.file_synced(name=f"Ensure apt pins the CUDA stack ({', '.join(f'{n}={v}' for n, v in sorted(wanted.items()))})",
                   src=StringIO(render_preferences(wanted, owner="cuda")), dest=pins,
                   user="root", group="root", mode="0644")
     else:
@@ -84,14 +84,14 @@ def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepo
         ld_conf = files.file(name=f"Ensure no {cuda.LDCONFIG_FILE} is left over", path=cuda.LDCONFIG_FILE,
                              present=False)
     else:
-        files.put(name=f"Ensure {cuda.PROFILE_FILE} puts CUDA {release} on PATH",
+        sync.file_synced(name=f"Ensure {cuda.PROFILE_FILE} puts CUDA {release} on PATH",
                   src=StringIO(cuda.render_profile(release)), dest=cuda.PROFILE_FILE,
                   user="root", group="root", mode="0644")
-        ld_conf = files.put(name=f"Ensure {cuda.LDCONFIG_FILE} lists CUDA {release}'s libraries",
+        ld_conf = sync.file_synced(name=f"Ensure {cuda.LDCONFIG_FILE} lists CUDA {release}'s libraries",
                             src=StringIO(cuda.render_ldconfig(release, machine)), dest=cuda.LDCONFIG_FILE,
                             user="root", group="root", mode="0644")
     server.shell(name="Refresh the dynamic linker cache after the CUDA library path changed",
                  commands=["ldconfig"], _if=ld_conf.did_change)
-    files.put(name=f"Ensure {RECORD_FILE} records the CUDA stack's pins",
+    sync.file_synced(name=f"Ensure {RECORD_FILE} records the CUDA stack's pins",
               src=StringIO(record(config, wanted, driver.nvidia_driver_version)), dest=RECORD_FILE,
               user="root", group="root", mode="0644")

@@ -33,7 +33,7 @@ from modules.docker_config import (
 from modules.facts.docker import DockerState
 from modules.facts.host import hardware_section
 from modules.nvidia_repo import KEYRING_DIR, preferences_path, render_preferences
-from modules.operations import nvidia
+from modules.operations import nvidia, sync
 from roles import nvidia_repo
 from roles.docker.defaults import DockerDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
@@ -59,13 +59,13 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
 
     # Written before the engine is installed, so the package's first start already uses it
     # (a daemon that cannot start with its defaults would otherwise hit its restart limit).
-    daemon = files.put(name=f"Ensure {DAEMON_JSON} registers the nvidia runtime (merged with its other keys)",
+    daemon = sync.file_synced(name=f"Ensure {DAEMON_JSON} registers the nvidia runtime (merged with its other keys)",
                        src=StringIO(render_daemon_config(merged)), dest=DAEMON_JSON,
                        user="root", group="root", mode="0644", create_remote_dir=True)
     _engine(config)
     nvidia_repo.configure(repo)
     pins = toolkit_pins(config)
-    files.put(name=f"Ensure apt pins the NVIDIA container toolkit at {config.docker_nvidia_container_toolkit_version}",
+    sync.file_synced(name=f"Ensure apt pins the NVIDIA container toolkit at {config.docker_nvidia_container_toolkit_version}",
               src=StringIO(render_preferences(pins, owner="docker")), dest=preferences_path("docker"),
               user="root", group="root", mode="0644")
     nvidia.pinned_packages(name=f"Ensure the NVIDIA container toolkit {config.docker_nvidia_container_toolkit_version} "
@@ -79,7 +79,7 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
     systemd.service(name="Ensure Docker is enabled and running", service="docker", enabled=True, running=True)
     if config.docker_cdi:
         cdi_spec(name=f"Ensure {CDI_SPEC} describes the loaded NVIDIA driver")
-    files.put(name=f"Ensure {RECORD_FILE} records the Docker settings",
+    sync.file_synced(name=f"Ensure {RECORD_FILE} records the Docker settings",
               src=StringIO(json.dumps({"settings": config.model_dump(mode="json"), "managed": config.managed()},
                                       indent=2, sort_keys=True) + "\n"),
               dest=RECORD_FILE, user="root", group="root", mode="0644")
@@ -101,9 +101,9 @@ def _engine(config: DockerDefaults) -> None:
                           "found none in /etc/os-release")
     armored = Path(key_path).read_bytes().lstrip().startswith(b"-----BEGIN PGP")
     keyring = f"{KEYRING_DIR}/deepseek-docker.{'asc' if armored else 'gpg'}"
-    key = files.put(name="Ensure the Docker CE repository key is installed", src=key_path, dest=keyring,
+    key = sync.file_synced(name="Ensure the Docker CE repository key is installed", src=key_path, dest=keyring,
                     user="root", group="root", mode="0644")
-    source = files.put(name=f"Ensure {DOCKER_CE_SOURCES} names the Docker CE repository",
+    source = sync.file_synced(name=f"Ensure {DOCKER_CE_SOURCES} names the Docker CE repository",
                        src=StringIO(render_apt_source(str(config.docker_ce_repo_url), codename, keyring)),
                        dest=DOCKER_CE_SOURCES, user="root", group="root", mode="0644")
     if key.changed or source.changed:

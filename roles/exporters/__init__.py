@@ -17,6 +17,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from modules import paths
+from modules.operations import sync
 from roles import template_path
 from roles.exporters.defaults import ExportersDefaults
 from roles.exporters.operations import installed, packages_if_available
@@ -38,7 +39,7 @@ def _file(destination: str) -> str:
 
 def _unit(name: str, template: str, **context) -> bool:
     dest = f"/etc/systemd/system/{name}"
-    return files.template(
+    return sync.template_synced(
         name=f"Ensure {dest} is current", src=template_path(__name__, f"/etc/systemd/system/{template}"),
         dest=dest, mode="0644", **context,
     ).changed
@@ -65,7 +66,7 @@ def install(config: ExportersDefaults) -> None:
 
 
 def _node_exporter(config: ExportersDefaults) -> None:
-    args = files.template(
+    args = sync.template_synced(
         name=f"Ensure {NODE_EXPORTER_DEFAULTS} sets the port and textfile directory",
         src=template_path(__name__, NODE_EXPORTER_DEFAULTS), dest=NODE_EXPORTER_DEFAULTS, mode="0644",
         port=config.exporters_node_exporter_port, textfile_dir=config.exporters_textfile_dir,
@@ -80,7 +81,7 @@ def _node_exporter(config: ExportersDefaults) -> None:
 
 
 def _node_state_metrics(config: ExportersDefaults) -> None:
-    script = files.put(
+    script = sync.file_synced(
         name=f"Ensure {BIN_DIR}/{NODE_STATE} is current", src=_file(f"/opt/deepseek/bin/{NODE_STATE}"),
         dest=f"{BIN_DIR}/{NODE_STATE}", mode="0755",
     )
@@ -100,7 +101,7 @@ def _node_state_metrics(config: ExportersDefaults) -> None:
 
 
 def _engine_relay(config: ExportersDefaults) -> None:
-    script = files.put(
+    script = sync.file_synced(
         name=f"Ensure {BIN_DIR}/{RELAY} is current", src=_file(f"/opt/deepseek/bin/{RELAY}"),
         dest=f"{BIN_DIR}/{RELAY}", mode="0755",
     )
@@ -126,7 +127,7 @@ def _dcgm(config: ExportersDefaults) -> None:
                           packages=list(exporter), component="dcgm-exporter", hint=NVIDIA_HINT)
     present = lambda: installed(dcgm + exporter)
     files.directory(name="Ensure /etc/dcgm-exporter exists", path="/etc/dcgm-exporter", mode="0755", _if=present)
-    counters = files.put(
+    counters = sync.file_synced(
         name=f"Ensure {DCGM_COUNTERS} lists the fields the alert rules read",
         src=_file(DCGM_COUNTERS), dest=DCGM_COUNTERS, mode="0644", _if=present,
     )
@@ -147,7 +148,7 @@ def _firewall(config: ExportersDefaults, in_container: bool) -> None:
                                 config.exporters_dcgm_exporter_port if config.exporters_dcgm_enabled else None)
                     if p is not None})
     files.directory(name="Ensure /etc/nftables.d exists", path="/etc/nftables.d", mode="0755")
-    rules = files.template(
+    rules = sync.template_synced(
         name=f"Ensure {NFT_RULES} limits ports {', '.join(map(str, ports))} to the monitoring network",
         src=template_path(__name__, NFT_RULES), dest=NFT_RULES, mode="0644", ports=ports,
         ipv4=[str(n) for n in networks if n.version == 4], ipv6=[str(n) for n in networks if n.version == 6],

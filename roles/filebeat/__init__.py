@@ -14,6 +14,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from modules.operations import sync
 from roles import template_path
 from roles.exporters.operations import installed, packages_if_available
 from roles.filebeat.defaults import FilebeatDefaults
@@ -37,10 +38,10 @@ def install(config: FilebeatDefaults) -> None:
         signed = ""
         if config.filebeat_apt_keyring:
             files.directory(name="Ensure /etc/apt/keyrings exists", path="/etc/apt/keyrings", mode="0755")
-            files.put(name=f"Ensure {KEYRING} is the Elastic repository key", src=config.filebeat_apt_keyring,
+            sync.file_synced(name=f"Ensure {KEYRING} is the Elastic repository key", src=config.filebeat_apt_keyring,
                       dest=KEYRING, mode="0644")
             signed = f"[signed-by={KEYRING}] "
-        source = files.put(
+        source = sync.file_synced(
             name=f"Ensure {SOURCE} names the Elastic repository",
             src=StringIO(f"deb {signed}{config.filebeat_apt_repo_url} {config.filebeat_apt_suite} main\n"),
             dest=SOURCE, mode="0644",
@@ -51,7 +52,7 @@ def install(config: FilebeatDefaults) -> None:
                           packages=list(package), component="filebeat",
                           hint="set filebeat_apt_repo_url to the Elastic apt repository or its mirror")
     present = lambda: installed(package)
-    conf = files.template(
+    conf = sync.template_synced(
         name=f"Ensure {CONFIG} ships {config.filebeat_request_log} to Logstash",
         src=template_path(__name__, CONFIG), dest=CONFIG, mode="0600", _if=present, **render_context(config),
     )

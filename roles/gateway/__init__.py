@@ -94,18 +94,18 @@ def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
         files.directory(name=f"Ensure {path} exists ({owner}:{group} {mode})", path=path,
                         user=owner, group=group, mode=mode)
     software = _software(config)
-    conf = files.template(
+    conf = sync.template_synced(
         name=f"Ensure {CONFIG_FILE} is current", src=template_path(__name__, CONFIG_FILE), dest=CONFIG_FILE,
         settings=settings, user="root", group=paths.SERVICE_USER, mode="0640",
     )
     tls = _certificate(config)
     _seed(config, deployment, settings, software)
-    files.template(
+    sync.template_synced(
         name=f"Ensure {REQUEST_LOG} is rotated", src=template_path(__name__, LOGROTATE_FILE), dest=LOGROTATE_FILE,
         log_file=REQUEST_LOG, rotate=config.gateway_log_rotate_days, max_size=config.gateway_log_max_size,
         service_user=paths.SERVICE_USER, user="root", group="root", mode="0644",
     )
-    unit = files.template(
+    unit = sync.template_synced(
         name=f"Ensure the {UNIT} unit is current", src=template_path(__name__, UNIT_FILE), dest=UNIT_FILE,
         service_user=paths.SERVICE_USER, venv=VENV, config_file=CONFIG_FILE,
         drain_timeout_s=config.gateway_drain_timeout_s, writable=(DB_DIR, LOG_DIR), user="root", group="root", mode="0644",
@@ -131,7 +131,7 @@ def _software(config: GatewayDefaults) -> bool:
     text = (files_of(__name__) / "requirements.txt").read_text()
     if config.gateway_db_dsn:
         text += (files_of(__name__) / "requirements-postgresql.txt").read_text()
-    pushed.append(files.put(
+    pushed.append(sync.file_synced(
         name=f"Ensure {REQUIREMENTS_FILE} lists the pinned runtime", src=StringIO(text), dest=REQUIREMENTS_FILE,
         user="root", group="root", mode="0644",
     ).changed)
@@ -172,9 +172,9 @@ def _wheel_dir() -> str:
 def _certificate(config: GatewayDefaults) -> bool:
     """The provided certificate, else a self-signed one made on the node once; True if changed."""
     if config.gateway_tls_cert_file:
-        cert = files.put(name=f"Ensure {TLS_CERT} is the provided certificate", src=config.gateway_tls_cert_file,
+        cert = sync.file_synced(name=f"Ensure {TLS_CERT} is the provided certificate", src=config.gateway_tls_cert_file,
                          dest=TLS_CERT, user="root", group=paths.SERVICE_USER, mode="0644")
-        key = files.put(name=f"Ensure {TLS_KEY} is the provided key", src=config.gateway_tls_key_file,
+        key = sync.file_synced(name=f"Ensure {TLS_KEY} is the provided key", src=config.gateway_tls_key_file,
                         dest=TLS_KEY, user="root", group=paths.SERVICE_USER, mode="0640")
         return cert.changed or key.changed
     if host.get_fact(File, path=TLS_CERT) and host.get_fact(File, path=TLS_KEY):
@@ -192,7 +192,7 @@ def _certificate(config: GatewayDefaults) -> bool:
 def _seed(config: GatewayDefaults, deployment: DeploymentDefaults, settings: GatewayConfig, software: bool) -> None:
     keys = read_keys_file(config.gateway_keys_file) if config.gateway_keys_file else {}
     content = seed_document(config.gateway_users, keys, settings.upstreams)
-    seed = files.put(name=f"Ensure {SEED_FILE} holds the inventory's users, grants and key hashes",
+    seed = sync.file_synced(name=f"Ensure {SEED_FILE} holds the inventory's users, grants and key hashes",
                      src=StringIO(content), dest=SEED_FILE, user="root", group=paths.SERVICE_USER, mode="0640")
     if seed.changed or software:
         # A failed seed removes the file, so the next run applies it again.

@@ -17,13 +17,14 @@ from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
 
 from modules import infiniband, paths
 from modules.facts.host import hardware_section
 from modules.facts.infiniband import RdmaDevices
 from modules.operations import infiniband as ib_operations
+from modules.operations import sync
 from roles.infiniband.defaults import InfinibandDefaults
 from roles.kernel import MEMLOCK_FILE
 from roles.kernel.defaults import KernelDefaults
@@ -48,10 +49,10 @@ def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
                  packages=list(config.infiniband_packages), update=True, cache_time=3600)
     _kernel_modules(config, container)
     if config.infiniband_memlock:
-        files.put(name=f"Ensure memlock limits allow RDMA ({MEMLOCK_FILE}, kernel_memlock={kernel.kernel_memlock})",
+        sync.file_synced(name=f"Ensure memlock limits allow RDMA ({MEMLOCK_FILE}, kernel_memlock={kernel.kernel_memlock})",
                   src=StringIO(render_memlock_conf(kernel.kernel_memlock)), dest=MEMLOCK_FILE, mode="0644")
     _ipoib(config, container)
-    files.put(name=f"Ensure {RECORD_FILE} records the InfiniBand settings",
+    sync.file_synced(name=f"Ensure {RECORD_FILE} records the InfiniBand settings",
               src=StringIO(json.dumps({"settings": config.model_dump(mode="json")}, indent=2, sort_keys=True) + "\n"),
               dest=RECORD_FILE, user="root", group="root", mode="0644")
     ib_operations.ports_verified(
@@ -65,7 +66,7 @@ def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
 
 def _kernel_modules(config: InfinibandDefaults, container: str | None) -> None:
     modules = config.infiniband_kernel_modules
-    files.put(name=f"Ensure {infiniband.MODULES_LOAD_FILE} loads {', '.join(modules)} at boot",
+    sync.file_synced(name=f"Ensure {infiniband.MODULES_LOAD_FILE} loads {', '.join(modules)} at boot",
               src=StringIO(infiniband.render_modules_load(modules)), dest=infiniband.MODULES_LOAD_FILE, mode="0644")
     if container:
         logger.warning(f"{host.name}: {container} container: {', '.join(modules)} written to "
@@ -80,7 +81,7 @@ def _ipoib(config: InfinibandDefaults, container: str | None) -> None:
     written_all = []
     for interface, cidr in sorted(config.infiniband_ipoib_addresses.items()):
         path = infiniband.ipoib_path(method, interface)
-        written = files.put(name=f"Ensure IPoIB {interface} has {cidr} ({path})",
+        written = sync.file_synced(name=f"Ensure IPoIB {interface} has {cidr} ({path})",
                             src=StringIO(infiniband.render_ipoib(method, interface, cidr, config.infiniband_ipoib_mtu)),
                             dest=path, mode="0644")
         written_all.append(written)

@@ -20,7 +20,7 @@ from pyinfra.operations import files, server, systemd
 from modules import paths
 from modules.bootparams import GRUB_DROPIN_PATH, format_param, render_grub_dropin
 from modules.facts.host import host_hardware
-from modules.operations import reboot
+from modules.operations import reboot, sync
 from roles import template_path
 from roles.kernel import plan
 from roles.kernel.defaults import KernelDefaults
@@ -57,11 +57,11 @@ def tune(config: KernelDefaults) -> None:
         logger.info(f"{host.name}: hugepages: " + pool.explain().replace("\n", "; "))
 
     _boot_command_line(want["params"], state, container)
-    files.put(
+    sync.file_synced(
         name=f"Ensure {SYSCTL_FILE} holds the GPU-serving sysctls",
         src=StringIO(plan.render_sysctl_conf(config.sysctls, pool)), dest=SYSCTL_FILE, mode="0644",
     )
-    files.put(
+    sync.file_synced(
         name="Ensure memlock is unlimited for RDMA", src=StringIO(plan.render_memlock_conf(config.kernel_memlock)),
         dest=MEMLOCK_FILE, mode="0644",
     )
@@ -83,7 +83,7 @@ def tune(config: KernelDefaults) -> None:
     if reasons:
         logger.warning(f"{host.name}: reboot required: {'; '.join(reasons)} (deploy/reboot.py)")
     reboot.reboot_required(name="Ensure the kernel role's reboot request is current", role="kernel", reasons=reasons)
-    files.put(
+    sync.file_synced(
         name=f"Ensure {RECORD_FILE} records what the kernel role applied",
         src=StringIO(_record(config, want, hardware)), dest=RECORD_FILE, mode="0644",
     )
@@ -94,7 +94,7 @@ def _sysctl_value(value: str) -> int | str:
 
 
 def _boot_command_line(params: list, state: dict[str, Any], container: str | None) -> None:
-    dropin = files.put(
+    dropin = sync.file_synced(
         name=f"Ensure {GRUB_DROPIN_PATH} adds the kernel parameters",
         src=StringIO(render_grub_dropin(params)), dest=GRUB_DROPIN_PATH, mode="0644",
     )
@@ -113,7 +113,7 @@ def _boot_command_line(params: list, state: dict[str, Any], container: str | Non
 
 
 def _nouveau(config: KernelDefaults, state: dict[str, Any], container: str | None) -> None:
-    blacklist = files.put(
+    blacklist = sync.file_synced(
         name="Ensure nouveau is blacklisted", src=StringIO(plan.NOUVEAU_BLACKLIST), dest=NOUVEAU_FILE, mode="0644",
     ) if config.kernel_blacklist_nouveau else files.file(
         name="Ensure our nouveau blacklist is absent", path=NOUVEAU_FILE, present=False,
@@ -132,7 +132,7 @@ def _runtime_unit(config: KernelDefaults, pool, state: dict[str, Any], container
     governor = config.kernel_cpu_governor if state["cpufreq"] else None
     if config.kernel_cpu_governor and not state["cpufreq"]:
         logger.info(f"{host.name}: /sys/devices/system/cpu/cpu0/cpufreq is absent (no cpufreq driver): governor left alone")
-    unit = files.template(
+    unit = sync.template_synced(
         name=f"Ensure {UNIT} applies THP, per-node hugepages and the governor at boot",
         src=template_path(__name__, UNIT_FILE), dest=UNIT_FILE, mode="0644",
         writes=plan.runtime_writes(config, pool), governor=governor, governor_glob=plan.GOVERNOR_GLOB,

@@ -22,6 +22,7 @@ from pyinfra.operations import apt, files, systemd
 from modules import paths
 from modules.cpulist import format_cpulist
 from modules.facts.host import host_hardware, remembered_fact
+from modules.operations import sync
 from modules.pinning import VcpuPlan, _housekeeping, plan_vcpu_pinning, smt_siblings
 from roles import template_path
 from roles.kvm.defaults import KvmDefaults, KvmGuest
@@ -87,7 +88,7 @@ def install(config: KvmDefaults, tuning: TuningDefaults) -> None:
         plan = plans[guest.name]
         logger.info(f"{host.name}: guest {guest.name}: " + plan.explain().replace("\n", "; "))
         exists = host.get_fact(LibvirtDomain, domain=guest.name)["exists"]
-        xml = files.template(
+        xml = sync.template_synced(
             name=f"Ensure {GUEST_DIR}/{guest.name}.xml defines guest {guest.name}",
             src=template_path(__name__, DOMAIN_TEMPLATE), dest=f"{GUEST_DIR}/{guest.name}.xml", mode="0640",
             guest=guest, gpus=[_pci_parts(gpu) for gpu in guest.gpus], domain_type=config.kvm_domain_type,
@@ -97,7 +98,7 @@ def install(config: KvmDefaults, tuning: TuningDefaults) -> None:
                       xml_path=f"{GUEST_DIR}/{guest.name}.xml", redefine=exists and xml.will_change)
         guest_pinning(name=f"Ensure guest {guest.name} is pinned to node(s) {format_cpulist(plan.numa_nodes)}",
                       domain=guest.name, plan=plan, redefined=redefine)
-    files.put(
+    sync.file_synced(
         name=f"Ensure {RECORD_FILE} records every guest's placement",
         src=StringIO(_record(config, plans)), dest=RECORD_FILE, mode="0644",
     )

@@ -22,6 +22,7 @@ from modules.monitoring import (
     prometheus_config,
     render_rules,
 )
+from modules.operations import sync
 from roles.exporters.defaults import ExportersDefaults
 from roles.monitoring.defaults import MonitoringDefaults
 
@@ -80,7 +81,7 @@ def install(config: MonitoringDefaults, fleet: dict[str, str]) -> None:
     for relative, content in sorted(fleet.items()):
         dest = (f"{paths.CONFIG_DIR}/monitoring/{relative.rsplit('/', 1)[-1]}" if relative == DASHBOARD
                 else f"{PROMETHEUS_DIR}/{relative}")
-        put = files.put(name=f"Ensure {dest} is current", src=StringIO(content), dest=dest, mode="0644")
+        put = sync.file_synced(name=f"Ensure {dest} is current", src=StringIO(content), dest=dest, mode="0644")
         if relative != DASHBOARD:
             changed.append(put)
     server.shell(

@@ -25,7 +25,7 @@ from modules.facts.host import host_hardware
 from modules.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
 from modules.nvidia_driver import plan_packages, reboot_reasons, target_packages
 from modules.nvidia_repo import preferences_path, render_preferences
-from modules.operations import nvidia, reboot
+from modules.operations import nvidia, reboot, sync
 from roles import nvidia_repo
 from roles.cuda.defaults import CudaDefaults
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
@@ -97,7 +97,7 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
     _nouveau(state)
     _headers(config, state, in_container)
     nvidia_repo.configure(repo)
-    files.put(
+    sync.file_synced(
         name=f"Ensure apt pins the NVIDIA driver packages at {driver}",
         src=StringIO(render_preferences(wanted, owner="nvidia_driver")),
         dest=preferences_path("nvidia_driver"), user="root", group="root", mode="0644",
@@ -146,7 +146,7 @@ def _peermem(peermem: bool, state: dict, in_container: bool) -> None:
     if not peermem:
         files.file(name="Ensure no nvidia-peermem configuration is left over", path=PEERMEM_CONF, present=False)
         return
-    files.put(
+    sync.file_synced(
         name="Ensure nvidia-peermem is loaded at boot",
         src=StringIO("# Managed by deepseek-infra (nvidia_driver): GPUDirect RDMA over InfiniBand.\nnvidia-peermem\n"),
         dest=PEERMEM_CONF, user="root", group="root", mode="0644",

@@ -23,7 +23,7 @@ from modules.facts.host import hardware_section
 from modules.nvidia_repo import (
     KEYRING_DIR, NVIDIA_REPO_KEY_FILE, SOURCES_FILE, UnsupportedPlatformError, nvidia_repo_url, sources_entry,
 )
-from modules.operations import nvidia
+from modules.operations import nvidia, sync
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 
 BUNDLE_DIR = f"{paths.SOFTWARE_DIR}/nvidia-bundle"
@@ -55,7 +55,7 @@ def configure(config: NvidiaRepoDefaults) -> None:
             raise DeployError(f"{host.name}: nvidia_repo_mirror_key: expected a key file on the controller, "
                               f"found none at {key_path!r}")
         keyring = f"{KEYRING_DIR}/deepseek-nvidia-mirror.{'asc' if key_is_armored(key_path) else 'gpg'}"
-        key = files.put(name="Ensure the NVIDIA mirror's signing key is installed",
+        key = sync.file_synced(name="Ensure the NVIDIA mirror's signing key is installed",
                         src=key_path, dest=keyring, user="root", group="root", mode="0644")
         entry, changed = sources_entry(str(config.nvidia_repo_mirror_url), signed_by=keyring), key.changed
     else:
@@ -72,7 +72,7 @@ def configure(config: NvidiaRepoDefaults) -> None:
                      commands=[f"cd {BUNDLE_DIR} && apt-ftparchive packages . > Packages"],
                      _if=synced.did_change)
         entry, changed = sources_entry(f"file:{BUNDLE_DIR}/", trusted=True), synced.changed
-    sources = files.put(name=f"Ensure {SOURCES_FILE} names the NVIDIA {source} repository",
+    sources = sync.file_synced(name=f"Ensure {SOURCES_FILE} names the NVIDIA {source} repository",
                         src=StringIO(entry), dest=SOURCES_FILE, user="root", group="root", mode="0644")
     if sources.changed or changed:
         apt.update(name="Update apt's index after the NVIDIA source changed")

@@ -59,16 +59,16 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
     else:
         changed = _install_container(config, settings)
     # Neither the health tool nor the record changes the running engine: no restart for them.
-    files.put(
+    sync.file_synced(
         name=f"Ensure the health tool {engine.HEALTH_TOOL} is current",
         src=str(resources("modules") / "engine_health.py"), dest=engine.HEALTH_TOOL, mode="0755",
     )
-    files.put(
+    sync.file_synced(
         name=f"Ensure {engine.ENGINE_CONFIG_FILE} describes the engine",
         src=StringIO(engine_config_json(settings, launch)), dest=engine.ENGINE_CONFIG_FILE,
         user="root", group=paths.SERVICE_USER, mode="0640",
     )
-    unit = files.template(
+    unit = sync.template_synced(
         name=f"Ensure {UNIT_PATH} runs {deployment.deepseek_engine} ({launch.role})",
         src=template_path(__name__, UNIT_PATH), dest=UNIT_PATH, mode="0644",
         **unit_context(config, settings, launch, weights, deployment.deepseek_model),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from lab.testing import fleet_run
 
 pytestmark = pytest.mark.lab
 pytest.importorskip("ansible", reason="ansible-core is not installed (dev/test extra)")
@@ -24,12 +26,7 @@ FLEET = os.environ.get("DEEPSEEK_ANSIBLE_FLEET", "ansinv")
 NTP_SERVERS = ["ntp1.vault.example.internal", "ntp2.vault.example.internal"]
 
 
-def run(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, env={**os.environ, "DEEPSEEK_LAB_FLEET": FLEET, **(env or {})},
-                            capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=600)
 
 
 @pytest.fixture(scope="module")

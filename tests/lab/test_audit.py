@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from lab.testing import fleet_run
 
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # A fleet of its own, so this test never touches another run's nodes.
-ENV = {**os.environ, "DEEPSEEK_LAB_FLEET": os.environ.get("DEEPSEEK_AUDIT_FLEET", "audit")}
+FLEET = os.environ.get("DEEPSEEK_AUDIT_FLEET", "audit")
 NODES = 2
 # The per-role deploy of the role every node has: the audit is role-agnostic, and this
 # keeps the test independent of the later roles' lab services and under two minutes.
 DEPLOY = "deploy/base.py"
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=600)
 
 
 def audit_json() -> tuple[int, dict]:

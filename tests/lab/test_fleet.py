@@ -11,9 +11,12 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from lab.testing import fleet_run
 
 pytestmark = pytest.mark.lab
 
@@ -23,7 +26,7 @@ BIN = Path(sys.executable).parent
 PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x", "dgx-h200-8x")
 NODES = int(os.environ.get("DEEPSEEK_LAB_NODES", str(len(PROFILES))))
 # This file's fleet, passed explicitly: other lab test files run fleets of their own.
-FLEET_ENV = {**os.environ, "DEEPSEEK_LAB_FLEET": os.environ.get("DEEPSEEK_LAB_FLEET", "ds")}
+FLEET = os.environ.get("DEEPSEEK_LAB_FLEET", "ds")
 # DeepSeek-V3 needs 16 H100s (2 nodes); 2x 48 GB cannot hold it and 24 cores miss the bar;
 # 8x H200 141 GB hold it on one node.
 EXPECTED_V3_FAILURES = {
@@ -33,12 +36,7 @@ EXPECTED_V3_FAILURES = {
 }
 
 
-def run(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=FLEET_ENV)
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=1800)
 
 
 def lab(*args: str) -> subprocess.CompletedProcess:

@@ -18,12 +18,14 @@ import ssl
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lab import gateway_lab, tiny_model
+from lab.testing import fleet_run
 
 pytestmark = pytest.mark.lab
 
@@ -31,17 +33,11 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLEET = os.environ.get("DEEPSEEK_LAB_GATEWAY_FLEET", "gw")
 NODE = f"{FLEET}-node-1"
-ENV = {**os.environ, "DEEPSEEK_LAB_FLEET": FLEET}
 MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # inventories/lab_settings.py
 FAKE_LOGPROBS = (-0.1, -0.2, -0.3)  # lab/fake_engine.py
 
 
-def run(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=1800)
 
 
 def on_node(command: str, check: bool = True) -> subprocess.CompletedProcess:

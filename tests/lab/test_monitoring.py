@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import warnings
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -32,6 +32,7 @@ import yaml
 
 from lab import gateway_lab, hwsim, mirror, tiny_model
 from lab.mirror import catalog
+from lab.testing import fleet_run
 from modules import netcheck
 from modules.gateway.requestlog import FIELDS
 from modules.monitoring import dcgm_counters
@@ -54,17 +55,11 @@ ROLE_FILES = REPO / "roles/filebeat/files"
 PROMETHEUS = "http://127.0.0.1:9090"
 
 
-def run(*args: str, check: bool = True, timeout: float = 900, stdin: str | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, input=stdin,
-                            env={**os.environ, "DEEPSEEK_LAB_FLEET": FLEET})
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=900)
 
 
 def on(node: str, command: str, check: bool = True, stdin: str | None = None) -> str:
-    return run("docker", "exec", "-i", node, "sh", "-c", command, check=check, timeout=120, stdin=stdin).stdout
+    return run("docker", "exec", "-i", node, "sh", "-c", command, check=check, timeout=120, input=stdin).stdout
 
 
 def pyinfra(*args: str) -> dict:

@@ -15,11 +15,13 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from lab import tiny_model
+from lab.testing import fleet_run
 from modules import engine
 
 pytestmark = pytest.mark.lab
@@ -32,13 +34,7 @@ SHARD = "model.safetensors"
 HEALTH = "http://127.0.0.1:8000/health"  # inventories/lab_settings.py: the ServeDefaults listen address and port
 
 
-def run(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "DEEPSEEK_LAB_FLEET": FLEET})
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=900)
 
 
 def node(command: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:

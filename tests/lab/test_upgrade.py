@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,7 @@ import pytest
 
 from lab import gateway_lab, tiny_model
 from lab.lb_backends import Backends
+from lab.testing import fleet_run
 from modules import engine
 
 pytestmark = pytest.mark.lab
@@ -62,13 +64,7 @@ BATCHES = [HOSTS[:1], HOSTS[1:4], HOSTS[4:]]  # --canary 1 --batch-size 50%
 FAULTY = HOSTS[2]  # in the second batch
 
 
-def run(*args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
-                            env={**os.environ, "DEEPSEEK_LAB_FLEET": FLEET})
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
-                    f"stderr:\n{result.stderr[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=1200)
 
 
 def node(name: str, command: str, check: bool = True) -> str:

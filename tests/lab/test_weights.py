@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from lab.testing import fleet_run
 
 pytestmark = pytest.mark.lab
 
@@ -34,13 +36,7 @@ TOOL = "/opt/deepseek/weights/bin/deepseek-weights"
 MIRROR_DATA = Path(os.environ.get("DEEPSEEK_LAB_STATE", REPO / ".lab")) / "fleets" / FLEET / "weights-mirror" / "data"
 
 
-def run(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO, capture_output=True, input=input, timeout=600,
-                            env={**os.environ, "DEEPSEEK_LAB_FLEET": FLEET})
-    if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited {result.returncode}\nstdout:\n{result.stdout.decode()[-4000:]}\n"
-                    f"stderr:\n{result.stderr.decode()[-4000:]}")
-    return result
+run = partial(fleet_run, FLEET, timeout=600, text=False)
 
 
 def node(command: str, check: bool = True, input: bytes | None = None) -> str:

@@ -111,3 +111,14 @@ def test_excluded_local_directories_are_not_wanted(pair):
                            delete=True, exclude=("*.pyc",)) is None
     assert sync_difference(local_files(str(src), exclude_dir=("__pycache__",)), remote_tree(dest), str(dest),
                            delete=True) == f"{dest}/__pycache__/app.cpython-311.pyc: not in the source"
+
+
+def test_marker_exclude_keeps_wheels_under_a_hidden_controller_directory(tmp_path):
+    """``exclude`` is matched against the whole local path (files.sync does the same): the
+    lab's wheelhouses live under ``.lab/``, so only a pattern naming the marker is safe."""
+    src = tmp_path / ".lab" / "wheelhouse"
+    src.mkdir(parents=True)
+    (src / "starlette-1.10.0-py3-none-any.whl").write_bytes(b"w")
+    (src / ".complete").write_bytes(b"")
+    assert set(local_files(str(src), ("*/.complete",))) == {"starlette-1.10.0-py3-none-any.whl"}
+    assert local_files(str(src), ("*/.*",)) == {}  # a dot anywhere in the path: everything left out
