@@ -68,7 +68,7 @@ class RemoteTree(FactBase[dict[str, Any]]):
         return parse_remote_tree(output)
 
 
-class RemoteFile(FactBase[dict[str, Any]]):
+class RemoteFile(RemoteTree):
     """Regular file ``path`` (not a link): ``RemoteTree``'s fields for it; ``{}`` otherwise.
 
     .. code:: python
@@ -76,11 +76,6 @@ class RemoteFile(FactBase[dict[str, Any]]):
         {"type": "regular file", "mode": 644, "user": "root", "group": "root",
          "sha1": "0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33"}
     """
-
-    @override
-    @staticmethod
-    def default() -> dict[str, Any]:
-        return {}
 
     @override
     def command(self, path: str) -> str:
@@ -92,7 +87,7 @@ class RemoteFile(FactBase[dict[str, Any]]):
 
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
-        entries = list(parse_remote_tree(output).values())
+        entries = list(super().process(output).values())
         return entries[0] if len(entries) == 1 else {}
 
 
@@ -200,17 +195,10 @@ def sync_difference(
             return f"{dest}: {field} {top[field]}, wanted {wanted}"
     for name, want in local.items():
         path = f"{dest.rstrip('/')}/{name}"
-        have = remote.get(path)
-        if not have or have.get("type") != REGULAR:
-            return f"{path}: missing"
-        if have.get("sha1") != want["sha1"]:
-            return f"{path}: content differs"
-        wanted_mode = _mode(mode) if mode is not None else want["mode"]
-        if have["mode"] != wanted_mode:
-            return f"{path}: mode {have['mode']}, wanted {wanted_mode}"
-        for field, wanted in (("user", user), ("group", group)):
-            if wanted is not None and have[field] != wanted:
-                return f"{path}: {field} {have[field]}, wanted {wanted}"
+        difference = file_difference(want["sha1"], remote.get(path, {}), user=user, group=group,
+                                     mode=mode if mode is not None else want["mode"])
+        if difference:
+            return f"{path}: {difference}"
     if delete:
         wanted_paths = {f"{dest.rstrip('/')}/{name}" for name in local}
         for path, have in remote.items():
