@@ -71,8 +71,8 @@ def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepo
     pins = preferences_path("cuda")
     if wanted:
         sync.file_synced(name=f"Ensure apt pins the CUDA stack ({', '.join(f'{n}={v}' for n, v in sorted(wanted.items()))})",
-                  src=StringIO(render_preferences(wanted, owner="cuda")), dest=pins,
-                  user="root", group="root", mode="0644")
+                         src=StringIO(render_preferences(wanted, owner="cuda")), dest=pins,
+                         user="root", group="root", mode="0644")
     else:
         files.file(name="Ensure no CUDA pins are left over (no CUDA stack wanted)", path=pins, present=False)
     nvidia.pinned_packages(
@@ -85,13 +85,13 @@ def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepo
                              present=False)
     else:
         sync.file_synced(name=f"Ensure {cuda.PROFILE_FILE} puts CUDA {release} on PATH",
-                  src=StringIO(cuda.render_profile(release)), dest=cuda.PROFILE_FILE,
-                  user="root", group="root", mode="0644")
+                         src=StringIO(cuda.render_profile(release)), dest=cuda.PROFILE_FILE,
+                         user="root", group="root", mode="0644")
         ld_conf = sync.file_synced(name=f"Ensure {cuda.LDCONFIG_FILE} lists CUDA {release}'s libraries",
-                            src=StringIO(cuda.render_ldconfig(release, machine)), dest=cuda.LDCONFIG_FILE,
-                            user="root", group="root", mode="0644")
+                                   src=StringIO(cuda.render_ldconfig(release, machine)), dest=cuda.LDCONFIG_FILE,
+                                   user="root", group="root", mode="0644")
     server.shell(name="Refresh the dynamic linker cache after the CUDA library path changed",
                  commands=["ldconfig"], _if=ld_conf.did_change)
     sync.file_synced(name=f"Ensure {RECORD_FILE} records the CUDA stack's pins",
-              src=StringIO(record(config, wanted, driver.nvidia_driver_version)), dest=RECORD_FILE,
-              user="root", group="root", mode="0644")
+                     src=StringIO(record(config, wanted, driver.nvidia_driver_version)), dest=RECORD_FILE,
+                     user="root", group="root", mode="0644")

@@ -60,14 +60,14 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
     # Written before the engine is installed, so the package's first start already uses it
     # (a daemon that cannot start with its defaults would otherwise hit its restart limit).
     daemon = sync.file_synced(name=f"Ensure {DAEMON_JSON} registers the nvidia runtime (merged with its other keys)",
-                       src=StringIO(render_daemon_config(merged)), dest=DAEMON_JSON,
-                       user="root", group="root", mode="0644", create_remote_dir=True)
+                              src=StringIO(render_daemon_config(merged)), dest=DAEMON_JSON,
+                              user="root", group="root", mode="0644", create_remote_dir=True)
     _engine(config)
     nvidia_repo.configure(repo)
     pins = toolkit_pins(config)
     sync.file_synced(name=f"Ensure apt pins the NVIDIA container toolkit at {config.docker_nvidia_container_toolkit_version}",
-              src=StringIO(render_preferences(pins, owner="docker")), dest=preferences_path("docker"),
-              user="root", group="root", mode="0644")
+                     src=StringIO(render_preferences(pins, owner="docker")), dest=preferences_path("docker"),
+                     user="root", group="root", mode="0644")
     nvidia.pinned_packages(name=f"Ensure the NVIDIA container toolkit {config.docker_nvidia_container_toolkit_version} "
                                 "is installed and held",
                            packages=pins, managed=TOOLKIT_MANAGED, patterns=TOOLKIT_PACKAGES,
@@ -80,9 +80,9 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
     if config.docker_cdi:
         cdi_spec(name=f"Ensure {CDI_SPEC} describes the loaded NVIDIA driver")
     sync.file_synced(name=f"Ensure {RECORD_FILE} records the Docker settings",
-              src=StringIO(json.dumps({"settings": config.model_dump(mode="json"), "managed": config.managed()},
-                                      indent=2, sort_keys=True) + "\n"),
-              dest=RECORD_FILE, user="root", group="root", mode="0644")
+                     src=StringIO(json.dumps({"settings": config.model_dump(mode="json"), "managed": config.managed()},
+                     indent=2, sort_keys=True) + "\n"),
+                     dest=RECORD_FILE, user="root", group="root", mode="0644")
 
 
 def _engine(config: DockerDefaults) -> None:
@@ -102,10 +102,10 @@ def _engine(config: DockerDefaults) -> None:
     armored = Path(key_path).read_bytes().lstrip().startswith(b"-----BEGIN PGP")
     keyring = f"{KEYRING_DIR}/deepseek-docker.{'asc' if armored else 'gpg'}"
     key = sync.file_synced(name="Ensure the Docker CE repository key is installed", src=key_path, dest=keyring,
-                    user="root", group="root", mode="0644")
+                           user="root", group="root", mode="0644")
     source = sync.file_synced(name=f"Ensure {DOCKER_CE_SOURCES} names the Docker CE repository",
-                       src=StringIO(render_apt_source(str(config.docker_ce_repo_url), codename, keyring)),
-                       dest=DOCKER_CE_SOURCES, user="root", group="root", mode="0644")
+                              src=StringIO(render_apt_source(str(config.docker_ce_repo_url), codename, keyring)),
+                              dest=DOCKER_CE_SOURCES, user="root", group="root", mode="0644")
     if key.changed or source.changed:
         apt.update(name="Update apt's index after the Docker CE source changed")
     apt.packages(name="Ensure Docker CE is installed", packages=list(DOCKER_CE_PACKAGES))

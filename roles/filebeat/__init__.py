@@ -39,7 +39,7 @@ def install(config: FilebeatDefaults) -> None:
         if config.filebeat_apt_keyring:
             files.directory(name="Ensure /etc/apt/keyrings exists", path="/etc/apt/keyrings", mode="0755")
             sync.file_synced(name=f"Ensure {KEYRING} is the Elastic repository key", src=config.filebeat_apt_keyring,
-                      dest=KEYRING, mode="0644")
+                             dest=KEYRING, mode="0644")
             signed = f"[signed-by={KEYRING}] "
         source = sync.file_synced(
             name=f"Ensure {SOURCE} names the Elastic repository",

@@ -173,9 +173,9 @@ def _certificate(config: GatewayDefaults) -> bool:
     """The provided certificate, else a self-signed one made on the node once; True if changed."""
     if config.gateway_tls_cert_file:
         cert = sync.file_synced(name=f"Ensure {TLS_CERT} is the provided certificate", src=config.gateway_tls_cert_file,
-                         dest=TLS_CERT, user="root", group=paths.SERVICE_USER, mode="0644")
+                                dest=TLS_CERT, user="root", group=paths.SERVICE_USER, mode="0644")
         key = sync.file_synced(name=f"Ensure {TLS_KEY} is the provided key", src=config.gateway_tls_key_file,
-                        dest=TLS_KEY, user="root", group=paths.SERVICE_USER, mode="0640")
+                               dest=TLS_KEY, user="root", group=paths.SERVICE_USER, mode="0640")
         return cert.changed or key.changed
     if host.get_fact(File, path=TLS_CERT) and host.get_fact(File, path=TLS_KEY):
         host.noop(f"{TLS_CERT} exists (self-signed or provided earlier)")
@@ -193,7 +193,7 @@ def _seed(config: GatewayDefaults, deployment: DeploymentDefaults, settings: Gat
     keys = read_keys_file(config.gateway_keys_file) if config.gateway_keys_file else {}
     content = seed_document(config.gateway_users, keys, settings.upstreams)
     seed = sync.file_synced(name=f"Ensure {SEED_FILE} holds the inventory's users, grants and key hashes",
-                     src=StringIO(content), dest=SEED_FILE, user="root", group=paths.SERVICE_USER, mode="0640")
+                            src=StringIO(content), dest=SEED_FILE, user="root", group=paths.SERVICE_USER, mode="0640")
     if seed.changed or software:
         # A failed seed removes the file, so the next run applies it again.
         server.shell(

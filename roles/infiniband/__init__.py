@@ -50,11 +50,11 @@ def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
     _kernel_modules(config, container)
     if config.infiniband_memlock:
         sync.file_synced(name=f"Ensure memlock limits allow RDMA ({MEMLOCK_FILE}, kernel_memlock={kernel.kernel_memlock})",
-                  src=StringIO(render_memlock_conf(kernel.kernel_memlock)), dest=MEMLOCK_FILE, mode="0644")
+                         src=StringIO(render_memlock_conf(kernel.kernel_memlock)), dest=MEMLOCK_FILE, mode="0644")
     _ipoib(config, container)
     sync.file_synced(name=f"Ensure {RECORD_FILE} records the InfiniBand settings",
-              src=StringIO(json.dumps({"settings": config.model_dump(mode="json")}, indent=2, sort_keys=True) + "\n"),
-              dest=RECORD_FILE, user="root", group="root", mode="0644")
+                     src=StringIO(json.dumps({"settings": config.model_dump(mode="json")}, indent=2, sort_keys=True) + "\n"),
+                     dest=RECORD_FILE, user="root", group="root", mode="0644")
     ib_operations.ports_verified(
         name="Ensure every InfiniBand port is Active/LinkUp at the expected rate",
         expected_rate_gbps=config.infiniband_expected_rate_gbps,
@@ -67,7 +67,7 @@ def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
 def _kernel_modules(config: InfinibandDefaults, container: str | None) -> None:
     modules = config.infiniband_kernel_modules
     sync.file_synced(name=f"Ensure {infiniband.MODULES_LOAD_FILE} loads {', '.join(modules)} at boot",
-              src=StringIO(infiniband.render_modules_load(modules)), dest=infiniband.MODULES_LOAD_FILE, mode="0644")
+                     src=StringIO(infiniband.render_modules_load(modules)), dest=infiniband.MODULES_LOAD_FILE, mode="0644")
     if container:
         logger.warning(f"{host.name}: {container} container: {', '.join(modules)} written to "
                        f"{infiniband.MODULES_LOAD_FILE}, not loaded (a container shares its host's kernel)")
@@ -82,8 +82,8 @@ def _ipoib(config: InfinibandDefaults, container: str | None) -> None:
     for interface, cidr in sorted(config.infiniband_ipoib_addresses.items()):
         path = infiniband.ipoib_path(method, interface)
         written = sync.file_synced(name=f"Ensure IPoIB {interface} has {cidr} ({path})",
-                            src=StringIO(infiniband.render_ipoib(method, interface, cidr, config.infiniband_ipoib_mtu)),
-                            dest=path, mode="0644")
+                                   src=StringIO(infiniband.render_ipoib(method, interface, cidr, config.infiniband_ipoib_mtu)),
+                                   dest=path, mode="0644")
         written_all.append(written)
         if container:
             logger.warning(f"{host.name}: {container} container: IPoIB {interface} {cidr} written to {path}, "

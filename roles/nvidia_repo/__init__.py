@@ -56,7 +56,7 @@ def configure(config: NvidiaRepoDefaults) -> None:
                               f"found none at {key_path!r}")
         keyring = f"{KEYRING_DIR}/deepseek-nvidia-mirror.{'asc' if key_is_armored(key_path) else 'gpg'}"
         key = sync.file_synced(name="Ensure the NVIDIA mirror's signing key is installed",
-                        src=key_path, dest=keyring, user="root", group="root", mode="0644")
+                               src=key_path, dest=keyring, user="root", group="root", mode="0644")
         entry, changed = sources_entry(str(config.nvidia_repo_mirror_url), signed_by=keyring), key.changed
     else:
         bundle = str(config.nvidia_repo_bundle_dir)
@@ -73,7 +73,7 @@ def configure(config: NvidiaRepoDefaults) -> None:
                      _if=synced.did_change)
         entry, changed = sources_entry(f"file:{BUNDLE_DIR}/", trusted=True), synced.changed
     sources = sync.file_synced(name=f"Ensure {SOURCES_FILE} names the NVIDIA {source} repository",
-                        src=StringIO(entry), dest=SOURCES_FILE, user="root", group="root", mode="0644")
+                               src=StringIO(entry), dest=SOURCES_FILE, user="root", group="root", mode="0644")
     if sources.changed or changed:
         apt.update(name="Update apt's index after the NVIDIA source changed")
 
