@@ -262,6 +262,15 @@ def _absolute_or_io(src: Any) -> bool:
     return hasattr(src, "read") or (isinstance(src, str) and os.path.isabs(src) and os.path.isfile(src))
 
 
+def _already_uploaded(content: Any, dest: str, user: str | None, group: str | None, mode: str | int | None) -> bool:
+    """Does ``dest`` already hold ``content`` (a path or IO) as wanted? Notes the no-op if so."""
+    remote = remembered_fact(host, RemoteFile, path=dest)
+    if file_difference(get_file_sha1(content), remote, user=user, group=group, mode=mode) is not None:
+        return False
+    host.noop(f"file {dest} is already uploaded")
+    return True
+
+
 @operation()
 def file_synced(
     src: str | Path | Any,
@@ -293,11 +302,9 @@ def file_synced(
     src = str(src) if isinstance(src, Path) else src
     # The fast path covers what the roles pass; anything else (relative paths resolved
     # against the deploy directory, mode=True, force, times) is files.put's alone.
-    if mode is not True and set(put_arguments) <= {"create_remote_dir"} and _absolute_or_io(src):
-        remote = remembered_fact(host, RemoteFile, path=dest)
-        if file_difference(get_file_sha1(src), remote, user=user, group=group, mode=mode) is None:
-            host.noop(f"file {dest} is already uploaded")
-            return
+    if mode is not True and set(put_arguments) <= {"create_remote_dir"} and _absolute_or_io(src) \
+            and _already_uploaded(src, dest, user, group, mode):
+        return
     yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode, **put_arguments)
 
 
@@ -344,10 +351,7 @@ def template_synced(
             rendered = get_template(src, dict(jinja_env_kwargs or {})).render(data)
         except Exception:  # noqa: BLE001  files.template reports template errors with their lines
             rendered = None
-    if rendered is not None:
-        remote = remembered_fact(host, RemoteFile, path=dest)
-        if file_difference(get_file_sha1(StringIO(rendered)), remote, user=user, group=group, mode=mode) is None:
-            host.noop(f"file {dest} is already uploaded")
-            return
+    if rendered is not None and _already_uploaded(StringIO(rendered), dest, user, group, mode):
+        return
     yield from files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode,
                                      create_remote_dir=create_remote_dir, jinja_env_kwargs=jinja_env_kwargs, **data)
