@@ -16,10 +16,10 @@ help:
 	@echo "make bench [SIZES=1,4,8]   fleet-scale deploy benchmark"
 	@echo "make molecule              molecule test, offline, on lab nodes"
 
-$(BIN)/pyinfra: pyproject.toml
+$(BIN)/pyinfra: pyproject.toml node/pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e ./node -e '.[test]'
 	@touch $@
 
 venv: $(BIN)/pyinfra
@@ -33,13 +33,13 @@ test-lab: venv
 	$(BIN)/pytest -q -m lab tests/lab
 
 lab-up: venv
-	$(BIN)/lab up $(N) $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/python -m lab up $(N) $(if $(PROFILE),--profile $(PROFILE))
 
 lab-down: venv
-	$(BIN)/lab down
+	$(BIN)/python -m lab down
 
 lab-status: venv
-	$(BIN)/lab status
+	$(BIN)/python -m lab status
 
 verify: venv
 	$(BIN)/pytest -q tests/verify --hosts=$$($(BIN)/python -m lab hosts)

@@ -20,13 +20,13 @@ twice: the first deploy on fresh nodes and a no-op re-run, and reports per run:
 Variants:
 
 * ``batched``: the collection as it is (HostHardware: all hardware facts in one command;
-  ``modules.facts.host.remembered_fact``: a fact asked again while the host cannot have
+  ``deepseek_infra.facts.host.remembered_fact``: a fact asked again while the host cannot have
   changed is not asked again; files synced, put and templated with one fact when in place);
 * ``unbatched`` (baseline): the same deploy as stock pyinfra facts would be used: every
   ``HostHardware`` read replaced by its individual section facts, each its own round trip,
   nothing remembered (every ``remembered_fact`` / ``hardware_section`` asks the host), and
   stock ``files.sync`` / ``files.put`` / ``files.template`` in place of
-  ``modules.operations.sync``'s one-fact ``directory_synced`` / ``file_synced`` /
+  ``deepseek_infra.operations.sync``'s one-fact ``directory_synced`` / ``file_synced`` /
   ``template_synced``.
 
 Ratios are unbatched / batched. ``--baseline`` adds an earlier run's figures (its
@@ -89,12 +89,12 @@ def _child(stats_path: str, unbatched: bool, pyinfra_args: list[str]) -> None:
 
     Host.get_fact = get_fact
     if unbatched:
-        import modules.facts.host as host_facts
+        import deepseek_infra.facts.host as host_facts
 
         host_facts._valid = lambda *_: (False, None)  # stock pyinfra: no reading is reused
         from pyinfra.operations import files
 
-        import modules.operations.sync as sync
+        import deepseek_infra.operations.sync as sync
 
         # The stock operations the one-fact ones stand in for (roles look them up at call time).
         sync.directory_synced, sync.file_synced, sync.template_synced = files.sync, files.put, files.template
@@ -116,7 +116,7 @@ def _child(stats_path: str, unbatched: bool, pyinfra_args: list[str]) -> None:
 
 def _unbatched_hardware(host, get_fact) -> dict:
     """What HostHardware returns, built from one round trip per section fact."""
-    from modules.facts.host import HARDWARE_SECTIONS, UNAVAILABLE_KEY
+    from deepseek_infra.facts.host import HARDWARE_SECTIONS, UNAVAILABLE_KEY
 
     result: dict = {}
     unavailable: dict[str, str] = {}

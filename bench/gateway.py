@@ -112,9 +112,9 @@ def _serve(sock: socket.socket, app_factory: str, args: tuple, profile: str | No
 
 
 def _gateway_app(engine_url: str, workdir: str):
-    from modules.gateway.app import create_app
-    from modules.gateway.config import GatewayConfig
-    from modules.gateway.db import Database
+    from deepseek_node.gateway.app import create_app
+    from deepseek_node.gateway.config import GatewayConfig
+    from deepseek_node.gateway.db import Database
 
     config = GatewayConfig.from_mapping({
         "tls_cert": None, "tls_key": None, "database_path": f"{workdir}/gateway.db",
@@ -124,7 +124,7 @@ def _gateway_app(engine_url: str, workdir: str):
 
 
 def _seed(workdir: str) -> str:
-    from modules.gateway.db import Database
+    from deepseek_node.gateway.db import Database
 
     database = Database(path=f"{workdir}/gateway.db")
     database.migrate()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modules.fleet.audit import audit, configure_logging, parse_data  # noqa: E402  (gevent patch first)
+from fleet.audit import audit, configure_logging, parse_data  # noqa: E402  (gevent patch first)
 
 import argparse  # noqa: E402
 

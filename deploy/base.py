@@ -2,7 +2,7 @@
 
 from pyinfra import host
 
-from roles import base
+from roles.base import tasks as base
 from roles.settings import settings_for
 
 base.install(settings_for(host).base)

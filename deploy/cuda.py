@@ -3,7 +3,7 @@
 
 from pyinfra import host
 
-from roles import cuda
+from roles.cuda import tasks as cuda
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -3,7 +3,7 @@
 
 from pyinfra import host
 
-from roles import docker
+from roles.docker import tasks as docker
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -2,7 +2,7 @@
 
 from pyinfra import host
 
-from roles import exporters
+from roles.exporters import tasks as exporters
 from roles.settings import settings_for
 
 exporters.install(settings_for(host).exporters)

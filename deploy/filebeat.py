@@ -2,7 +2,7 @@
 
 from pyinfra import host
 
-from roles import filebeat
+from roles.filebeat import tasks as filebeat
 from roles.settings import settings_for
 
 filebeat.install(settings_for(host).filebeat)

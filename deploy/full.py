@@ -7,19 +7,29 @@ pinning plan reads `nvidia-smi topo -m`), weights before the engine, the engine 
 the gateway, and the node facts file last, once the driver can describe the GPUs.
 Rolling reboots (deploy/reboot.py), the network check (deploy/netcheck.py) and the
 monitoring host (deploy/monitoring.py) run separately; rolling upgrades with health gates
-and rollback: `python deploy/upgrade.py` (modules/fleet/upgrade.py).
+and rollback: `python deploy/upgrade.py` (deepseek_infra/fleet/upgrade.py).
 """
 
 from pyinfra import host
 
-from roles import (
-    base, cuda, docker, exporters, filebeat, gateway, infiniband, kernel, kvm, nvidia_driver,
-    preflight, serve, tuning, weights,
-)
+from roles.base import tasks as base
+from roles.cuda import tasks as cuda
+from roles.docker import tasks as docker
+from roles.exporters import tasks as exporters
+from roles.filebeat import tasks as filebeat
+from roles.gateway import tasks as gateway
+from roles.infiniband import tasks as infiniband
+from roles.kernel import tasks as kernel
+from roles.kvm import tasks as kvm
+from roles.nvidia_driver import tasks as nvidia_driver
+from roles.preflight import tasks as preflight
+from roles.serve import tasks as serve
+from roles.tuning import tasks as tuning
+from roles.weights import tasks as weights
 from roles.settings import settings_for
 
 settings = settings_for(host)
-if preflight.check(settings.preflight, settings.deployment):
+if preflight.check(settings.preflight, settings.deployment, settings.tuning):
     base.install(settings.base, node_facts=False)
     kernel.tune(settings.kernel)
     rdma = infiniband.install(settings.infiniband, settings.kernel)

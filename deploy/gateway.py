@@ -5,7 +5,7 @@ Needs the base role first (the deepseek account and the /etc, /var/lib, /var/log
 
 from pyinfra import host
 
-from roles import gateway
+from roles.gateway import tasks as gateway
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -1,6 +1,6 @@
 """Health gates of every serving node: `pyinfra -y inventories/prod.py deploy/health.py`.
 
-Runs the node's health tool (modules/engine_health.py, installed by the serve role) with
+Runs the node's health tool (node/deepseek_node/engine_health.py, installed by the serve role) with
 what this inventory expects, changing nothing:
 
 * ``gpus``: every NVIDIA GPU on the PCI bus is visible to the driver at
@@ -20,8 +20,8 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand
 from pyinfra.operations import server
 
-from modules import engine
-from roles.serve import engine_settings
+from deepseek_infra import engine
+from roles.serve.tasks import engine_settings
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -4,7 +4,7 @@ finds the IB stack)."""
 
 from pyinfra import host
 
-from roles import infiniband
+from roles.infiniband import tasks as infiniband
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -5,7 +5,7 @@ Then `deploy/reboot.py` reboots the hosts whose new command line is not running 
 
 from pyinfra import host
 
-from roles import kernel
+from roles.kernel import tasks as kernel
 from roles.settings import settings_for
 
 kernel.tune(settings_for(host).kernel)

@@ -6,7 +6,7 @@
 
 from pyinfra import host, logger
 
-from roles import kvm
+from roles.kvm import tasks as kvm
 from roles.settings import settings_for
 
 settings = settings_for(host)

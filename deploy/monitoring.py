@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pyinfra import host, logger
 
-from modules.monitoring import host_label
-from roles import monitoring
+from deepseek_infra.monitoring import host_label
+from roles.monitoring import tasks as monitoring
 from roles.settings import settings_for
 
 config = settings_for(host).monitoring

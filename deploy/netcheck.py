@@ -7,8 +7,8 @@ NetworkBandwidthLow alert reads. `--data netcheck_report=net.json` writes every 
 
 from pyinfra import host
 
-from modules.monitoring import host_label
-from roles import netcheck
+from deepseek_infra.monitoring import host_label
+from roles.netcheck import tasks as netcheck
 from roles.settings import settings_for
 
 settings = settings_for(host)

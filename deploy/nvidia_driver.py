@@ -2,7 +2,7 @@
 
 from pyinfra import host
 
-from roles import nvidia_driver
+from roles.nvidia_driver import tasks as nvidia_driver
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -6,8 +6,8 @@
 
 from pyinfra import host
 
-from roles import preflight
+from roles.preflight import tasks as preflight
 from roles.settings import settings_for
 
 settings = settings_for(host)
-preflight.check(settings.preflight, settings.deployment)
+preflight.check(settings.preflight, settings.deployment, settings.tuning)

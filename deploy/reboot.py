@@ -9,7 +9,7 @@ rebooted. Rerun the role deploys afterwards: they re-check what the new boot app
 
 from pyinfra import host
 
-from roles import reboot
+from roles.reboot import tasks as reboot
 from roles.settings import settings_for
 
 reboot.reboot_if_required(settings_for(host).reboot)

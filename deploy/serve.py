@@ -6,7 +6,7 @@ weights) first; on GPU nodes the driver and tuning roles.
 
 from pyinfra import host
 
-from roles import serve
+from roles.serve import tasks as serve
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -6,7 +6,7 @@ Run it again after the NVIDIA driver role: with the driver loaded the plan comes
 
 from pyinfra import host
 
-from roles import tuning
+from roles.tuning import tasks as tuning
 from roles.settings import settings_for
 
 settings = settings_for(host)

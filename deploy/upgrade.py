@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import argparse
 import json
 
-from modules.fleet.audit import configure_logging, parse_data
-from modules.fleet.rollout import RolloutError, load_or_start, target_key
-from modules.fleet.upgrade import UpgradeSpec, execute, inventory_hosts, validate
+from fleet.audit import configure_logging, parse_data
+from fleet.rollout import RolloutError, load_or_start, target_key
+from fleet.upgrade import UpgradeSpec, execute, inventory_hosts, validate
 
 
 def host_data(pairs: list[str]) -> dict[str, dict]:

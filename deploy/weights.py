@@ -6,7 +6,7 @@ Needs the base role (the deepseek account, /var/lib/deepseek) to have run.
 
 from pyinfra import host
 
-from roles import weights
+from roles.weights import tasks as weights
 from roles.settings import settings_for
 
 settings = settings_for(host)

@@ -11,12 +11,12 @@ ansible_port -> ssh_port, ansible_ssh_private_key_file -> ssh_key, ansible_becom
 _sudo, ansible_connection=docker -> @docker/<ansible_host>); other ansible_* keys are
 dropped and every other variable is host data, validated like any inventory's (README,
 "Variables"). group_data/ applies by group name, Ansible's values win over it.
-See modules/ansible_inventory.py.
+See deepseek_infra/ansible_inventory.py.
 """
 
 import os
 
-from modules.ansible_inventory import AnsibleInventoryError, build_groups, load_ansible_inventory
+from deepseek_infra.ansible_inventory import AnsibleInventoryError, build_groups, load_ansible_inventory
 
 _path = os.environ.get("DEEPSEEK_ANSIBLE_INVENTORY")
 if not _path:

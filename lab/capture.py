@@ -40,7 +40,7 @@ PROFILE_COMMANDS: dict[str, str] = {
     "cmdline": "cat /proc/cmdline",
     "os-release": "cat /etc/os-release",
     "uname": "uname -a",
-    # Which device groups the engine unit's DeviceAllow= names really exist (modules/engine.py).
+    # Which device groups the engine unit's DeviceAllow= names really exist (deepseek_infra/engine.py).
     "proc-devices": "cat /proc/devices",
     "dev-nvidia": "ls -l /dev/nvidia* /dev/nvidia-caps 2>&1",
 }
@@ -50,7 +50,7 @@ COMMAND_TIMEOUT_S = 60
 def fact_commands() -> dict[str, str]:
     """The collection's fact commands, keyed ``fact:<Name>``; empty when pyinfra is missing."""
     try:
-        from modules.facts import gpu, host, nvidia
+        from deepseek_infra.facts import gpu, host, nvidia
     except ImportError as error:
         print(f"collection facts skipped: {error}", file=sys.stderr)
         return {}

@@ -14,7 +14,7 @@ import yaml
 
 from lab.fleet import STATE_DIR
 from lab.wheelhouse import wheelhouse
-from modules.gateway import keys as apikeys
+from deepseek_node.gateway import keys as apikeys
 
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "roles" / "gateway" / "requirements.txt"
 KEYS_FILE = STATE_DIR / "secrets" / "gateway-keys.yaml"

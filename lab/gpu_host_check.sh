@@ -28,7 +28,7 @@ tail -40 "$out/verify.log"
 if [ -n "$checkpoint" ]; then
   echo "== transformers engine on the GPU"
   port=18000
-  python3 -m modules.engine_server --model "$checkpoint" --served-model-name tiny --port $port \
+  python3 -m deepseek_node.engine_server --model "$checkpoint" --served-model-name tiny --port $port \
     --device auto >"$out/engine.log" 2>&1 &
   engine=$!
   for _ in $(seq 120); do curl -sf localhost:$port/health >/dev/null && break; sleep 1; done

@@ -10,7 +10,7 @@ a chat template. Its weights are random (fixed seed), so its text is gibberish, 
 step of serving is real: loading through ``AutoModelForCausalLM``, tokenizing, the chat
 template, MLA + MoE forward passes, sampling and logprobs.
 
-It is NOT a catalog model (modules/catalog.py stays the list of released DeepSeek
+It is NOT a catalog model (deepseek_infra/catalog.py stays the list of released DeepSeek
 checkpoints): the lab serves it through ``serve_model_path`` / ``serve_served_model_name``
 under the clearly fake repo id ``deepseek-lab/tiny-deepseek-v3``.
 
@@ -21,7 +21,7 @@ under the clearly fake repo id ``deepseek-lab/tiny-deepseek-v3``.
 role places only ``deepseek_model``, and this is not a catalog model):
 ``/var/lib/deepseek/models/deepseek-lab--tiny-deepseek-v3/<key>/`` plus the ``current``
 symlink, readable by the engine's service account. It carries a real weights manifest
-(``MANIFEST.dsw.json``, modules/manifest.py, the weights role's format), so the engine's
+(``MANIFEST.dsw.json``, node/deepseek_node/weights/manifest.py, the weights role's format), so the engine's
 ExecStartPre checks it like any checkpoint: a truncated file keeps the engine from starting.
 
 Needs torch, transformers, tokenizers and safetensors on the controller (the engine's
@@ -43,7 +43,7 @@ from pathlib import Path
 from lab.fleet import STATE_DIR
 
 REPO_ID = "deepseek-lab/tiny-deepseek-v3"  # fake org: never confused with a released model
-MODELS_ROOT = "/var/lib/deepseek/models"  # modules.paths.MODELS_DIR, where the weights role publishes
+MODELS_ROOT = "/var/lib/deepseek/models"  # deepseek_node.paths.MODELS_DIR, where the weights role publishes
 SEED = 20250101
 VOCAB_SIZE = 512
 MAX_POSITION_EMBEDDINGS = 2048
@@ -163,7 +163,7 @@ def build(root: Path | None = None, log=print) -> Path:
 def _write_manifest(destination: Path) -> None:
     """The checkpoint's weights manifest: every file, the build marker too, so the weights
     role's verify timer finds no file it does not know."""
-    from modules.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
+    from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
 
     if (destination / MANIFEST_FILENAME).exists():
         return
@@ -171,8 +171,8 @@ def _write_manifest(destination: Path) -> None:
     save_manifest(manifest, destination / MANIFEST_FILENAME)
 
 
-MANIFEST_FILENAME = "MANIFEST.dsw.json"  # modules.manifest.MANIFEST_FILENAME
-SLUG = REPO_ID.replace("/", "--")  # modules.weights_plan.model_slug: one path component
+MANIFEST_FILENAME = "MANIFEST.dsw.json"  # deepseek_node.weights.manifest.MANIFEST_FILENAME
+SLUG = REPO_ID.replace("/", "--")  # deepseek_node.weights.plan.model_slug: one path component
 
 
 def node_release_dir(key: str) -> str:

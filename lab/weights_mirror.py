@@ -26,7 +26,7 @@ from pathlib import Path
 from lab.docker import LabError, docker, ensure_daemon, run
 from lab.fleet import FLEET, FLEET_DIR, NETWORK, STATE_DIR
 from lab.image import ensure_image
-from modules.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
+from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
 
 MIRROR_NAME = f"{FLEET}-weights"
 PORT = 8080

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from modules.catalog import get_model
-from modules.config import RoleDefaults
+from deepseek_infra.catalog import get_model
+from deepseek_infra.config import RoleDefaults
 
 
 class DeploymentDefaults(RoleDefaults):
@@ -15,7 +15,7 @@ class DeploymentDefaults(RoleDefaults):
 
     deepseek_model: str = Field(
         default="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
-        description="Model to serve: a Hugging Face repo id or an alias from modules/catalog.py.",
+        description="Model to serve: a Hugging Face repo id or an alias from deepseek_infra/catalog.py.",
     )
     deepseek_engine: Literal["vllm", "sglang", "transformers"] = Field(
         default="vllm", description="Inference engine that serves the model.",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, get_type_hints
 
 from pyinfra.api.exceptions import DeployError
 
-from modules.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
+from deepseek_infra.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
 from roles.base.defaults import BaseDefaults
 from roles.cuda.defaults import CudaDefaults
 from roles.deployment import DeploymentDefaults

@@ -35,10 +35,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from modules.crypto import Key, decrypt_file  # noqa: E402
-from modules.manifest import MANIFEST_FILENAME, build_manifest, save_manifest  # noqa: E402
-from modules.weights_plan import ENCRYPTED_SUFFIX  # noqa: E402
-from modules.weights_release import place  # noqa: E402
+from deepseek_node.weights.crypto import Key, decrypt_file  # noqa: E402
+from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest  # noqa: E402
+from deepseek_node.weights.plan import ENCRYPTED_SUFFIX  # noqa: E402
+from deepseek_node.weights.release import place  # noqa: E402
 
 MODEL, SLUG, REVISION = "bench/synthetic", "bench--synthetic", "bench"
 GB = 1e9

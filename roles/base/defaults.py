@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 
 class BaseDefaults(RoleDefaults):

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.compat import parse_cuda_release
-from modules.config import RoleDefaults
-from modules.versions import InvalidVersionError, parse_version
+from deepseek_infra.compat import parse_cuda_release
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.versions import InvalidVersionError, parse_version
 
 
 class CudaDefaults(RoleDefaults):

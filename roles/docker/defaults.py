@@ -6,9 +6,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.config import RoleDefaults
-from modules.docker_config import managed_settings
-from modules.versions import InvalidVersionError, parse_version
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.docker_config import managed_settings
+from deepseek_infra.versions import InvalidVersionError, parse_version
 
 
 class DockerDefaults(RoleDefaults):

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 _PORT = {"ge": 1, "le": 65535}
 

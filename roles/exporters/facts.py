@@ -7,7 +7,7 @@ import shlex
 from pyinfra.api import FactBase
 from typing_extensions import override
 
-from modules.monitoring import parse_apt_policy
+from deepseek_infra.monitoring import parse_apt_policy
 
 
 class AptPolicy(FactBase[dict[str, dict[str, str | None]]]):

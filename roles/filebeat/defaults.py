@@ -12,8 +12,8 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from modules import paths
-from modules.config import RoleDefaults
+from deepseek_node import paths
+from deepseek_infra.config import RoleDefaults
 
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 from roles.gateway.policy import KeysFileError, read_keys_file
 
 Permission = Literal["read", "write", "admin"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from modules.gateway import keys as apikeys
+from deepseek_node.gateway import keys as apikeys
 
 
 class KeysFileError(ValueError):
@@ -37,7 +37,7 @@ def read_keys_file(path: str) -> dict[str, list[str]]:
             if not isinstance(key, str) or apikeys.key_id(key) is None:
                 raise KeysFileError(
                     f"{path}: {user}: key #{position} is not a gateway key (dsk-<12 hex>-<43 chars>); "
-                    "create one with `deepseek-gateway key create` or modules.gateway.keys.generate_key()"
+                    "create one with `deepseek-gateway key create` or deepseek_node.gateway.keys.generate_key()"
                 )
         keys[str(user)] = [key.strip() for key in values]
     return keys

@@ -1,4 +1,4 @@
-"""Build the ``deepseek-gateway`` wheel from ``modules/gateway`` on the controller.
+"""Build the ``deepseek-gateway`` wheel from ``node/deepseek_node/gateway`` on the controller.
 
 Byte-for-byte reproducible (sorted entries, fixed timestamps and modes), so pushing it is
 a no-op when the code did not change. No pyinfra imports: unit-tested on its own.
@@ -12,7 +12,7 @@ import zipfile
 from importlib.resources import files
 from pathlib import Path
 
-from modules import gateway as gateway_package
+from deepseek_node import gateway as gateway_package
 
 DIST_NAME = "deepseek_gateway"  # import name on the node
 PROJECT = "deepseek-gateway"

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from modules import infiniband
-from modules.config import RoleDefaults
+from deepseek_infra import infiniband
+from deepseek_infra.config import RoleDefaults
 
 
 class InfinibandDefaults(RoleDefaults):

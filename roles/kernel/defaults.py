@@ -12,9 +12,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.bootparams import render_grub_dropin
-from modules.config import RoleDefaults
-from modules.cpulist import parse_cpulist
+from deepseek_infra.bootparams import render_grub_dropin
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.cpulist import parse_cpulist
 
 # Sysctls every GPU node gets (kernel_sysctls). Why each:
 DEFAULT_SYSCTLS: dict[str, int] = {

@@ -1,6 +1,6 @@
 """What the kernel role wants on one host, from its settings and facts (pure: no pyinfra).
 
-The planners are ``modules.hugepages.plan_hugepages`` and ``modules.bootparams``; this
+The planners are ``deepseek_infra.hugepages.plan_hugepages`` and ``deepseek_infra.bootparams``; this
 module only feeds them the role's variables and turns their results into file contents
 and reboot reasons. Errors name the variable a user has to change.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from modules.bootparams import (
+from deepseek_infra.bootparams import (
     WantedValue,
     iommu_params,
     merge_params,
     missing_from_running,
 )
-from modules.cpulist import format_cpulist, parse_cpulist
-from modules.hugepages import HugepagePlan, plan_hugepages
+from deepseek_infra.cpulist import format_cpulist, parse_cpulist
+from deepseek_infra.hugepages import HugepagePlan, plan_hugepages
 from roles.kernel.defaults import KernelDefaults
 
 THP_PATH: Final = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -47,7 +47,7 @@ def hugepage_plan(config: KernelDefaults, mem_total_kb: int | None, numa_mb: Map
 
 
 def wanted_cmdline(config: KernelDefaults, cpu_vendor: str | None, pool: HugepagePlan | None) -> dict[str, WantedValue]:
-    """Kernel parameters the host should boot with, as ``modules.bootparams`` ``wanted``."""
+    """Kernel parameters the host should boot with, as ``deepseek_infra.bootparams`` ``wanted``."""
     wanted: dict[str, WantedValue] = {}
     if config.kernel_iommu:
         if not cpu_vendor:

@@ -1,7 +1,7 @@
 """libvirt guests: read a domain's pinning from its XML, and what to change (pure: no pyinfra).
 
-The plan is ``modules.pinning.plan_vcpu_pinning`` and the commands that apply it are
-``modules.pinning.virsh_commands`` (``--config``); this module keeps only the commands
+The plan is ``deepseek_infra.pinning.plan_vcpu_pinning`` and the commands that apply it are
+``deepseek_infra.pinning.virsh_commands`` (``--config``); this module keeps only the commands
 whose setting differs from the domain's, and adds ``--live`` twins for a running guest
 (vCPU and emulator pinning can change live; the memory mode cannot, it waits for the
 next start).
@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from modules.cpulist import parse_cpulist
-from modules.pinning import VcpuPlan, virsh_commands
+from deepseek_infra.cpulist import parse_cpulist
+from deepseek_infra.pinning import VcpuPlan, virsh_commands
 
 _KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
         "mb": 1e6 / 1024, "g": 1024**2, "gib": 1024**2, "gb": 1e9 / 1024}

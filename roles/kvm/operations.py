@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from modules.pinning import VcpuPlan
+from deepseek_infra.pinning import VcpuPlan
 from roles.kvm.domain import pinning_changes
 from roles.kvm.facts import LibvirtDomain
 
@@ -31,7 +31,7 @@ def guest_pinning(domain: str, plan: VcpuPlan, redefined: bool = False):
     Pin ``domain``'s vCPUs, emulator threads and memory as ``plan`` says, changing only what differs.
 
     + domain: libvirt domain name
-    + plan: ``modules.pinning.plan_vcpu_pinning`` result
+    + plan: ``deepseek_infra.pinning.plan_vcpu_pinning`` result
     + redefined: the domain is (re)defined earlier in this run, so its current pinning
       cannot be read now: apply every setting (``--config``)
 

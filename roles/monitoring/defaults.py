@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from modules.config import RoleDefaults
-from modules.monitoring import is_duration
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.monitoring import is_duration
 
 
 class MonitoringDefaults(RoleDefaults):

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 
 class NetcheckDefaults(RoleDefaults):

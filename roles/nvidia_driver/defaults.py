@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.config import RoleDefaults
-from modules.versions import InvalidVersionError, parse_version
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.versions import InvalidVersionError, parse_version
 
 
 class NvidiaDriverDefaults(RoleDefaults):

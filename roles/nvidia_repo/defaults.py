@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.config import RoleDefaults
-from modules.nvidia_repo import NVIDIA_REPO_BASE
+from deepseek_infra.config import RoleDefaults
+from deepseek_infra.nvidia_repo import NVIDIA_REPO_BASE
 
 
 class NvidiaRepoDefaults(RoleDefaults):

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from modules import paths
-from modules.config import RoleDefaults
+from deepseek_node import paths
+from deepseek_infra.config import RoleDefaults
 
 
 class PreflightDefaults(RoleDefaults):

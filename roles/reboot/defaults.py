@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 
 class RebootDefaults(RoleDefaults):

@@ -3,7 +3,7 @@
 The model and engine themselves are deployment-wide (``deepseek_model``,
 ``deepseek_engine``, ``deepseek_nodes``, ``deepseek_max_model_len`` in
 roles/deployment.py); the layout (tensor/pipeline parallel, context, memory share) comes
-from the serving plan (modules/sizing.py). These variables say how the engine is
+from the serving plan (deepseek_infra/sizing.py). These variables say how the engine is
 installed and run.
 """
 
@@ -15,13 +15,13 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 # Pinned engine environments. Each is installed into /opt/deepseek/engine/venv from a
 # wheelhouse or an internal index, never from the internet.
 VLLM_REQUIREMENTS = ("vllm==0.33.0",)
 SGLANG_REQUIREMENTS = ("sglang[all]==0.5.23",)
-# The transformers engine (modules/engine_server). torch 2.13.0 is the CPU build in the
+# The transformers engine (node/deepseek_node/engine_server). torch 2.13.0 is the CPU build in the
 # lab's wheelhouse (2.13.0+cpu satisfies ==2.13.0); a GPU site's wheelhouse holds the
 # CUDA build of the same release.
 TRANSFORMERS_REQUIREMENTS = (

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from modules.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults
 
 _ENV_NAME = re.compile(r"^(NCCL|UCX|CUDA|NVSHMEM)_[A-Z0-9_]+$")
 _ENV_VALUE = re.compile(r"^[A-Za-z0-9_.,:/+=@%~^-]*$")

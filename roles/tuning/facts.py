@@ -7,7 +7,7 @@ from typing import Any, Final
 from pyinfra.api import FactBase
 from typing_extensions import override
 
-from modules.cpulist import parse_cpulist
+from deepseek_infra.cpulist import parse_cpulist
 
 # One line per device: kind, name, sysfs path, numa_node, local_cpulist. GPUs are matched
 # on vendor 0x10de and display class 0x03xxxx, so a host's other devices are never taken.

@@ -14,9 +14,9 @@ from pyinfra import host, logger
 from pyinfra.api import StringCommand, operation
 from pyinfra.operations import files, systemd
 
-from modules import paths
-from modules.cpulist import format_cpulist
-from modules.facts.host import host_hardware, remembered_fact
+from deepseek_node import paths
+from deepseek_infra.cpulist import format_cpulist
+from deepseek_infra.facts.host import host_hardware, remembered_fact
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.tuning import plan as planning

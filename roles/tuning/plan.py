@@ -1,6 +1,6 @@
 """Engine placement for one host, from its discovered topology (pure: no pyinfra).
 
-``modules.pinning.plan_pinning`` does the planning; this module picks its inputs and
+``deepseek_infra.pinning.plan_pinning`` does the planning; this module picks its inputs and
 renders its result:
 
 - **Topology.** ``nvidia-smi topo -m`` when the driver answers. Before the driver is
@@ -14,7 +14,7 @@ renders its result:
   planned; a multi-node host is *not* guessed: the GPU-local part is skipped and
   reported, and the next run after the driver role plans it.
 - **GPUs** the engine uses: ``tuning_gpu_indices``, else the serving plan's GPUs on this
-  node (``modules.sizing.plan_serving`` for the deployment's model and engine), else, when
+  node (``deepseek_infra.sizing.plan_serving`` for the deployment's model and engine), else, when
   GPU memory is unknown or the model does not fit, all GPUs.
 """
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from modules.catalog import get_model
-from modules.cpulist import format_cpulist, parse_cpulist
-from modules.pinning import PinningPlan, plan_pinning
-from modules.preflight import summarize_gpus
-from modules.sizing import plan_serving
+from deepseek_infra.catalog import get_model
+from deepseek_infra.cpulist import format_cpulist, parse_cpulist
+from deepseek_infra.pinning import PinningPlan, plan_pinning
+from deepseek_infra.preflight import summarize_gpus
+from deepseek_infra.sizing import plan_serving
 
 ENGINE_UNIT: Final = "deepseek-engine.service"
 DROPIN_PATH: Final = f"/etc/systemd/system/{ENGINE_UNIT}.d/10-pinning.conf"

@@ -7,10 +7,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modules import paths
-from modules.config import RoleDefaults
-from modules.weights_cli import parse_size
-from modules.weights_plan import check_revision
+from deepseek_node import paths
+from deepseek_infra.config import RoleDefaults
+from deepseek_node.weights.cli import parse_size
+from deepseek_node.weights.plan import check_revision
 
 _KEY_SOURCE = re.compile(r"^(file:/\S.*|env:[A-Za-z_][A-Za-z0-9_]*|cmd:\S.*)$")
 _SHA384 = re.compile(r"^[0-9a-f]{96}$")
@@ -40,7 +40,7 @@ class WeightsDefaults(RoleDefaults):
     )
     weights_manifest: str | None = Field(
         default=None,
-        description="Controller path of the SHA-384 manifest (modules/weights_cli.py manifest); directory source: computed when unset.",
+        description="Controller path of the SHA-384 manifest (node/deepseek_node/weights/cli.py manifest); directory source: computed when unset.",
     )
     weights_manifest_sha384: str | None = Field(
         default=None, description="Pinned SHA-384 of the manifest; a manifest with another hash is refused before any change.",

@@ -1,5 +1,5 @@
 """Drift audit against a lab fleet of its own: deploy, change one node by hand, and the
-audit names that node and that role only (deploy/audit.py, modules/fleet/)."""
+audit names that node and that role only (deploy/audit.py, fleet/)."""
 
 from __future__ import annotations
 

@@ -33,10 +33,13 @@ import yaml
 from lab import gateway_lab, hwsim, mirror, tiny_model
 from lab.mirror import catalog
 from lab.testing import fleet_run
-from modules import netcheck
-from modules.gateway.requestlog import FIELDS
-from modules.monitoring import dcgm_counters
-from roles import exporters, filebeat, monitoring, template_path
+from deepseek_infra import netcheck
+from deepseek_node.gateway.requestlog import FIELDS
+from deepseek_infra.monitoring import dcgm_counters
+from roles import template_path
+from roles.exporters import tasks as exporters
+from roles.filebeat import tasks as filebeat
+from roles.monitoring import tasks as monitoring
 from roles.exporters.defaults import ExportersDefaults
 from roles.filebeat.defaults import FilebeatDefaults
 from roles.monitoring.defaults import MonitoringDefaults
@@ -251,7 +254,7 @@ def test_filebeat_rules_decode_a_real_gateway_log_line(fleet):
     log = FilebeatDefaults().filebeat_request_log
     (line,) = [text for text in on(node, f"cat {log}").splitlines() if request_id in text]
 
-    rendered = jinja2.Template(Path(template_path(filebeat.__name__, filebeat.CONFIG)).read_text()).render(
+    rendered = jinja2.Template(Path(template_path(filebeat.__package__, filebeat.CONFIG)).read_text()).render(
         **filebeat.render_context(FilebeatDefaults(filebeat_logstash_hosts=("logstash.lab.invalid:5044",))))
     event = _filebeat_event(line, yaml.safe_load(rendered))
     assert "error" not in event, f"{node}: {log}: the ndjson parser would fail: {event['error']}"

@@ -22,7 +22,7 @@ import pytest
 
 from lab import tiny_model
 from lab.testing import fleet_run
-from modules import engine
+from deepseek_infra import engine
 
 pytestmark = pytest.mark.lab
 

@@ -41,7 +41,7 @@ import pytest
 from lab import gateway_lab, tiny_model
 from lab.lb_backends import Backends
 from lab.testing import fleet_run
-from modules import engine
+from deepseek_infra import engine
 
 pytestmark = pytest.mark.lab
 

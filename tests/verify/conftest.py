@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from modules import paths
+from deepseek_node import paths
 
 
 @pytest.fixture(scope="module")

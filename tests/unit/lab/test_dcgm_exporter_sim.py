@@ -17,7 +17,7 @@ import pytest
 
 from lab import hwsim
 from lab.mirror import catalog
-from modules.monitoring import dcgm_counters
+from deepseek_infra.monitoring import dcgm_counters
 
 COUNTERS = Path(__file__).resolve().parents[3] / "roles/exporters/files/etc/dcgm-exporter/deepseek-counters.csv"
 PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")

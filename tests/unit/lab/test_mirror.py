@@ -5,7 +5,7 @@ import re
 import pytest
 
 from lab.mirror import catalog, repo_url
-from modules.nvidia_driver import target_packages
+from deepseek_infra.nvidia_driver import target_packages
 
 PACKAGES = catalog.packages()
 INDEX = {(p.name, p.version) for p in PACKAGES}

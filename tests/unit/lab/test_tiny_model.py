@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lab import tiny_model
-from modules import engine_health
-from modules.manifest import MANIFEST_FILENAME, load_manifest
+from deepseek_node import engine_health
+from deepseek_node.weights.manifest import MANIFEST_FILENAME, load_manifest
 
 
 def test_manifest_covers_every_file_of_the_checkpoint(tmp_path):

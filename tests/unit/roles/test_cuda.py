@@ -2,8 +2,8 @@
 
 import pytest
 
-from modules.config import validate_host_data
-from roles.cuda import stack_problems, wanted_packages
+from deepseek_infra.config import validate_host_data
+from roles.cuda.tasks import stack_problems, wanted_packages
 from roles.cuda.defaults import CudaDefaults
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 

@@ -15,9 +15,9 @@ import jinja2
 import pytest
 from pydantic import ValidationError
 
-from modules.gateway import keys as apikeys
-from modules.gateway.config import GatewayConfig
-from roles import gateway as role
+from deepseek_node.gateway import keys as apikeys
+from deepseek_node.gateway.config import GatewayConfig
+from roles.gateway import tasks as role
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway import wheel
@@ -25,7 +25,7 @@ from roles.gateway.defaults import GatewayDefaults
 from roles.gateway.policy import read_keys_file, seed_document
 
 MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-GATEWAY_SOURCES = Path(files("modules.gateway"))
+GATEWAY_SOURCES = Path(files("deepseek_node.gateway"))
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 
 import pytest
 
-from modules.config import validate_host_data
-from roles.docker import toolkit_pins
+from deepseek_infra.config import validate_host_data
+from roles.docker.tasks import toolkit_pins
 from roles.docker.defaults import DockerDefaults
-from roles.infiniband import applies
+from roles.infiniband.tasks import applies
 from roles.infiniband.defaults import InfinibandDefaults
 
 ROLES = (InfinibandDefaults, DockerDefaults)

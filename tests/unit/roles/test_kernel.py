@@ -8,8 +8,8 @@ import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
 
-from modules.bootparams import missing_from_running
-from modules.facts.kernel import parse_cmdline
+from deepseek_infra.bootparams import missing_from_running
+from deepseek_infra.facts.kernel import parse_cmdline
 from roles.kernel import plan
 from roles.kernel.defaults import DEFAULT_SYSCTLS, KernelDefaults
 from roles.kernel.facts import KERNEL_STATE_COMMAND, parse_kernel_state

@@ -9,10 +9,10 @@ from jinja2 import Template
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
 
-from modules.facts.numa import parse_numactl_hardware
-from modules.pinning import plan_vcpu_pinning
+from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.pinning import plan_vcpu_pinning
 from roles import template_path
-from roles.kvm import DOMAIN_TEMPLATE
+from roles.kvm.tasks import DOMAIN_TEMPLATE
 from roles.kvm.defaults import KvmDefaults, KvmGuest
 from roles.kvm.domain import parse_domain_xml, pinning_changes
 from roles.kvm.facts import parse_libvirt_domain
@@ -45,7 +45,7 @@ PINNED_XML = """<domain type='kvm'>
 
 
 def render(guest: KvmGuest, domain_type: str = "kvm") -> str:
-    from roles.kvm import _pci_parts
+    from roles.kvm.tasks import _pci_parts
 
     template = Template(Path(template_path("roles.kvm", DOMAIN_TEMPLATE)).read_text())
     return template.render(guest=guest, gpus=[_pci_parts(g) for g in guest.gpus], domain_type=domain_type)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from modules.config import validate_host_data
-from modules.nvidia_driver import target_packages
+from deepseek_infra.config import validate_host_data
+from deepseek_infra.nvidia_driver import target_packages
 from roles.cuda.defaults import CudaDefaults
-from roles.nvidia_driver import has_nvswitch, installed_toolkits, stack_problems
+from roles.nvidia_driver.tasks import has_nvswitch, installed_toolkits, stack_problems
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 

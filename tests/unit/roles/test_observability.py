@@ -21,7 +21,9 @@ import yaml
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
 
-from roles import exporters, filebeat, template_path
+from roles import template_path
+from roles.exporters import tasks as exporters
+from roles.filebeat import tasks as filebeat
 from roles.filebeat.defaults import FilebeatDefaults
 from roles.settings import validate_inventory
 
@@ -55,7 +57,7 @@ def _render(role_module, destination: str, **context) -> str:
 
 
 def _nft_rules(ipv4, ipv6) -> str:
-    return _render(exporters.__name__, exporters.NFT_RULES, ports=[9100, 9400, 9401], ipv4=ipv4, ipv6=ipv6)
+    return _render(exporters.__package__, exporters.NFT_RULES, ports=[9100, 9400, 9401], ipv4=ipv4, ipv6=ipv6)
 
 
 def test_nft_rules_accept_monitoring_networks_then_drop_the_metrics_ports():
@@ -84,14 +86,14 @@ def test_nft_rules_parse_with_nft(tmp_path, ipv4, ipv6):
 def test_filebeat_yml_ships_the_request_log_to_every_logstash_host():
     config = FilebeatDefaults(filebeat_logstash_hosts=("ls-1.example.internal:5044", "[fd00::9]:5044"),
                               filebeat_logstash_ssl_ca="/etc/ssl/certs/site-ca.pem")
-    document = yaml.safe_load(_render(filebeat.__name__, filebeat.CONFIG, **filebeat.render_context(config)))
+    document = yaml.safe_load(_render(filebeat.__package__, filebeat.CONFIG, **filebeat.render_context(config)))
     (request_input,) = document["filebeat.inputs"]
     assert request_input["type"] == "filestream" and request_input["paths"] == ["/var/log/deepseek/gateway/requests.jsonl"]
     assert request_input["parsers"] == [{"ndjson": {"target": "deepseek", "add_error_key": True}}]
     output = document["output.logstash"]
     assert output["hosts"] == ["ls-1.example.internal:5044", "[fd00::9]:5044"] and output["loadbalance"] is True
     assert output["ssl.certificate_authorities"] == ["/etc/ssl/certs/site-ca.pem"]
-    plain = yaml.safe_load(_render(filebeat.__name__, filebeat.CONFIG, **filebeat.render_context(
+    plain = yaml.safe_load(_render(filebeat.__package__, filebeat.CONFIG, **filebeat.render_context(
         FilebeatDefaults(filebeat_logstash_hosts=("ls:5044",)))))
     assert "ssl.enabled" not in plain["output.logstash"] and plain["output.logstash"]["loadbalance"] is False
 
@@ -154,7 +156,7 @@ def test_elk_configuration_covers_every_field_of_the_gateway_log_line():
     import re
     from pathlib import Path
 
-    from modules.gateway.requestlog import FIELDS
+    from deepseek_node.gateway.requestlog import FIELDS
 
     files = Path(__file__).resolve().parents[3] / "roles" / "filebeat" / "files"
     template = json.loads((files / "elasticsearch" / "deepseek-requests-template.json").read_text())

@@ -6,10 +6,10 @@ import jinja2
 import pytest
 from pydantic import ValidationError
 
-from modules import engine
-from modules.sizing import plan_serving
+from deepseek_infra import engine
+from deepseek_infra.sizing import plan_serving
 from roles import template_path
-from roles.serve import UNIT_PATH, unit_context
+from roles.serve.tasks import UNIT_PATH, unit_context
 from roles.serve.defaults import ServeDefaults
 from roles.weights.defaults import WeightsDefaults
 

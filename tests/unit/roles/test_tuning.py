@@ -9,9 +9,9 @@ import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
 
-from modules.cpulist import parse_cpulist
-from modules.facts.gpu import parse_topology
-from modules.facts.numa import parse_numactl_hardware
+from deepseek_infra.cpulist import parse_cpulist
+from deepseek_infra.facts.gpu import parse_topology
+from deepseek_infra.facts.numa import parse_numactl_hardware
 from roles.settings import validate_inventory
 from roles.tuning import plan as planning
 from roles.tuning.facts import PCI_LOCALITY_COMMAND, parse_pci_locality
@@ -168,7 +168,7 @@ def test_irq_script_pins_from_the_conf(tmp_path):
     from jinja2 import Template
 
     from roles import template_path
-    from roles.tuning import IRQ_SCRIPT
+    from roles.tuning.tasks import IRQ_SCRIPT
 
     text = Template(Path(template_path("roles.tuning", IRQ_SCRIPT)).read_text()).render(conf="/unused")
     root = tmp_path
@@ -219,7 +219,7 @@ def test_bad_values_are_refused_naming_host_and_field(data, field, words):
 
 def test_placement_left_out_when_the_kernel_does_not_run_the_planned_cpus():
     """The lab's simulated 192-CPU node on a 2-CPU kernel: systemd would refuse the unit."""
-    from modules.pinning import plan_pinning
+    from deepseek_infra.pinning import plan_pinning
     from roles.tuning.plan import render_dropin, unschedulable
 
     topology = {"gpus": [{"name": "GPU0", "cpus": list(range(8)), "numa_node": 0, "links": {}}], "nics": []}

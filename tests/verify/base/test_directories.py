@@ -2,7 +2,7 @@
 
 import pytest
 
-from roles.base import DIRECTORIES
+from roles.base.tasks import DIRECTORIES
 
 
 @pytest.mark.parametrize(("path", "owner", "group", "mode"), DIRECTORIES, ids=[d[0] for d in DIRECTORIES])

@@ -1,8 +1,8 @@
 """/etc/deepseek/node.json agrees with what the host presents now."""
 
-from modules import paths
-from modules.facts.cpu import parse_lscpu
-from modules.nodeinfo import SCHEMA_VERSION
+from deepseek_node import paths
+from deepseek_infra.facts.cpu import parse_lscpu
+from deepseek_infra.nodeinfo import SCHEMA_VERSION
 
 
 def test_node_facts_file_mode(host):

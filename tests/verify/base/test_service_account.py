@@ -1,6 +1,6 @@
 """The deepseek service account exists, cannot log in, and has no sudo rights."""
 
-from modules import paths
+from deepseek_node import paths
 
 
 def test_account_is_system_and_nologin(host):

@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from modules import cuda
-from modules.facts.nvidia import DpkgPackages
-from modules.nvidia_driver import parse_dpkg_status
-from modules.nvidia_repo import preferences_path, render_preferences
-from modules.versions import version_at_least
-from roles.cuda import RECORD_FILE, wanted_packages
+from deepseek_infra import cuda
+from deepseek_infra.facts.nvidia import DpkgPackages
+from deepseek_infra.nvidia_driver import parse_dpkg_status
+from deepseek_infra.nvidia_repo import preferences_path, render_preferences
+from deepseek_infra.versions import version_at_least
+from roles.cuda.tasks import RECORD_FILE, wanted_packages
 from roles.cuda.defaults import CudaDefaults
 
 

@@ -12,16 +12,16 @@ import json
 
 import pytest
 
-from modules.docker_config import (
+from deepseek_infra.docker_config import (
     CDI_SPEC,
     DAEMON_JSON,
     NVIDIA_RUNTIME,
     cdi_spec_current,
     is_merged,
 )
-from modules.facts.nvidia import DpkgPackages
-from modules.nvidia_driver import parse_dpkg_status
-from roles.docker import RECORD_FILE, TOOLKIT_PACKAGES, toolkit_pins
+from deepseek_infra.facts.nvidia import DpkgPackages
+from deepseek_infra.nvidia_driver import parse_dpkg_status
+from roles.docker.tasks import RECORD_FILE, TOOLKIT_PACKAGES, toolkit_pins
 from roles.docker.defaults import DockerDefaults
 
 

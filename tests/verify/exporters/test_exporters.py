@@ -4,7 +4,7 @@ nftables rules that keep the ports to the monitoring network."""
 
 import pytest
 
-from roles import exporters
+from roles.exporters import tasks as exporters
 from roles.exporters.defaults import ExportersDefaults
 
 DEFAULTS = ExportersDefaults()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from roles import monitoring
+from roles.monitoring import tasks as monitoring
 from roles.monitoring.defaults import MonitoringDefaults
 
 RULE_FILES = sorted(monitoring.rule_templates())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from modules.gateway.config import GatewayConfig
-from roles.gateway import CONFIG_FILE
+from deepseek_node.gateway.config import GatewayConfig
+from roles.gateway.tasks import CONFIG_FILE
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from modules import paths
-from roles.gateway import (
+from deepseek_node import paths
+from roles.gateway.tasks import (
     CLI_LINK, DB_FILE, DIRECTORIES, LOGROTATE_FILE, REQUEST_LOG, SECRET_FILES, SEED_FILE, TLS_CERT,
 )
 

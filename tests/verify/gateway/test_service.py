@@ -2,8 +2,8 @@
 
 import pytest
 
-from modules import paths
-from roles.gateway import DB_DIR, LOG_DIR, UNIT
+from deepseek_node import paths
+from roles.gateway.tasks import DB_DIR, LOG_DIR, UNIT
 
 # systemd property -> expected value of the hardened unit
 HARDENING = {

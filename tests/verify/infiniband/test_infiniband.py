@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from modules import infiniband
-from modules.facts.infiniband import parse_ibstat
-from roles.infiniband import RECORD_FILE
+from deepseek_infra import infiniband
+from deepseek_infra.facts.infiniband import parse_ibstat
+from roles.infiniband.tasks import RECORD_FILE
 from roles.infiniband.defaults import InfinibandDefaults
-from roles.kernel import MEMLOCK_FILE
+from roles.kernel.tasks import MEMLOCK_FILE
 
 
 def _name(host) -> str:

@@ -11,15 +11,15 @@ import json
 
 import pytest
 
-from modules.bootparams import GRUB_DROPIN_PATH, render_grub_dropin
-from modules.facts.kernel import parse_cmdline
-from modules.facts.numa import parse_numactl_hardware
-from modules.facts.reboot import (
+from deepseek_infra.bootparams import GRUB_DROPIN_PATH, render_grub_dropin
+from deepseek_infra.facts.kernel import parse_cmdline
+from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.facts.reboot import (
     REBOOT_REQUIRED_COMMAND,
     REBOOT_REQUIRED_DIR,
     parse_reboot_required,
 )
-from roles.kernel import (
+from roles.kernel.tasks import (
     MEMLOCK_FILE,
     NOUVEAU_FILE,
     RECORD_FILE,

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from modules.cpulist import parse_cpulist
-from modules.facts.numa import parse_numactl_hardware
-from roles.kvm import RECORD_FILE
+from deepseek_infra.cpulist import parse_cpulist
+from deepseek_infra.facts.numa import parse_numactl_hardware
+from roles.kvm.tasks import RECORD_FILE
 from roles.kvm.domain import parse_domain_xml
 
 

@@ -12,12 +12,12 @@ import os
 
 import pytest
 
-from modules.facts.nvidia import COMMAND as STATE_COMMAND
-from modules.facts.nvidia import PEERMEM_CONF, parse_nvidia_driver_state
-from modules.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
-from modules.nvidia_driver import target_packages
-from modules.nvidia_repo import preferences_path, render_preferences
-from roles.nvidia_driver import NVSWITCH_PCI_CLASS
+from deepseek_infra.facts.nvidia import COMMAND as STATE_COMMAND
+from deepseek_infra.facts.nvidia import PEERMEM_CONF, parse_nvidia_driver_state
+from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
+from deepseek_infra.nvidia_driver import target_packages
+from deepseek_infra.nvidia_repo import preferences_path, render_preferences
+from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 
 DEFAULTS = NvidiaDriverDefaults()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modules import engine
+from deepseek_infra import engine
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from modules import engine
+from deepseek_infra import engine
 
 
 def curl(host, url: str, body: dict | None = None) -> tuple[int, str]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from modules import engine
+from deepseek_infra import engine
 
 UNIT_FILE = f"/etc/systemd/system/{engine.UNIT}"
 EXPOSURE = re.compile(r"Overall exposure level for \S+:\s*([0-9]+(?:\.[0-9]+)?)\s+(\S+)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modules import engine, paths
+from deepseek_infra import engine
+from deepseek_node import paths
 
 # Properties `systemctl show` reports for the hardening the unit template sets.
 HARDENING = {

@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from modules.cpulist import parse_cpulist
-from modules.facts.cpu import ONLINE_COMMAND, parse_lscpu, parse_online
-from modules.facts.gpu import parse_topology
-from modules.facts.numa import parse_numactl_hardware
-from modules.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
-from roles.tuning import IRQ_CONF, IRQ_UNIT, RECORD_FILE
+from deepseek_infra.cpulist import parse_cpulist
+from deepseek_infra.facts.cpu import ONLINE_COMMAND, parse_lscpu, parse_online
+from deepseek_infra.facts.gpu import parse_topology
+from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
+from roles.tuning.tasks import IRQ_CONF, IRQ_UNIT, RECORD_FILE
 from roles.tuning import plan as planning
 from roles.tuning.facts import PCI_LOCALITY_COMMAND, parse_pci_locality
 

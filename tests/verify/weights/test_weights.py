@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from modules import paths
-from modules.weights_node import KEYS_DIR
-from modules.weights_plan import CURRENT_LINK, RELEASE_MARKER
-from roles.weights import ENV_FILE, LIB_DIR, MODULES_SRC, NODE_MODULES, TOOL, TOOL_DIR, UNITS
+from deepseek_node import paths
+from deepseek_node.weights.node import KEYS_DIR
+from deepseek_node.weights.plan import CURRENT_LINK, RELEASE_MARKER
+from roles.weights.tasks import ENV_FILE, LIB_DIR, MODULES_SRC, NODE_MODULES, TOOL, TOOL_DIR, UNITS
 
 
 @pytest.fixture(scope="module")

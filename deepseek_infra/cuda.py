@@ -1,0 +1,172 @@
+"""The CUDA toolkit, cuDNN and NCCL package set, and the files that put CUDA on the paths
+(pure, no pyinfra).
+
+Package names are those of NVIDIA's CUDA repository for Debian/Ubuntu:
+
+* toolkit: ``cuda-toolkit-<major>-<minor>`` at ``<release>-<revision>`` (``12.4.1-1``),
+  installed under ``/usr/local/cuda-<major>.<minor>``;
+* cuDNN 9: ``libcudnn9-cuda-<cuda major>`` and ``libcudnn9-dev-cuda-<cuda major>``
+  (``9.1.0.70-1``); cuDNN 8.9: ``libcudnn8`` / ``libcudnn8-dev`` (``8.9.7.29-1+cuda12.2``);
+* NCCL: ``libnccl2`` and ``libnccl-dev`` (``2.21.5-1+cuda12.4``).
+
+``MANAGED`` is every name the cuda role owns: an installed one that is not wanted (the
+previous toolkit after a version change) is removed in the same apt transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from deepseek_infra.compat import parse_cuda_release
+from deepseek_infra.versions import parse_version
+
+MANAGED: Final = re.compile(
+    r"^(cuda-toolkit-\d+-\d+|libcudnn\d+(-dev)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
+)
+# dpkg-query patterns covering MANAGED (what the role's package fact asks dpkg about).
+DPKG_PATTERNS: Final = ("cuda-toolkit-[0-9]*", "libcudnn[0-9]*", "libnccl2", "libnccl-dev")
+PROFILE_FILE: Final = "/etc/profile.d/cuda.sh"
+LDCONFIG_FILE: Final = "/etc/ld.so.conf.d/cuda.conf"
+# uname -m -> the toolkit's target directory (targets/<name>/lib holds the libraries).
+TARGET_DIRS: Final[dict[str, str]] = {
+    "x86_64": "x86_64-linux", "amd64": "x86_64-linux", "aarch64": "sbsa-linux", "arm64": "sbsa-linux",
+}
+
+
+def toolkit_package(cuda: str) -> str:
+    """``"12.4.1"`` -> ``"cuda-toolkit-12-4"``."""
+    major, minor, _ = parse_cuda_release(cuda)
+    return f"cuda-toolkit-{major}-{minor}"
+
+
+def toolkit_deb_version(cuda: str, revision: str = "1") -> str:
+    """``"12.4.1"`` -> ``"12.4.1-1"``; a GA release ``"12.4"`` is ``"12.4.0-1"``."""
+    major, minor, update = parse_cuda_release(cuda)
+    return f"{major}.{minor}.{update}-{revision}"
+
+
+def cuda_home(cuda: str) -> str:
+    """Where the toolkit's packages install: ``"12.4.1"`` -> ``"/usr/local/cuda-12.4"``."""
+    major, minor, _ = parse_cuda_release(cuda)
+    return f"/usr/local/cuda-{major}.{minor}"
+
+
+def cudnn_packages(cudnn: str, cuda_major: int, dev: bool = True) -> list[str]:
+    """Package names of a cuDNN release for a CUDA major.
+
+    >>> cudnn_packages("9.1.0.70-1", 12)
+    ['libcudnn9-cuda-12', 'libcudnn9-dev-cuda-12']
+    >>> cudnn_packages("8.9.7.29-1+cuda12.2", 12, dev=False)
+    ['libcudnn8']
+    """
+    major = parse_version(cudnn)[0]
+    if major >= 9:
+        names = [f"libcudnn{major}-cuda-{cuda_major}", f"libcudnn{major}-dev-cuda-{cuda_major}"]
+    else:
+        names = [f"libcudnn{major}", f"libcudnn{major}-dev"]
+    return names if dev else names[:1]
+
+
+def target_packages(cuda: str | None, cudnn: str | None = None, nccl: str | None = None, *,
+                    dev: bool = True, revision: str = "1") -> dict[str, str]:
+    """Package -> exact Debian version for a CUDA stack; empty when nothing is wanted.
+
+    + cuda: toolkit release (``"12.4.1"``); None installs no toolkit (and no cuDNN, which
+      is named after the CUDA major)
+    + cudnn: cuDNN deb version (``"9.1.0.70-1"``), None for none
+    + nccl: libnccl2 deb version (``"2.21.5-1+cuda12.4"``), None for none
+    + dev: also the development packages (headers: ``nccl.h``, ``cudnn_version.h``)
+    + revision: Debian revision of the toolkit metapackage (``1`` in NVIDIA's repository)
+
+    **Example:** ``target_packages("12.4.1", nccl="2.21.5-1+cuda12.4", dev=False)`` ->
+    ``{"cuda-toolkit-12-4": "12.4.1-1", "libnccl2": "2.21.5-1+cuda12.4"}``
+    """
+    packages: dict[str, str] = {}
+    if cuda is not None:
+        packages[toolkit_package(cuda)] = toolkit_deb_version(cuda, revision)
+        if cudnn is not None:
+            for name in cudnn_packages(cudnn, parse_cuda_release(cuda)[0], dev):
+                packages[name] = cudnn
+    elif cudnn is not None:
+        raise ValueError("cuDNN packages are named after the CUDA major: set a CUDA release too")
+    if nccl is not None:
+        packages["libnccl2"] = nccl
+        if dev:
+            packages["libnccl-dev"] = nccl
+    return packages
+
+
+def render_profile(cuda: str) -> str:
+    """``/etc/profile.d/cuda.sh``: CUDA_HOME and the toolkit's bin on PATH, once."""
+    home = cuda_home(cuda)
+    return (
+        f"# Managed by deepseek-infra (cuda role): CUDA {cuda} for login shells.\n"
+        f"export CUDA_HOME={home}\n"
+        f'case ":$PATH:" in *":{home}/bin:"*) ;; *) export PATH="{home}/bin:$PATH" ;; esac\n'
+    )
+
+
+def render_ldconfig(cuda: str, machine: str) -> str:
+    """``/etc/ld.so.conf.d/cuda.conf``: the toolkit's library directory for the dynamic linker."""
+    if machine not in TARGET_DIRS:
+        raise ValueError(f"no CUDA target directory for architecture {machine!r}; known: {', '.join(TARGET_DIRS)}")
+    return (
+        f"# Managed by deepseek-infra (cuda role): CUDA {cuda} runtime libraries.\n"
+        f"{cuda_home(cuda)}/targets/{TARGET_DIRS[machine]}/lib\n"
+    )
+
+
+def upstream(deb_version: str) -> str:
+    """The upstream part of a deb version: ``"1:2.21.5-1+cuda12.4"`` -> ``"2.21.5"``."""
+    return deb_version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def installed_driver(packages: dict) -> str | None:
+    """The driver release dpkg shows (``nvidia-smi`` or ``libcuda1``), None when none is installed."""
+    for name in ("nvidia-smi", "libcuda1"):
+        if name in packages:
+            return upstream(packages[name]["version"])
+    return None
+
+
+def drivers_to_check(pinned: str, installed: str | None) -> list[tuple[str, str]]:
+    """``(label, driver)`` pairs the stack must work with: the pinned driver, and the installed
+    one when it differs (a host not yet moved to the pin).
+
+    >>> drivers_to_check("550.90.12", "565.57.01")
+    [('pinned (nvidia_driver_version)', '550.90.12'), ('installed', '565.57.01')]
+    """
+    pairs = [("pinned (nvidia_driver_version)", pinned)]
+    if installed is not None and installed != pinned:
+        pairs.append(("installed", installed))
+    return pairs
+
+
+_NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V(\S+)")
+_SMI_CUDA = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
+_DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(\d+)\s*$")
+
+
+def parse_nvcc_release(text: str) -> str | None:
+    """``nvcc --version`` -> ``"12.4"`` (the toolkit's major.minor), None when absent."""
+    match = _NVCC_RELEASE.search(text)
+    return match.group(1) if match else None
+
+
+def parse_smi_cuda(text: str) -> str | None:
+    """The "CUDA Version: 12.4" nvidia-smi prints: the newest CUDA the driver supports."""
+    match = _SMI_CUDA.search(text)
+    return match.group(1) if match else None
+
+
+def parse_header_version(text: str, prefix: str) -> str | None:
+    """``MAJOR.MINOR.PATCH`` from a header's ``#define <prefix>MAJOR 2`` lines.
+
+    + prefix: ``"NCCL_"`` (nccl.h: NCCL_MAJOR/MINOR/PATCH) or ``"CUDNN_"``
+      (cudnn_version.h: CUDNN_MAJOR/MINOR/PATCHLEVEL)
+    """
+    defines = {m.group(1): m.group(2) for m in map(_DEFINE.match, text.splitlines()) if m}
+    patch = defines.get(f"{prefix}PATCH", defines.get(f"{prefix}PATCHLEVEL"))
+    parts = (defines.get(f"{prefix}MAJOR"), defines.get(f"{prefix}MINOR"), patch)
+    return ".".join(parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]

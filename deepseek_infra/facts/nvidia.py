@@ -1,0 +1,154 @@
+"""``NvidiaDriverState``: what the NVIDIA driver role needs to know, in one round trip.
+
+Installed packages and holds (dpkg), what ``nvidia-smi`` answers, the loaded kernel
+module's version (``/sys/module/nvidia/version``), nouveau (loaded, blacklisted), the
+InfiniBand stack nvidia-peermem needs, kernel headers for the running kernel, and whether
+nvidia-peermem is configured or loaded.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from pyinfra.api import FactBase
+from typing_extensions import override
+
+from deepseek_infra.nvidia_driver import DPKG_PATTERNS, InstalledPackage, parse_dpkg_status, parse_smi
+
+PEERMEM_CONF = "/etc/modules-load.d/nvidia-peermem.conf"
+_DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\t${db:Status-Want}\n"
+_MODPROBE_DIRS = "/etc/modprobe.d /run/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d"
+
+COMMAND = "; ".join([
+    "echo @@dpkg",
+    f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)} {' '.join(shlex.quote(p) for p in DPKG_PATTERNS)} 2>/dev/null",
+    "echo @@smi",
+    "if command -v nvidia-smi >/dev/null 2>&1; then "
+    "out=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1); echo \"rc=$?\"; "
+    "printf '%s\\n' \"$out\"; else echo rc=127; fi",
+    "echo @@module",
+    "cat /sys/module/nvidia/version 2>/dev/null",
+    "echo @@nouveau",
+    "grep -q '^nouveau ' /proc/modules 2>/dev/null && echo loaded",
+    f"grep -lsE '^[[:space:]]*blacklist[[:space:]]+nouveau' $(for d in {_MODPROBE_DIRS}; do "
+    "ls $d/*.conf 2>/dev/null; done) /dev/null | sed 's/^/blacklisted_by=/'",
+    "echo @@ibstack",
+    "command -v ofed_info >/dev/null 2>&1 && ofed_info -s 2>/dev/null | sed 's/^/ofed=/'",
+    "dpkg-query -W -f='${db:Status-Abbrev}\\n' rdma-core 2>/dev/null | grep -q '^ii' && echo rdma-core=1",
+    "echo @@headers",
+    "echo \"release=$(uname -r)\"",
+    "[ -d \"/lib/modules/$(uname -r)/build\" ] && echo present=1",
+    "echo @@peermem",
+    f"[ -f {PEERMEM_CONF} ] && grep -vE '^[[:space:]]*(#|$)' {PEERMEM_CONF} | sed 's/^/conf=/'",
+    "grep -q '^nvidia_peermem ' /proc/modules 2>/dev/null && echo loaded=1",
+    "true",
+])
+
+
+def _sections(lines: list[str]) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("@@"):
+            current = sections.setdefault(line[2:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def _pairs(lines: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep:
+            out.setdefault(key, []).append(value.strip())
+    return out
+
+
+def ib_stack_of(ofed_version: str | None, rdma_core: bool) -> str | None:
+    """The InfiniBand stack name ``deepseek_infra.compat.check_stack`` accepts.
+
+    >>> ib_stack_of("MLNX_OFED_LINUX-23.10-1.1.9.0", False)
+    'mlnx_ofed'
+    >>> ib_stack_of("OFED-internal-24.10-1.1.4", True)
+    'doca_ofed'
+    """
+    if ofed_version:
+        return "mlnx_ofed" if ofed_version.upper().startswith("MLNX_OFED") else "doca_ofed"
+    return "rdma-core" if rdma_core else None
+
+
+def parse_nvidia_driver_state(lines: list[str]) -> dict[str, Any]:
+    sections = _sections(lines)
+    smi_lines = sections.get("smi", [])
+    rc: int | None = None
+    if smi_lines and smi_lines[0].startswith("rc="):
+        rc = int(smi_lines[0][3:])
+        smi_lines = smi_lines[1:]
+    module = [line.strip() for line in sections.get("module", []) if line.strip()]
+    nouveau = sections.get("nouveau", [])
+    ib = _pairs(sections.get("ibstack", []))
+    headers = _pairs(sections.get("headers", []))
+    peermem = sections.get("peermem", [])
+    return {
+        "packages": parse_dpkg_status(sections.get("dpkg", [])),
+        "smi": parse_smi(rc, "\n".join(smi_lines)),
+        "loaded_module": module[0] if module else None,
+        "nouveau_loaded": "loaded" in (line.strip() for line in nouveau),
+        "nouveau_blacklisted_by": sorted(
+            line.strip().partition("=")[2] for line in nouveau if line.startswith("blacklisted_by=")
+        ),
+        "ib_stack": ib_stack_of((ib.get("ofed") or [None])[0], bool(ib.get("rdma-core"))),
+        "kernel_release": (headers.get("release") or [None])[0],
+        "kernel_headers": bool(headers.get("present")),
+        "peermem_conf": [line.partition("=")[2].strip() for line in peermem if line.startswith("conf=")],
+        "peermem_loaded": any(line.strip() == "loaded=1" for line in peermem),
+    }
+
+
+class DpkgPackages(FactBase[dict[str, InstalledPackage]]):
+    """Installed packages matching dpkg-query patterns, with their holds (``parse_dpkg_status``).
+
+    .. code:: python
+
+        {"libnccl2": {"version": "2.21.5-1+cuda12.4", "held": True}}
+    """
+
+    default = dict
+
+    @override
+    def command(self, patterns: tuple[str, ...] | list[str]) -> str:
+        quoted = " ".join(shlex.quote(pattern) for pattern in patterns)
+        return f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)} {quoted} 2>/dev/null; true"
+
+    @override
+    def process(self, output: list[str]) -> dict[str, InstalledPackage]:
+        return parse_dpkg_status(output)
+
+
+class NvidiaDriverState(FactBase[dict[str, Any]]):
+    """The NVIDIA driver as the host has it.
+
+    .. code:: python
+
+        {"packages": {"nvidia-smi": {"version": "550.90.12-1", "held": True}, ...},
+         "smi": {"state": "ok", "version": "550.90.12", "message": ""},
+         "loaded_module": "550.90.12", "nouveau_loaded": False,
+         "nouveau_blacklisted_by": ["/etc/modprobe.d/deepseek-nouveau.conf"],
+         "ib_stack": "rdma-core", "kernel_release": "6.1.0-28-amd64", "kernel_headers": False,
+         "peermem_conf": ["nvidia-peermem"], "peermem_loaded": False}
+    """
+
+    @override
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return parse_nvidia_driver_state([])
+
+    @override
+    def command(self) -> str:
+        return COMMAND
+
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return parse_nvidia_driver_state(output)

@@ -1,0 +1,202 @@
+"""gateway: the access-controlled OpenAI-compatible front of the node's engine.
+
+Installs ``deepseek-gateway`` (the app in ``node/deepseek_node/gateway``, built into a wheel on the
+controller) into a venv under /opt/deepseek/gateway from a wheelhouse or an internal
+index, writes /etc/deepseek/gateway.yaml, a TLS certificate (provided, or self-signed on
+the node), the inventory's users/grants/key hashes (seed file, applied with
+``deepseek-gateway seed``), logrotate for the request log, and a hardened systemd unit.
+The service restarts only when its software, configuration, certificate or unit changed.
+
+Draining for rolling upgrades (the fleet-operations side): ``deepseek-gateway drain
+--wait 120`` on the node (health turns 503, in-flight requests finish), then upgrade and
+restart; or just ``systemctl restart deepseek-gateway``, whose SIGTERM drains for up to
+``gateway_drain_timeout_s`` before the new process starts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from functools import cache
+from importlib.resources import files as files_of
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server, systemd
+
+from deepseek_node import paths
+from deepseek_infra.facts.host import hardware_section
+from deepseek_node.gateway.config import GatewayConfig
+from deepseek_infra.operations import sync
+from roles import template_path
+from roles.deployment import DeploymentDefaults
+from roles.gateway import wheel
+from roles.gateway.defaults import GatewayDefaults
+from roles.gateway.policy import read_keys_file, seed_document
+
+SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
+VENV = f"{SOFTWARE_DIR}/venv"
+WHEELHOUSE_DIR = f"{SOFTWARE_DIR}/wheelhouse"
+DIST_DIR = f"{SOFTWARE_DIR}/dist"
+REQUIREMENTS_FILE = f"{SOFTWARE_DIR}/requirements.txt"
+CLI = f"{VENV}/bin/deepseek-gateway"
+CLI_LINK = "/usr/local/bin/deepseek-gateway"
+CONFIG_FILE = f"{paths.CONFIG_DIR}/gateway.yaml"
+ETC_DIR = f"{paths.CONFIG_DIR}/gateway"
+TLS_CERT = f"{ETC_DIR}/tls.crt"
+TLS_KEY = f"{ETC_DIR}/tls.key"
+SEED_FILE = f"{ETC_DIR}/seed.json"
+DB_DIR = f"{paths.DATA_DIR}/gateway"
+DB_FILE = f"{DB_DIR}/gateway.db"
+LOG_DIR = f"{paths.LOG_DIR}/gateway"
+REQUEST_LOG = f"{LOG_DIR}/requests.jsonl"
+UNIT = "deepseek-gateway.service"
+UNIT_FILE = f"/etc/systemd/system/{UNIT}"
+LOGROTATE_FILE = "/etc/logrotate.d/deepseek-gateway"
+PACKAGES = ("python3", "python3-venv", "logrotate")
+
+# (path, owner, group, mode): the service reads its config and key, owns its db and logs.
+DIRECTORIES = (
+    (SOFTWARE_DIR, "root", "root", "0755"),
+    (ETC_DIR, "root", paths.SERVICE_USER, "0750"),
+    (DB_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
+    (LOG_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
+)
+# (path, owner, group, mode) of the files holding secrets or policy.
+SECRET_FILES = (
+    (CONFIG_FILE, "root", paths.SERVICE_USER, "0640"),
+    (TLS_KEY, "root", paths.SERVICE_USER, "0640"),
+    (SEED_FILE, "root", paths.SERVICE_USER, "0640"),
+)
+
+
+def node_config(config: GatewayDefaults, deployment: DeploymentDefaults) -> GatewayConfig:
+    """What /etc/deepseek/gateway.yaml says for these settings (checked by the app's own parser)."""
+    return GatewayConfig.from_mapping({
+        "host": config.gateway_listen_address, "port": config.gateway_port,
+        "tls_cert": TLS_CERT, "tls_key": TLS_KEY, "database_path": DB_FILE, "database_dsn": config.gateway_db_dsn,
+        "request_log": REQUEST_LOG, "log_to_stdout": True, "log_input_text": config.gateway_log_input_text,
+        "confidence": config.gateway_confidence, "max_request_bytes": config.gateway_max_request_bytes,
+        "upstream_timeout_s": config.gateway_upstream_timeout_s, "connect_timeout_s": config.gateway_connect_timeout_s,
+        "drain_timeout_s": config.gateway_drain_timeout_s, "service_user": paths.SERVICE_USER,
+        "upstreams": {deployment.deepseek_model: config.gateway_engine_url, **config.gateway_upstreams},
+    })
+
+
+@deploy("gateway: install")
+def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
+    settings = node_config(config, deployment)
+    apt.packages(name="Ensure the gateway's system packages are installed", packages=list(PACKAGES))
+    for path, owner, group, mode in DIRECTORIES:
+        files.directory(name=f"Ensure {path} exists ({owner}:{group} {mode})", path=path,
+                        user=owner, group=group, mode=mode)
+    software = _software(config)
+    conf = sync.template_synced(
+        name=f"Ensure {CONFIG_FILE} is current", src=template_path(__package__, CONFIG_FILE), dest=CONFIG_FILE,
+        settings=settings, user="root", group=paths.SERVICE_USER, mode="0640",
+    )
+    tls = _certificate(config)
+    _seed(config, deployment, settings, software)
+    sync.template_synced(
+        name=f"Ensure {REQUEST_LOG} is rotated", src=template_path(__package__, LOGROTATE_FILE), dest=LOGROTATE_FILE,
+        log_file=REQUEST_LOG, rotate=config.gateway_log_rotate_days, max_size=config.gateway_log_max_size,
+        service_user=paths.SERVICE_USER, user="root", group="root", mode="0644",
+    )
+    unit = sync.template_synced(
+        name=f"Ensure the {UNIT} unit is current", src=template_path(__package__, UNIT_FILE), dest=UNIT_FILE,
+        service_user=paths.SERVICE_USER, venv=VENV, config_file=CONFIG_FILE,
+        drain_timeout_s=config.gateway_drain_timeout_s, writable=(DB_DIR, LOG_DIR), user="root", group="root", mode="0644",
+    )
+    systemd.service(
+        name=f"Ensure {UNIT} is enabled and running", service=UNIT, enabled=True, running=True,
+        daemon_reload=unit.changed, restarted=software or conf.changed or tls or unit.changed,
+    )
+
+
+def _software(config: GatewayDefaults) -> bool:
+    """Push the wheels and install them into the venv; True when anything changed."""
+    # directory_synced: one round trip per directory when it is current (files.sync: two per wheel).
+    pushed = [sync.directory_synced(
+        name=f"Ensure {DIST_DIR} holds the deepseek-gateway {wheel.gateway_package.__version__} wheel",
+        src=_wheel_dir(), dest=DIST_DIR, user="root", group="root", mode="0644", delete=True,
+    ).changed]
+    if config.gateway_wheelhouse:
+        pushed.append(sync.directory_synced(
+            name=f"Ensure {WHEELHOUSE_DIR} holds the gateway's wheelhouse", src=config.gateway_wheelhouse,
+            dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644", delete=True, exclude=("*/.complete",),  # the controller-side marker
+        ).changed)
+    text = (files_of(__package__) / "requirements.txt").read_text()
+    if config.gateway_db_dsn:
+        text += (files_of(__package__) / "requirements-postgresql.txt").read_text()
+    pushed.append(sync.file_synced(
+        name=f"Ensure {REQUIREMENTS_FILE} lists the pinned runtime", src=StringIO(text), dest=REQUIREMENTS_FILE,
+        user="root", group="root", mode="0644",
+    ).changed)
+    files.link(name=f"Ensure {CLI_LINK} points to the gateway CLI", path=CLI_LINK, target=CLI)
+    venv_missing = not host.get_fact(File, path=CLI)  # installed last, by pip
+    if not (any(pushed) or venv_missing):
+        host.noop("the gateway's venv is current")
+        return False
+    if config.gateway_wheelhouse:
+        source = f"--no-index --find-links {WHEELHOUSE_DIR}"
+    elif config.gateway_index_url:
+        source = f"--index-url {config.gateway_index_url}"
+    else:
+        source = ""
+    pip = f"{VENV}/bin/pip install --disable-pip-version-check --no-input"
+    # A failed install removes the requirements file, so the next run retries it.
+    server.shell(
+        name=f"Install deepseek-gateway and its pinned runtime into {VENV}",
+        commands=[
+            f"python3 -m venv {VENV}",
+            f"{pip} {source} -r {REQUIREMENTS_FILE} || {{ rm -f {REQUIREMENTS_FILE}; exit 1; }}",
+            f"{pip} --no-index --no-deps --force-reinstall {DIST_DIR}/{wheel.wheel_name()}"
+            f" || {{ rm -f {REQUIREMENTS_FILE}; exit 1; }}",
+        ],
+    )
+    return True
+
+
+@cache
+def _wheel_dir() -> str:
+    """A controller directory holding the freshly built wheel, once per run."""
+    directory = tempfile.mkdtemp(prefix="deepseek-gateway-wheel-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    wheel.build_wheel(directory)
+    return directory
+
+
+def _certificate(config: GatewayDefaults) -> bool:
+    """The provided certificate, else a self-signed one made on the node once; True if changed."""
+    if config.gateway_tls_cert_file:
+        cert = sync.file_synced(name=f"Ensure {TLS_CERT} is the provided certificate", src=config.gateway_tls_cert_file,
+                                dest=TLS_CERT, user="root", group=paths.SERVICE_USER, mode="0644")
+        key = sync.file_synced(name=f"Ensure {TLS_KEY} is the provided key", src=config.gateway_tls_key_file,
+                               dest=TLS_KEY, user="root", group=paths.SERVICE_USER, mode="0640")
+        return cert.changed or key.changed
+    if host.get_fact(File, path=TLS_CERT) and host.get_fact(File, path=TLS_KEY):
+        host.noop(f"{TLS_CERT} exists (self-signed or provided earlier)")
+        return False
+    names = dict.fromkeys([hardware_section(host, "hostname"), "localhost", "127.0.0.1", *config.gateway_tls_hostnames])
+    server.shell(
+        name=f"Generate a self-signed certificate {TLS_CERT}",
+        commands=[f"rm -f {TLS_CERT} {TLS_KEY}",
+                  f"{CLI} --config {CONFIG_FILE} tls generate " + " ".join(f"--hostname {n}" for n in names if n)],
+    )
+    return True
+
+
+def _seed(config: GatewayDefaults, deployment: DeploymentDefaults, settings: GatewayConfig, software: bool) -> None:
+    keys = read_keys_file(config.gateway_keys_file) if config.gateway_keys_file else {}
+    content = seed_document(config.gateway_users, keys, settings.upstreams)
+    seed = sync.file_synced(name=f"Ensure {SEED_FILE} holds the inventory's users, grants and key hashes",
+                            src=StringIO(content), dest=SEED_FILE, user="root", group=paths.SERVICE_USER, mode="0640")
+    if seed.changed or software:
+        # A failed seed removes the file, so the next run applies it again.
+        server.shell(
+            name="Apply the inventory's users, grants and keys to the gateway's policy",
+            commands=[f"{CLI} --config {CONFIG_FILE} seed {SEED_FILE} || {{ rm -f {SEED_FILE}; exit 1; }}"],
+        )

@@ -1,0 +1,95 @@
+"""monitoring: Prometheus configuration, alert rules and the Grafana dashboard for the fleet.
+
+``fleet_files`` builds every file from the inventory (one scrape target per host and
+exporter, ``host`` label) and the alert thresholds; ``install`` puts them on a host of the
+``monitoring`` group running Debian's prometheus package; deploy/monitoring.py writes them
+to a controller directory instead for sites that run their own Prometheus.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files as resources
+from io import StringIO
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from deepseek_node import paths
+from deepseek_infra.monitoring import (
+    PrometheusSettings,
+    ScrapeHost,
+    dump_yaml,
+    prometheus_config,
+    render_rules,
+)
+from deepseek_infra.operations import sync
+from roles.exporters.defaults import ExportersDefaults
+from roles.monitoring.defaults import MonitoringDefaults
+
+PROMETHEUS_DIR = "/etc/prometheus"
+DASHBOARD = "grafana/deepseek-fleet.json"
+GPU_GROUP = "gpu_nodes"  # hosts that run GPUs, the engine and the gateway
+HEADER = "Managed by deepseek-infra (roles/monitoring): generated from the inventory."
+
+
+def rule_templates() -> dict[str, str]:
+    folder = resources(__package__) / "templates" / "etc" / "prometheus" / "rules"
+    return {item.name.removesuffix(".j2"): item.read_text() for item in folder.iterdir() if item.name.endswith(".yml.j2")}
+
+
+def dashboard() -> str:
+    return (resources(__package__) / "files" / DASHBOARD).read_text()
+
+
+def scrape_host(label: str, address: str, exporters: ExportersDefaults, gpu_node: bool) -> ScrapeHost:
+    return ScrapeHost(
+        name=label, address=exporters.exporters_scrape_address or address,
+        node_port=exporters.exporters_node_exporter_port,
+        dcgm_port=exporters.exporters_dcgm_exporter_port if gpu_node and exporters.exporters_dcgm_enabled else None,
+        engine_port=exporters.exporters_engine_relay_port if gpu_node else None,
+        gateway_port=exporters.exporters_gateway_port if gpu_node else None,
+        gateway_path=exporters.exporters_gateway_metrics_path,
+    )
+
+
+def fleet_files(targets: list[ScrapeHost], config: MonitoringDefaults) -> dict[str, str]:
+    """Relative path -> content: prometheus.yml, rules/*.yml, grafana/deepseek-fleet.json."""
+    settings = PrometheusSettings(
+        scrape_interval=config.monitoring_scrape_interval,
+        evaluation_interval=config.monitoring_evaluation_interval,
+        gateway_scheme=config.monitoring_gateway_scheme,
+        gateway_ca_file=config.monitoring_gateway_ca_file,
+        gateway_insecure_skip_verify=config.monitoring_gateway_insecure_skip_verify,
+    )
+    result = {"prometheus.yml": dump_yaml(prometheus_config(targets, settings), HEADER)}
+    for name, text in render_rules(rule_templates(), config.thresholds()).items():
+        result[f"rules/{name}"] = text
+    result[DASHBOARD] = dashboard()
+    return result
+
+
+@deploy("monitoring: install")
+def install(config: MonitoringDefaults, fleet: dict[str, str]) -> None:
+    apt.packages(
+        name="Ensure Prometheus (and promtool) is installed", packages=[config.monitoring_prometheus_package],
+        no_recommends=True,
+    )
+    files.directory(name=f"Ensure {PROMETHEUS_DIR}/rules exists", path=f"{PROMETHEUS_DIR}/rules", mode="0755")
+    files.directory(name=f"Ensure {paths.CONFIG_DIR}/monitoring exists", path=f"{paths.CONFIG_DIR}/monitoring",
+                    mode="0755")
+    changed = []
+    for relative, content in sorted(fleet.items()):
+        dest = (f"{paths.CONFIG_DIR}/monitoring/{relative.rsplit('/', 1)[-1]}" if relative == DASHBOARD
+                else f"{PROMETHEUS_DIR}/{relative}")
+        put = sync.file_synced(name=f"Ensure {dest} is current", src=StringIO(content), dest=dest, mode="0644")
+        if relative != DASHBOARD:
+            changed.append(put)
+    server.shell(
+        name="Check the Prometheus configuration and rules (promtool)",
+        commands=[f"promtool check config {PROMETHEUS_DIR}/prometheus.yml"],
+        _if=lambda: any(op.did_change() for op in changed),
+    )
+    systemd.service(
+        name="Ensure Prometheus is enabled and running", service="prometheus", enabled=True, running=True,
+        reloaded=any(op.changed for op in changed),
+    )

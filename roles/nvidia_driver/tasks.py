@@ -1,0 +1,158 @@
+"""nvidia_driver: the NVIDIA driver at an exact, held version, and what it needs.
+
+Gated first: ``deepseek_infra.compat.check_stack`` must accept the driver with the fabric
+manager (NVSwitch hosts), the CUDA/cuDNN/NCCL versions configured for the cuda role and
+any toolkit already installed, and nvidia-peermem's InfiniBand stack; otherwise the run
+stops before any host changes. Then: package source (roles/nvidia_repo), apt pins and
+holds, one apt transaction to the wanted set (a branch or flavour switch unholds,
+removes what conflicts, installs, holds again), kernel headers for DKMS (not on a
+container: reported, never faked), nvidia-persistenced, fabric manager exactly at the
+driver's version when lspci shows NVSwitches, nvidia-peermem when InfiniBand is present,
+and the reboot-required state when the loaded kernel module no longer matches.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.operations import apt, files, server, systemd
+
+from deepseek_infra.compat import check_stack
+from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
+from deepseek_infra.nvidia_driver import plan_packages, reboot_reasons, target_packages
+from deepseek_infra.nvidia_repo import preferences_path, render_preferences
+from deepseek_infra.operations import nvidia, reboot, sync
+from roles.nvidia_repo import tasks as nvidia_repo
+from roles.cuda.defaults import CudaDefaults
+from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+from roles.nvidia_repo.defaults import NvidiaRepoDefaults
+
+ROLE = "nvidia-driver"  # name of its reboot-required state
+NVSWITCH_PCI_CLASS = "0680"  # "Bridge" class of NVSwitch functions in lspci
+IB_GROUP = "ib_fabric"
+
+
+def has_nvswitch(hardware: dict) -> bool:
+    return any(dev.get("class_id") == NVSWITCH_PCI_CLASS for dev in hardware.get("nvidia_pci") or [])
+
+
+def installed_toolkits(packages: dict) -> list[str]:
+    """CUDA releases of installed ``cuda-toolkit-X-Y`` packages (``12.4.1-1`` -> ``12.4.1``)."""
+    return sorted(info["version"].split("-")[0] for name, info in packages.items()
+                  if name.startswith("cuda-toolkit-") and name[13:14].isdigit())
+
+
+def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
+                   state: dict) -> list[str]:
+    """check_stack for the wanted driver with everything it must work with on this host."""
+    fm = (config.nvidia_driver_fabricmanager_version or config.nvidia_driver_version) if nvswitch else None
+    problems = check_stack(
+        driver=config.nvidia_driver_version, cuda=cuda.cuda_version, cudnn=cuda.cuda_cudnn_version,
+        nccl=cuda.cuda_nccl_version, fabricmanager=fm, nvswitch=nvswitch,
+        infiniband=state["ib_stack"], peermem=peermem,
+        minor_version_compat=config.nvidia_driver_minor_version_compat,
+    )
+    for toolkit in installed_toolkits(state["packages"]):
+        problems += [f"installed toolkit: {p}" for p in check_stack(
+            driver=config.nvidia_driver_version, cuda=toolkit,
+            minor_version_compat=config.nvidia_driver_minor_version_compat)]
+    return problems
+
+
+@deploy("nvidia_driver: install")
+def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDefaults,
+            ib_stack_in_this_run: bool = False) -> None:
+    """``ib_stack_in_this_run``: the infiniband role installs rdma-core earlier in this
+    deploy (deploy/full.py), so nvidia-peermem is configured on the first run already."""
+    hardware = host_hardware(host)
+    state = host.get_fact(NvidiaDriverState)
+    if ib_stack_in_this_run and state["ib_stack"] is None:
+        state = {**state, "ib_stack": "rdma-core"}
+    in_container = bool(hardware["virtualization"]["container"])
+    nvswitch = has_nvswitch(hardware)
+    ib_present = IB_GROUP in host.groups or bool(hardware.get("ibstat"))
+    peermem = config.nvidia_driver_peermem
+    if peermem is None:
+        peermem = ib_present and state["ib_stack"] is not None
+        if ib_present and not peermem:
+            logger.warning(f"{host.name}: InfiniBand present but no IB stack (MLNX_OFED, DOCA-OFED, rdma-core) "
+                           "installed: nvidia-peermem not configured; rerun after the InfiniBand role")
+
+    problems = stack_problems(config, cuda, nvswitch, peermem, state)
+    if problems:
+        raise DeployError(f"{host.name}: nvidia_driver: refused before any change: " + " ".join(problems))
+
+    driver = config.nvidia_driver_version
+    fm = (config.nvidia_driver_fabricmanager_version or driver) if nvswitch else None
+    wanted = target_packages(driver, config.nvidia_driver_kernel_modules, fabricmanager=fm,
+                             revision=config.nvidia_driver_deb_revision)
+    plan = plan_packages(wanted, state["packages"])
+    loaded = state["loaded_module"] or (state["smi"]["version"] if state["smi"]["state"] == "ok" else None)
+    reasons = reboot_reasons(plan, loaded, state["smi"], driver)
+
+    _nouveau(state)
+    _headers(config, state, in_container)
+    nvidia_repo.configure(repo)
+    sync.file_synced(
+        name=f"Ensure apt pins the NVIDIA driver packages at {driver}",
+        src=StringIO(render_preferences(wanted, owner="nvidia_driver")),
+        dest=preferences_path("nvidia_driver"), user="root", group="root", mode="0644",
+    )
+    nvidia.pinned_packages(name=f"Ensure the NVIDIA driver {driver} ({config.nvidia_driver_kernel_modules} "
+                                f"kernel modules) is installed and held", packages=wanted)
+    if plan.driver_from:
+        logger.warning(f"{host.name}: NVIDIA driver {plan.driver_from} -> {plan.driver_to}"
+                       + (": reboot required" if reasons else ""))
+    for reason in reasons:
+        logger.warning(f"{host.name}: reboot required: {reason}")
+    reboot.reboot_required(name="Ensure the reboot-required state says whether the NVIDIA driver needs a reboot",
+                           role=ROLE, reasons=reasons)
+    # With the old module loaded the new daemons cannot start: enable them for the reboot.
+    start = None if reasons else True
+    if config.nvidia_driver_persistenced:
+        systemd.service(name="Ensure nvidia-persistenced is enabled" + (" and running" if start else ""),
+                        service="nvidia-persistenced", enabled=True, running=start, daemon_reload=plan.changes_packages)
+    if nvswitch:
+        systemd.service(name=f"Ensure nvidia-fabricmanager {fm} is enabled" + (" and running" if start else ""),
+                        service="nvidia-fabricmanager", enabled=True, running=start,
+                        daemon_reload=plan.changes_packages)
+    _peermem(peermem, state, in_container)
+
+
+def _nouveau(state: dict) -> None:
+    # The kernel role blacklists nouveau; this role only checks and says so.
+    if not state["nouveau_blacklisted_by"]:
+        logger.warning(f"{host.name}: nouveau is not blacklisted in modprobe.d (the kernel role does it: "
+                       "kernel_blacklist_nouveau); the NVIDIA driver cannot bind GPUs nouveau holds")
+    if state["nouveau_loaded"]:
+        logger.warning(f"{host.name}: nouveau is loaded; the NVIDIA driver loads after a reboot")
+
+
+def _headers(config: NvidiaDriverDefaults, state: dict, in_container: bool) -> None:
+    release = state["kernel_release"]
+    if in_container:
+        logger.warning(f"{host.name}: in a container: headers for the host kernel {release} are not installable "
+                       "here; skipped (DKMS builds the module only on a real host)")
+        return
+    apt.packages(name=f"Ensure kernel headers for {release} are installed (DKMS)",
+                 packages=[f"linux-headers-{release}", "dkms"])
+
+
+def _peermem(peermem: bool, state: dict, in_container: bool) -> None:
+    if not peermem:
+        files.file(name="Ensure no nvidia-peermem configuration is left over", path=PEERMEM_CONF, present=False)
+        return
+    sync.file_synced(
+        name="Ensure nvidia-peermem is loaded at boot",
+        src=StringIO("# Managed by deepseek-infra (nvidia_driver): GPUDirect RDMA over InfiniBand.\nnvidia-peermem\n"),
+        dest=PEERMEM_CONF, user="root", group="root", mode="0644",
+    )
+    if in_container:
+        logger.warning(f"{host.name}: in a container: nvidia-peermem written to {PEERMEM_CONF}, "
+                       "loads on the real host's next boot")
+    elif not state["peermem_loaded"]:
+        server.modprobe(name="Ensure nvidia-peermem is loaded", module="nvidia-peermem")

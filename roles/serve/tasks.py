@@ -1,0 +1,253 @@
+"""serve: the inference engine as a hardened, health-checked systemd unit.
+
+Plans the layout on this node's GPUs (deepseek_infra/sizing.py), installs the engine offline (a
+pinned venv from a wheelhouse or internal index, or a container image from the site's
+registry or a saved tarball), renders ``deepseek-engine.service`` from the plan
+(deepseek_infra/engine.py), and starts it; the start job ends only when ``/health`` answers
+(ExecStartPost), so a deploy that returns has a serving engine, and fails as soon as the
+engine's process dies while starting, with the unit's last journal lines. The engine listens on
+loopback; the gateway is the way in. ``/etc/deepseek/engine.json`` records what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from importlib.resources import files as resources
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import File, FileContents
+from pyinfra.operations import apt, files, systemd
+
+from deepseek_infra import engine
+from deepseek_node import paths
+from deepseek_infra.catalog import get_model
+from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.operations import sync
+from deepseek_infra.preflight import summarize_gpus
+from roles import template_path
+from roles.deployment import DeploymentDefaults
+from roles.serve.defaults import ServeDefaults
+from roles.serve.operations import REQUIREMENTS_MARKER, container_image, engine_running, gate, python_environment
+from roles.weights.defaults import WeightsDefaults
+
+UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
+WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
+SERVER_PACKAGE = "engine_server"
+SERVING_GROUP = "gpu_nodes"  # replicas are consecutive hosts of this group
+
+
+@deploy("serve: install")
+def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> None:
+    settings = engine_settings(config, deployment, weights)
+    try:
+        launch = engine.render_launch(settings)
+    except engine.EngineConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
+
+    venv = config.serve_install_method == "venv"
+    apt.packages(
+        name="Ensure python3 (health tool)" + (" and python3-venv are" if venv else " is") + " installed",
+        packages=["python3", *(["python3-venv"] if venv else [])], no_recommends=True,
+    )
+    for path in (engine.ENGINE_DIR, engine.BIN_DIR):
+        files.directory(name=f"Ensure {path} exists", path=path, user="root", group="root", mode="0755")
+    if venv:
+        changed = _install_venv(config, deployment.deepseek_engine)
+    else:
+        changed = _install_container(config, settings)
+    # Neither the health tool nor the record changes the running engine: no restart for them.
+    sync.file_synced(
+        name=f"Ensure the health tool {engine.HEALTH_TOOL} is current",
+        src=str(resources("modules") / "engine_health.py"), dest=engine.HEALTH_TOOL, mode="0755",
+    )
+    sync.file_synced(
+        name=f"Ensure {engine.ENGINE_CONFIG_FILE} describes the engine",
+        src=StringIO(engine_config_json(settings, launch)), dest=engine.ENGINE_CONFIG_FILE,
+        user="root", group=paths.SERVICE_USER, mode="0640",
+    )
+    unit = sync.template_synced(
+        name=f"Ensure {UNIT_PATH} runs {deployment.deepseek_engine} ({launch.role})",
+        src=template_path(__package__, UNIT_PATH), dest=UNIT_PATH, mode="0644",
+        **unit_context(config, settings, launch, weights, deployment.deepseek_model),
+    )
+    published = _published_path(config, weights, deployment.deepseek_model, settings.model_path)
+    gate(
+        name=f"Ensure the weights are published at {published}",
+        failure="" if host.get_fact(File, path=published) or not config.serve_enabled else (
+            f"{host.name}: serve_model_path: expected the model at {published}, found nothing; "
+            "publish the weights first (deploy/weights.py)"),
+        passed=f"{published} is present",
+    )
+    systemd.service(
+        name=f"Ensure {engine.UNIT} is " + ("enabled" if config.serve_enabled else "installed, stopped"),
+        service=engine.UNIT, enabled=config.serve_enabled, running=None if config.serve_enabled else False,
+        daemon_reload=unit.changed,
+    )
+    if config.serve_enabled:
+        # A start that fails (the health wait sees the engine die) fails this host with the
+        # unit's last journal lines.
+        engine_running(
+            name=f"Ensure {engine.UNIT} is serving", unit=engine.UNIT, restarted=unit.changed or changed,
+        )
+
+
+def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str, model_path: str) -> str:
+    """What must exist before the engine starts: the checkpoint's config.json, or for an
+    encrypted release (decrypted at engine start) its ``current`` link."""
+    if weights.weights_encrypt and not config.serve_model_path:
+        return f"{weights.weights_models_dir}/{engine.model_slug(model)}/current"
+    return f"{model_path}/config.json"
+
+
+def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> engine.EngineSettings:
+    """The engine's settings for this host: plan from its hardware, multi-node position."""
+    spec = get_model(deployment.deepseek_model)
+    gpus = summarize_gpus(host_hardware(host))
+    nodes = deployment.deepseek_nodes
+    use_gpus = config.serve_transformers_device != "cpu"
+    try:
+        plan = engine.plan_for_node(
+            spec, deployment.deepseek_engine, gpu_count=gpus.count, gpu_memory_mib=gpus.memory_mib, nodes=nodes,
+            max_model_len=deployment.deepseek_max_model_len,
+            gpu_memory_utilization=config.serve_gpu_memory_utilization, use_gpus=use_gpus,
+        )
+    except engine.EngineConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
+    rank, head_address = 0, None
+    if nodes > 1:
+        rank, head_address = _replica_position(config, nodes)
+    return engine.EngineSettings(
+        engine=deployment.deepseek_engine, plan=plan,
+        model_path=config.serve_model_path or engine.default_model_path(
+            spec.hf_repo, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir),
+        served_model_name=config.serve_served_model_name or spec.hf_repo,
+        host=config.serve_listen_address, port=config.serve_port, install=config.serve_install_method,
+        image=config.serve_container_image, container_args=config.serve_container_extra_args,
+        extra_args=config.serve_extra_args, environment=config.serve_environment,
+        nodes=nodes, node_rank=rank, head_address=head_address, node_address=config.serve_cluster_address,
+        ray_port=config.serve_ray_port, dist_port=config.serve_dist_port,
+        device=config.serve_transformers_device, dtype=config.serve_transformers_dtype,
+        on_cpu=engine.transformers_on_cpu(deployment.deepseek_engine, gpu_count=gpus.count,
+                                          gpu_memory_mib=gpus.memory_mib, use_gpus=use_gpus),
+    )
+
+
+def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | None]:
+    if config.serve_node_rank is not None:
+        return config.serve_node_rank, config.serve_head_address or config.serve_cluster_address
+    group = host.inventory.get_group(SERVING_GROUP, [])
+    names = [member.name for member in group]
+    try:
+        rank, head_name = engine.replica_position(names, host.name, nodes)
+    except engine.EngineConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
+    head = host.inventory.get_host(head_name)
+    return rank, config.serve_head_address or head.data.get("serve_cluster_address")
+
+
+def _install_venv(config: ServeDefaults, engine_name: str) -> bool:
+    requirements = list(getattr(config, f"serve_{engine_name}_requirements"))
+    if not config.serve_wheelhouse and not config.serve_pip_index_url:
+        raise DeployError(f"{host.name}: serve_wheelhouse: the {engine_name} engine needs a wheelhouse or "
+                          "serve_pip_index_url (nodes have no internet); found neither")
+    changed = False
+    marker = host.get_fact(FileContents, path=f"{engine.VENV_DIR}/{REQUIREMENTS_MARKER}")
+    # The wheelhouse (hundreds of MB) is pushed only when the environment must be (re)installed.
+    if config.serve_wheelhouse and list(marker or []) != requirements:
+        changed |= sync.directory_synced(
+            name=f"Ensure the wheelhouse {WHEELHOUSE_DIR} matches the controller's (environment to install)",
+            src=config.serve_wheelhouse, dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644",
+            dir_mode="0755", delete=True, exclude=("*/.complete",),
+        ).changed
+    changed |= python_environment(
+        name=f"Ensure {engine.VENV_DIR} holds the pinned {engine_name} engine",
+        path=engine.VENV_DIR, requirements=requirements,
+        find_links=WHEELHOUSE_DIR if config.serve_wheelhouse else None, index_url=config.serve_pip_index_url,
+    ).changed
+    if engine_name == "transformers":
+        changed |= sync.directory_synced(
+            name=f"Ensure the transformers engine server is current in {engine.LIB_DIR}",
+            src=str(resources("modules") / SERVER_PACKAGE), dest=f"{engine.LIB_DIR}/{SERVER_PACKAGE}",
+            user="root", group="root", mode="0644", dir_mode="0755", delete=True, exclude=("*.pyc",), exclude_dir=("__pycache__",),
+        ).changed
+    return changed
+
+
+def _install_container(config: ServeDefaults, settings: engine.EngineSettings) -> bool:
+    return container_image(
+        name=f"Ensure the engine image {settings.image} is present",
+        image=settings.image, tarball=config.serve_container_image_tarball,
+    ).changed
+
+
+def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch: engine.EngineLaunch,
+                 weights: WeightsDefaults, model: str) -> dict:
+    """Template variables of deepseek-engine.service (prepared data only)."""
+    pre = [engine.exec_line(argv) for argv in launch.exec_start_pre]
+    managed = not config.serve_model_path  # an overridden path is not the weights role's to check
+    verify = weights_verify_command(
+        config.serve_weights_verify if managed else "never",
+        engine.weights_check(model, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir),
+    )
+    if not managed and config.serve_weights_verify != "never":
+        # A checkpoint placed outside the weights role: checked when it carries a manifest.
+        verify = engine.exec_line(["/usr/bin/python3", engine.HEALTH_TOOL, "weights", "--path", settings.model_path,
+                                   *(["--require"] if config.serve_weights_verify == "always" else [])])
+    decrypt = [engine.decrypt_unit(model)] if managed and weights.weights_encrypt else []
+    post = []
+    if launch.serves_http:
+        post.append(engine.exec_line([
+            "/usr/bin/python3", engine.HEALTH_TOOL, "wait", "--url", engine.health_url(settings.host, settings.port),
+            "--timeout", str(config.serve_start_timeout_s), "--unit", engine.UNIT,
+        ]))
+    user = "root" if launch.runs_as_root else paths.SERVICE_USER
+    return {
+        "engine": settings.engine, "role": launch.role, "served_model_name": settings.served_model_name,
+        "engine_config_file": engine.ENGINE_CONFIG_FILE,
+        "after_units": [*decrypt, *config.serve_after_units, *(["docker.service"] if launch.runs_as_root else [])],
+        "service_user": user, "service_group": user,
+        "environment": [engine.environment_line(k, v) for k, v in sorted(launch.environment.items())],
+        "working_directory": engine.CACHE_DIR,
+        "exec_start_pre": ([verify] if verify else []) + pre,
+        "exec_start": engine.exec_line(launch.exec_start),
+        "exec_start_post": post,
+        "exec_stop": [engine.exec_line(argv) for argv in launch.exec_stop],
+        "exec_stop_post": [engine.exec_line(argv) for argv in launch.exec_stop_post],
+        "restart_sec": config.serve_restart_sec, "timeout_start_s": config.serve_start_timeout_s,
+        "runs_as_root": launch.runs_as_root, "cache_name": engine.CACHE_NAME,
+        "read_write_paths": ["/run/docker.sock"] if launch.runs_as_root else [],
+        "gpu_devices": list(engine.device_allow(settings, launch)),
+        "ip_allow": list(engine.ip_allow(settings, launch)),
+    }
+
+
+def weights_verify_command(mode: str, check: tuple[str, ...]) -> str | None:
+    """ExecStartPre running the weights role's fast check: always, when its tool is installed, or never."""
+    if mode == "never":
+        return None
+    if mode == "always":
+        return engine.exec_line(check)
+    # auto: the weights role installs the tool; a node without it starts the engine unchecked.
+    script = f"if [ -x {check[0]} ]; then exec {shlex.join(check)}; fi"
+    return engine.exec_line(["/bin/sh", "-c", script])
+
+
+def engine_config_json(settings: engine.EngineSettings, launch: engine.EngineLaunch) -> str:
+    plan = settings.plan
+    document = {
+        "engine": settings.engine, "install": settings.install, "role": launch.role,
+        "served_model_name": settings.served_model_name, "model": plan.model, "model_path": settings.model_path,
+        "listen": {"address": settings.host, "port": settings.port, "serves_http": launch.serves_http},
+        "url": engine.health_url(settings.host, settings.port),
+        "unit": engine.UNIT,
+        "plan": {"tensor_parallel_size": plan.tensor_parallel_size,
+                 "pipeline_parallel_size": plan.pipeline_parallel_size, "nodes": plan.nodes,
+                 "max_model_len": plan.max_model_len, "gpu_memory_utilization": plan.gpu_memory_utilization,
+                 "reason": plan.reason},
+        "node_rank": settings.node_rank, "head_address": settings.head_address,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,61 @@
+"""NvidiaDriverState parsing (deepseek_infra/facts/nvidia.py), from a lab node's real output."""
+
+from deepseek_infra.facts.nvidia import ib_stack_of, parse_nvidia_driver_state
+
+# Output of the fact's command on a lab HGX node after a switch to 565 (trimmed).
+SWITCHED = """@@dpkg
+libcuda1\t565.57.01-1\thi \thold
+nvidia-fabricmanager\t\tun \tunknown
+nvidia-fabricmanager-565\t565.57.01-1\thi \thold
+nvidia-smi\t565.57.01-1\thi \thold
+nvidia-persistenced\t565.57.01-1\tii \tinstall
+@@smi
+rc=18
+Failed to initialize NVML: Driver/library version mismatch
+NVML library version: 565.57
+@@module
+@@nouveau
+blacklisted_by=/etc/modprobe.d/deepseek-nouveau.conf
+@@ibstack
+rdma-core=1
+@@headers
+release=6.1.0-28-amd64
+@@peermem
+conf=nvidia-peermem
+""".splitlines()
+
+
+def test_parse_switched_node():
+    state = parse_nvidia_driver_state(SWITCHED)
+    assert state["packages"]["nvidia-smi"] == {"version": "565.57.01-1", "held": True}
+    assert state["packages"]["nvidia-persistenced"]["held"] is False
+    assert "nvidia-fabricmanager" not in state["packages"]
+    assert state["smi"]["state"] == "mismatch" and state["smi"]["version"] == "565.57"
+    assert state["loaded_module"] is None and state["nouveau_loaded"] is False
+    assert state["nouveau_blacklisted_by"] == ["/etc/modprobe.d/deepseek-nouveau.conf"]
+    assert state["ib_stack"] == "rdma-core"
+    assert (state["kernel_release"], state["kernel_headers"]) == ("6.1.0-28-amd64", False)
+    assert (state["peermem_conf"], state["peermem_loaded"]) == (["nvidia-peermem"], False)
+
+
+def test_parse_real_host_sections():
+    state = parse_nvidia_driver_state([
+        "@@smi", "rc=0", "550.90.12", "@@module", "550.90.12", "@@nouveau", "loaded",
+        "@@headers", "release=6.8.0-48-generic", "present=1", "@@peermem", "loaded=1",
+    ])
+    assert state["smi"] == {"state": "ok", "version": "550.90.12", "message": ""}
+    assert state["loaded_module"] == "550.90.12" and state["nouveau_loaded"] is True
+    assert state["kernel_headers"] is True and state["peermem_loaded"] is True
+    assert state["nouveau_blacklisted_by"] == [] and state["ib_stack"] is None
+
+
+def test_empty_output_is_the_default():
+    state = parse_nvidia_driver_state([])
+    assert state["packages"] == {} and state["smi"]["state"] == "missing"
+
+
+def test_ib_stack_names():
+    assert ib_stack_of("MLNX_OFED_LINUX-23.10-1.1.9.0:", False) == "mlnx_ofed"
+    assert ib_stack_of("OFED-internal-24.10-1.1.4", False) == "doca_ofed"
+    assert ib_stack_of(None, True) == "rdma-core"
+    assert ib_stack_of(None, False) is None

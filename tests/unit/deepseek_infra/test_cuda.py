@@ -1,0 +1,97 @@
+"""CUDA / cuDNN / NCCL package set, path files and version parsing (deepseek_infra/cuda.py)."""
+
+import re
+
+import pytest
+
+from lab.mirror import catalog
+from deepseek_infra import cuda
+from deepseek_infra.nvidia_driver import apt_commands, plan_packages
+
+
+def held(packages: dict[str, str]) -> dict:
+    return {name: {"version": version, "held": True} for name, version in packages.items()}
+
+
+def test_target_packages_for_cuda_12_4_with_cudnn9_and_nccl():
+    wanted = cuda.target_packages("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
+    assert wanted == {
+        "cuda-toolkit-12-4": "12.4.1-1",
+        "libcudnn9-cuda-12": "9.1.0.70-1", "libcudnn9-dev-cuda-12": "9.1.0.70-1",
+        "libnccl2": "2.21.5-1+cuda12.4", "libnccl-dev": "2.21.5-1+cuda12.4",
+    }
+
+
+def test_target_packages_cudnn8_ga_release_without_dev():
+    wanted = cuda.target_packages("12.2", "8.9.7.29-1+cuda12.2", None, dev=False, revision="2")
+    assert wanted == {"cuda-toolkit-12-2": "12.2.0-2", "libcudnn8": "8.9.7.29-1+cuda12.2"}
+
+
+def test_nothing_wanted_and_cudnn_without_cuda():
+    assert cuda.target_packages(None) == {}
+    assert cuda.target_packages(None, nccl="2.21.5-1+cuda12.4", dev=False) == {"libnccl2": "2.21.5-1+cuda12.4"}
+    with pytest.raises(ValueError, match="CUDA major"):
+        cuda.target_packages(None, cudnn="9.1.0.70-1")
+
+
+@pytest.mark.parametrize("toolkit", sorted(catalog.TOOLKITS))
+def test_every_package_the_role_wants_is_in_the_lab_mirror(toolkit):
+    spec = catalog.TOOLKITS[toolkit]
+    index = {(p.name, p.version) for p in catalog.packages()}
+    for name, version in cuda.target_packages(toolkit.rsplit("-", 1)[0], spec["cudnn"], spec["nccl"]).items():
+        assert (name, version) in index, f"role wants {name}={version}; mirror lacks it"
+
+
+def test_managed_covers_the_role_packages_and_not_the_drivers():
+    for name in cuda.target_packages("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8"):
+        assert cuda.MANAGED.match(name), name
+    for name in ("libcuda1", "nvidia-smi", "cuda-drivers-550", "cuda-nvcc-12-4", "cuda-toolkit-config-common"):
+        assert not cuda.MANAGED.match(name), name
+
+
+def test_version_change_unholds_installs_removes_old_toolkit_and_holds():
+    old = cuda.target_packages("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
+    new = cuda.target_packages("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8")
+    plan = plan_packages(new, held(old), managed=cuda.MANAGED)
+    assert plan.remove == ("cuda-toolkit-12-4",)
+    assert set(plan.install) == set(new)
+    assert "libnccl2" in plan.unhold and "cuda-toolkit-12-4" in plan.unhold
+    commands = apt_commands(plan)
+    assert commands[0].startswith("apt-mark unhold ")
+    assert "cuda-toolkit-12-8=12.8.1-1" in commands[1] and " cuda-toolkit-12-4-" in commands[1]
+    assert commands[2] == "apt-mark hold " + " ".join(sorted(new))
+    assert plan_packages(new, held(new), managed=cuda.MANAGED).empty
+
+
+def test_profile_and_ldconfig():
+    profile = cuda.render_profile("12.4.1")
+    assert "export CUDA_HOME=/usr/local/cuda-12.4\n" in profile
+    assert '"/usr/local/cuda-12.4/bin:$PATH"' in profile
+    assert cuda.render_ldconfig("12.4.1", "x86_64").endswith("/usr/local/cuda-12.4/targets/x86_64-linux/lib\n")
+    assert cuda.render_ldconfig("12.8", "aarch64").endswith("/usr/local/cuda-12.8/targets/sbsa-linux/lib\n")
+    with pytest.raises(ValueError, match="riscv64"):
+        cuda.render_ldconfig("12.4.1", "riscv64")
+
+
+def test_installed_driver_and_drivers_to_check():
+    assert cuda.installed_driver({"libcuda1": {"version": "565.57.01-1", "held": True}}) == "565.57.01"
+    assert cuda.installed_driver({"libnccl2": {"version": "2.21.5-1+cuda12.4", "held": True}}) is None
+    assert cuda.drivers_to_check("550.90.12", "550.90.12") == [("pinned (nvidia_driver_version)", "550.90.12")]
+    assert [v for _, v in cuda.drivers_to_check("550.90.12", "565.57.01")] == ["550.90.12", "565.57.01"]
+
+
+def test_parse_versions_from_tools_and_headers():
+    nvcc = "nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release 12.4, V12.4.131\n"
+    assert cuda.parse_nvcc_release(nvcc) == "12.4"
+    assert cuda.parse_nvcc_release("command not found") is None
+    smi = "| NVIDIA-SMI 550.90.12   Driver Version: 550.90.12   CUDA Version: 12.4     |"
+    assert cuda.parse_smi_cuda(smi) == "12.4"
+    header = "\n".join(catalog._sim("nccl.h", MAJOR="2", MINOR="21", PATCH="5", CUDA_MAJOR="12",
+                                    CUDA_MINOR="4").splitlines())
+    assert cuda.parse_header_version(header, "NCCL_") == "2.21.5"
+    cudnn = catalog._sim("cudnn_version.h", MAJOR="9", MINOR="1", PATCH="0")
+    assert cuda.parse_header_version(cudnn, "CUDNN_") == "9.1.0"
+    assert cuda.parse_header_version("#define NCCL_MAJOR 2\n", "NCCL_") is None
+    assert cuda.upstream("1:2.21.5-1+cuda12.4") == "2.21.5"
+    assert re.fullmatch(r"\d+\.\d+", cuda.parse_nvcc_release(catalog._sim(
+        "nvcc", RELEASE="12.8", NVCC="12.8.93", BUILT="x", COMPILER="y").replace("cat <<END\n", "")) or "")

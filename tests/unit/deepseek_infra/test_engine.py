@@ -1,0 +1,171 @@
+"""Engine launch rendering from serving plans: arguments per engine, multi-node roles, quoting."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepseek_infra import engine
+from deepseek_infra.catalog import get_model
+from deepseek_infra.engine import EngineConfigError, EngineSettings, render_launch
+from deepseek_infra.sizing import plan_serving
+
+H100_MIB = 81559  # nvidia-smi memory.total of an H100 SXM5 80GB
+V3 = "deepseek-ai/DeepSeek-V3"
+
+
+def settings(engine_name: str, plan, **overrides) -> EngineSettings:
+    values = dict(engine=engine_name, plan=plan, model_path=engine.default_model_path(plan.model),
+                  served_model_name=plan.model)
+    values.update(overrides)
+    return EngineSettings(**values)
+
+
+def option(argv, name: str) -> str:
+    """Value following ``name`` in an argument vector."""
+    assert name in argv, f"{name} missing from {argv}"
+    return argv[argv.index(name) + 1]
+
+
+def test_vllm_single_node_passes_every_planned_value_explicitly():
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    launch = render_launch(settings("vllm", plan))
+    argv = launch.exec_start
+    assert argv[:3] == (f"{engine.VENV_DIR}/bin/vllm", "serve", "/var/lib/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B/current")
+    assert option(argv, "--tensor-parallel-size") == str(plan.tensor_parallel_size)
+    assert option(argv, "--pipeline-parallel-size") == "1"
+    assert option(argv, "--max-model-len") == str(plan.max_model_len)
+    assert option(argv, "--gpu-memory-utilization") == "0.9"
+    assert option(argv, "--served-model-name") == plan.model
+    assert (option(argv, "--host"), option(argv, "--port")) == ("127.0.0.1", "8000")
+    assert "--distributed-executor-backend" not in argv
+    assert launch.role == "single" and launch.serves_http and not launch.exec_start_pre
+    assert launch.environment["HF_HUB_OFFLINE"] == "1" and launch.environment["VLLM_NO_USAGE_STATS"] == "1"
+    assert not any(key.startswith("NCCL_") for key in launch.environment), "NCCL belongs to the tuning drop-in"
+
+
+def test_vllm_two_nodes_head_runs_ray_head_and_the_server():
+    plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm")
+    assert (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.nodes) == (8, 2, 2)
+    head = render_launch(settings("vllm", plan, nodes=2, node_rank=0, head_address="10.0.0.1",
+                                  node_address="10.0.0.1", ray_port=6380))
+    assert head.role == "head" and head.serves_http
+    assert head.exec_start_pre == ((f"{engine.VENV_DIR}/bin/ray", "start", "--head", "--port=6380",
+                                    "--node-ip-address=10.0.0.1"),)
+    assert head.exec_stop_post == ((f"{engine.VENV_DIR}/bin/ray", "stop", "--force"),)
+    assert option(head.exec_start, "--distributed-executor-backend") == "ray"
+    assert option(head.exec_start, "--pipeline-parallel-size") == "2"
+    assert head.environment["VLLM_HOST_IP"] == "10.0.0.1"
+
+
+def test_vllm_worker_joins_the_head_and_serves_no_http():
+    plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm")
+    worker = render_launch(settings("vllm", plan, nodes=2, node_rank=1, head_address="10.0.0.1",
+                                    node_address="10.0.0.2"))
+    assert worker.role == "worker" and not worker.serves_http
+    assert worker.exec_start == (f"{engine.VENV_DIR}/bin/ray", "start", "--block", "--address=10.0.0.1:6379",
+                                 "--node-ip-address=10.0.0.2")
+    assert worker.environment["VLLM_HOST_IP"] == "10.0.0.2"
+
+
+def test_sglang_multi_node_ranks_share_one_tp_group():
+    plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="sglang")
+    assert (plan.tensor_parallel_size, plan.nodes) == (16, 2)
+    for rank in (0, 1):
+        launch = render_launch(settings("sglang", plan, nodes=2, node_rank=rank, head_address="fd00::1",
+                                        node_address=f"fd00::{rank + 1}", dist_port=5001))
+        argv = launch.exec_start
+        assert argv[:3] == (f"{engine.VENV_DIR}/bin/python", "-m", "sglang.launch_server")
+        assert option(argv, "--tp") == "16" and option(argv, "--nnodes") == "2"
+        assert option(argv, "--node-rank") == str(rank)
+        assert option(argv, "--dist-init-addr") == "[fd00::1]:5001"
+        assert option(argv, "--context-length") == str(plan.max_model_len)
+        assert option(argv, "--mem-fraction-static") == "0.85"
+        assert "--enable-metrics" in argv
+        assert launch.serves_http is (rank == 0)
+
+
+def test_transformers_runs_the_engine_server_with_offload():
+    spec = get_model("r1-distill-qwen-1.5b")
+    plan = engine.plan_for_node(spec, "transformers", gpu_count=0, gpu_memory_mib=None)
+    assert (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.max_model_len) == (1, 1, spec.context_length)
+    launch = render_launch(settings("transformers", plan, device="cpu"))
+    argv = launch.exec_start
+    assert argv[:3] == (f"{engine.VENV_DIR}/bin/python", "-m", "engine_server")
+    assert option(argv, "--device") == "cpu"
+    assert option(argv, "--offload-folder") == f"{engine.CACHE_DIR}/offload"
+    assert option(argv, "--max-model-len") == str(spec.context_length)
+    assert launch.environment["PYTHONPATH"] == engine.LIB_DIR
+
+
+def test_container_method_runs_docker_with_the_nvidia_runtime_and_read_only_weights():
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    launch = render_launch(settings("vllm", plan, install="container", image="registry.example/vllm-openai:v1"))
+    argv = list(launch.exec_start)
+    assert argv[:3] == ["/usr/bin/docker", "run", "--rm"]
+    assert option(argv, "--runtime") == "nvidia" and option(argv, "--ipc") == "host"
+    model = engine.default_model_path(plan.model)
+    assert f"{model}:{model}:ro" in argv
+    assert option(argv, "--entrypoint") == "vllm"
+    image_at = argv.index("registry.example/vllm-openai:v1")
+    assert argv[image_at + 1:image_at + 3] == ["serve", model]
+    assert "--env" in argv and "HF_HUB_OFFLINE=1" in argv
+    assert launch.runs_as_root and launch.exec_stop == (("/usr/bin/docker", "stop", "--time", "60", "deepseek-engine"),)
+    assert launch.exec_start_pre == (("-/usr/bin/docker", "rm", "--force", "deepseek-engine"),)
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"install": "container"}, "serve_container_image"),
+    ({"nodes": 2, "node_rank": 0, "node_address": "10.0.0.1"}, "serve_head_address"),
+    ({"nodes": 2, "node_rank": 1, "head_address": "10.0.0.1"}, "serve_cluster_address"),
+    ({"nodes": 3, "node_rank": 0, "head_address": "a", "node_address": "a"}, "deepseek_nodes"),
+])
+def test_settings_that_cannot_work_are_refused_naming_the_field(overrides, field):
+    plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm") if "nodes" in overrides else \
+        plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    with pytest.raises(EngineConfigError, match=field):
+        render_launch(settings("vllm", plan, **overrides))
+
+
+def test_a_plan_that_does_not_fit_is_refused():
+    plan = plan_serving(V3, H100_MIB, 8, nodes=1, engine="vllm")
+    assert not plan.fits
+    with pytest.raises(EngineConfigError, match="serving plan"):
+        render_launch(settings("vllm", plan))
+
+
+def test_vllm_without_gpus_is_refused():
+    with pytest.raises(EngineConfigError, match="needs NVIDIA GPUs"):
+        engine.plan_for_node(get_model(V3), "vllm", gpu_count=0, gpu_memory_mib=None)
+
+
+def test_replica_position_splits_consecutive_hosts():
+    hosts = ["n1", "n2", "n3", "n4"]
+    assert [engine.replica_position(hosts, h, 2) for h in hosts] == [(0, "n1"), (1, "n1"), (0, "n3"), (1, "n3")]
+    with pytest.raises(EngineConfigError, match="deepseek_nodes"):
+        engine.replica_position(hosts[:3], "n1", 2)
+
+
+def test_systemd_quoting():
+    assert engine.systemd_word("--port") == "--port"
+    assert engine.systemd_word("a b") == '"a b"'
+    assert engine.systemd_word('say "hi" $HOME 50%') == '"say \\"hi\\" $$HOME 50%%"'
+    assert engine.exec_line(["/bin/sh", "-c", "if [ -x /t ]; then exec /t; fi"]) == \
+        '/bin/sh -c "if [ -x /t ]; then exec /t; fi"'
+    assert engine.environment_line("A", 'x"$y') == '"A=x\\"$$y"'
+
+
+def test_weights_paths_follow_the_weights_role():
+    assert engine.default_model_path(V3) == "/var/lib/deepseek/models/deepseek-ai--DeepSeek-V3/current"
+    assert engine.default_model_path(V3, encrypted=True) == "/run/deepseek/models/deepseek-ai--DeepSeek-V3"
+    assert engine.decrypt_unit(V3) == "deepseek-weights-decrypt@deepseek-ai--DeepSeek-V3.service"
+    assert engine.weights_check(V3, encrypted=True)[-2:] == ("--decrypted", "/run/deepseek/models/deepseek-ai--DeepSeek-V3")
+    assert engine.health_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert engine.health_url("::1", 9000) == "http://[::1]:9000"
+
+
+def test_weights_contract_matches_the_weights_modules():
+    from deepseek_node.weights.node import RUN_MODELS_DIR
+    from deepseek_node.weights.plan import model_slug
+
+    assert engine.model_slug(V3) == model_slug(V3)
+    assert engine.DECRYPTED_MODELS_DIR == RUN_MODELS_DIR
