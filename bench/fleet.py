@@ -183,7 +183,7 @@ def measured(variant: str, nodes: int) -> dict:
 
 
 def lab(*args: str) -> str:
-    result = subprocess.run([str(BIN / "lab"), *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([str(BIN / "python"), "-m", "lab", *args], cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"lab {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result.stdout

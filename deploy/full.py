@@ -7,7 +7,7 @@ pinning plan reads `nvidia-smi topo -m`), weights before the engine, the engine 
 the gateway, and the node facts file last, once the driver can describe the GPUs.
 Rolling reboots (deploy/reboot.py), the network check (deploy/netcheck.py) and the
 monitoring host (deploy/monitoring.py) run separately; rolling upgrades with health gates
-and rollback: `python deploy/upgrade.py` (deepseek_infra/fleet/upgrade.py).
+and rollback: `python deploy/upgrade.py` (fleet/upgrade.py).
 """
 
 from pyinfra import host

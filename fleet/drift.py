@@ -1,6 +1,6 @@
 """Drift audit results: classify what a dry run would do, summarise per host and role.
 
-Pure logic (no pyinfra import): ``deepseek_infra/fleet/audit.py`` feeds it one ``OpResult`` per
+Pure logic (no pyinfra import): ``fleet/audit.py`` feeds it one ``OpResult`` per
 host and operation, taken from a prepared, never executed pyinfra state.
 
 An operation *drifted* on a host when its command generator yields a command. Two kinds

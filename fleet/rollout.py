@@ -1,6 +1,6 @@
 """Rolling upgrade plan and state: canary first, then batches; a failure budget; resumable.
 
-Pure logic (no pyinfra import): ``deepseek_infra/fleet/upgrade.py`` runs each batch (drain, apply
+Pure logic (no pyinfra import): ``fleet/upgrade.py`` runs each batch (drain, apply
 the roles, reboot if required, health gates, re-admit) and records every host's outcome
 here. The state is a JSON file written after every host outcome, so a rollout that was
 interrupted (Ctrl-C, controller crash) and run again with the same target continues with

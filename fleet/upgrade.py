@@ -1,4 +1,4 @@
-"""Rolling upgrade driver: runs the plan of ``deepseek_infra/fleet/rollout.py`` through pyinfra's API.
+"""Rolling upgrade driver: runs the plan of ``fleet/rollout.py`` through pyinfra's API.
 
 Per batch, each step is one pyinfra run limited to the batch's hosts (the inventory and
 deploy files loaded exactly as the CLI does, via ``pyinfra_cli``): drain the gateway

@@ -1,4 +1,4 @@
-"""The running lab fleet (`make lab-up` / `lab up N`), as pyinfra hosts.
+"""The running lab fleet (`make lab-up` / `python -m lab up N`), as pyinfra hosts.
 
 Every lab node is in `gpu_nodes` and `lab`; nodes whose hardware profile has InfiniBand
 HCAs are also in `ib_fabric`, as they would be in a real inventory; the first node is
@@ -13,7 +13,7 @@ import types as _types
 from pathlib import Path as _Path
 
 from lab import hwsim
-from lab.fleet import list_nodes
+from lab.nodes import list_nodes
 
 
 def _lab_settings() -> dict:
@@ -28,7 +28,7 @@ def _lab_settings() -> dict:
 
 _nodes = [node for node in list_nodes() if node.status == "running"]
 if not _nodes:
-    raise SystemExit("inventories/lab.py: no lab node is running; start some with `make lab-up` (lab up 2)")
+    raise SystemExit("inventories/lab.py: no lab node is running; start some with `make lab-up` (python -m lab up 2)")
 
 _hosts = [f"@docker/{node.name}" for node in _nodes]
 lab = (_hosts, _lab_settings())

@@ -27,7 +27,7 @@ kernel_hugepages_per_node = True
 nvidia_repo_source = "mirror"
 # <fleet>-mirror on the fleet's network; the name follows DEEPSEEK_LAB_FLEET.
 nvidia_repo_mirror_url = mirror.repo_url()
-# The mirror's public key, generated once by `lab mirror build` under .lab/mirror/keys.
+# The mirror's public key, generated once by `python -m lab mirror build` under .lab/mirror/keys.
 nvidia_repo_mirror_key = str(mirror.KEY_FILE)
 
 # The gateway installs from a wheelhouse built once on the lab host (nodes reach no index).
@@ -42,9 +42,9 @@ gateway_upstreams = {tiny_model.REPO_ID: "http://127.0.0.1:8000"}
 # Their keys: a secret file generated once under .lab/secrets (never in the repository).
 gateway_keys_file = gateway_lab.keys_file()
 
-# Weights come from the fleet's HTTP mirror (<fleet>-weights, started by `lab weights-mirror up`).
+# Weights come from the fleet's HTTP mirror (<fleet>-weights, started by `python -m lab weights-mirror up`).
 weights_source = "http"
-# The synthetic checkpoint revision `lab weights-mirror up` publishes.
+# The synthetic checkpoint revision `python -m lab weights-mirror up` publishes.
 weights_revision = weights_mirror.LAB_REVISIONS[0]
 # <fleet>-weights on the fleet's network; the name follows DEEPSEEK_LAB_FLEET.
 weights_mirror_url = weights_mirror.url()

@@ -1,14 +1,16 @@
-"""`lab`: bring the local lab fleet up, down, or show it.
+"""`python -m lab`: bring the local lab fleet up, down, or show it.
 
-    lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x] [--recreate]
-    lab status
-    lab down
-    lab image          # build (or reuse) the node image only
-    lab profiles       # list shipped hardware profiles
-    lab hosts          # running nodes as testinfra --hosts
-    lab mirror build|up|down|status   # the fleet's NVIDIA package mirror (lab/mirror)
-    lab reboot NODE    # restart a node's container: what a reboot does to loaded modules
-    lab weights-mirror up|down|generate   # the fleet's HTTP weights mirror (lab/weights_mirror.py)
+Run with the controller venv's python from the repository root (lab/ is not installed)::
+
+    python -m lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x] [--recreate]
+    python -m lab status
+    python -m lab down
+    python -m lab image          # build (or reuse) the node image only
+    python -m lab profiles       # list shipped hardware profiles
+    python -m lab hosts          # running nodes as testinfra --hosts
+    python -m lab mirror build|up|down|status   # the fleet's NVIDIA package mirror (lab/mirror)
+    python -m lab reboot NODE    # restart a node's container: what a reboot does to loaded modules
+    python -m lab weights-mirror up|down|generate   # the fleet's HTTP weights mirror (lab/weights_mirror.py)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lab.docker import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab", description="The local lab fleet of simulated GPU nodes.")
+    parser = argparse.ArgumentParser(prog="python -m lab", description="The local lab fleet of simulated GPU nodes.")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run exactly N nodes")
     up.add_argument("count", type=int, help="number of nodes")
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     reboot.add_argument("node", help="node name, e.g. ds-node-1")
     args = parser.parse_args(argv)
 
-    from lab import fleet, hwsim
+    from lab import fleet, hwsim, nodes
+    from lab.constants import STATE_DIR
 
     try:
         if args.command == "up":
@@ -63,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             from lab.docker import ensure_daemon
             from lab.image import ensure_image
 
-            ensure_daemon(fleet.STATE_DIR)
+            ensure_daemon(STATE_DIR)
             print(ensure_image())
         elif args.command == "hosts":
-            running = [node.name for node in fleet.list_nodes() if node.status == "running"]
+            running = [node.name for node in nodes.list_nodes() if node.status == "running"]
             if not running:
-                raise LabError("no lab node is running (lab up N)")
+                raise LabError("no lab node is running (python -m lab up N)")
             print(",".join(f"docker://{name}" for name in running))
         elif args.command == "mirror":
             from lab import mirror as lab_mirror

@@ -3,7 +3,7 @@
 On a fresh Debian machine as root (CI, a new workstation) no daemon runs. Then the lab
 installs docker.io if needed, starts its own ``dockerd`` on the default socket (so that
 ``pyinfra @docker/...`` and ``testinfra docker://...`` find it unchanged) and remembers
-that it did, so ``lab down`` stops only a daemon the lab started.
+that it did, so ``python -m lab down`` stops only a daemon the lab started.
 """
 
 from __future__ import annotations

@@ -9,53 +9,22 @@ only the way real hardware does: simulated binaries on PATH (``lscpu``, ``numact
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from lab import hwsim
-from lab.docker import LabError, docker, ensure_daemon, run, stop_private_daemon
+from lab import hwsim, mirror, tiny_model, weights_mirror
+from lab.constants import DATA_VOLUME, FLEET, FLEET_DIR, LABEL_NODE, LABEL_PROFILE, NETWORK, STATE_DIR
+from lab.docker import LabError, daemon_answers, docker, ensure_daemon, run, stop_private_daemon
 from lab.image import ensure_image
+from lab.nodes import list_nodes, node_name
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("DEEPSEEK_LAB_STATE", REPO_ROOT / ".lab"))
-# Several independent fleets can share one Docker daemon (one per developer or test run).
-FLEET = os.environ.get("DEEPSEEK_LAB_FLEET", "ds")
-FLEET_DIR = STATE_DIR / "fleets" / FLEET
-NETWORK = f"deepseek-lab-{FLEET}"  # one bridge per fleet so nodes reach each other by name
-NODE_PREFIX = f"{FLEET}-node-"
-LABEL_NODE = "deepseek-lab.node"  # value: the fleet's name
-LABEL_PROFILE = "deepseek-lab.profile"
-DATA_VOLUME = "/var/lib/deepseek"  # where a real node mounts its NVMe data volume
 DEFAULT_PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")
 # What systemd as PID 1 needs without --privileged (one capability is missing here).
 SYSTEMD_RUN_ARGS = (
     "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    name: str
-    profile: str
-    status: str
-
-
-def node_name(index: int) -> str:
-    return f"{NODE_PREFIX}{index}"
-
-
-def list_nodes() -> list[Node]:
-    """Lab nodes that exist, running or not, in index order."""
-    output = docker(
-        "ps", "-a", "--filter", f"label={LABEL_NODE}={FLEET}",
-        "--format", f'{{{{.Names}}}}\t{{{{.Label "{LABEL_PROFILE}"}}}}\t{{{{.State}}}}',
-    )
-    nodes = [Node(*line.split("\t")) for line in output.splitlines() if line.strip()]
-    return sorted(nodes, key=lambda node: (len(node.name), node.name))
 
 
 def _wait_for_systemd(name: str, timeout_s: float = 90) -> str:
@@ -145,8 +114,6 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool 
     (FLEET_DIR / "fleet.json").write_text(json.dumps(wanted, indent=2) + "\n")
     # What a full deploy reads besides the nodes: the NVIDIA package mirror, the weights
     # mirror, and the engine's tiny checkpoint (lab stand-ins for a site's internal services).
-    from lab import mirror, tiny_model, weights_mirror
-
     mirror.up(log=log)
     weights_mirror.up(log=log)
     checkpoint = tiny_model.build(log=log)
@@ -167,18 +134,12 @@ def reboot(name: str, log=print) -> None:
 
 def down(log=print) -> None:
     """Remove the fleet's nodes and network; stop the lab's own dockerd once no fleet is left."""
-    from lab.docker import daemon_answers
-
     others = False
     if daemon_answers():
         for node in list_nodes():
             log(f"{node.name}: removing")
             docker("rm", "-f", "-v", node.name)
-        from lab import mirror
-
         mirror.down(log=log)
-        from lab import weights_mirror
-
         weights_mirror.down(log=log)
         if run(["docker", "network", "inspect", NETWORK], check=False).returncode == 0:
             docker("network", "rm", NETWORK)
@@ -189,13 +150,11 @@ def down(log=print) -> None:
 
 
 def status() -> list[str]:
-    from lab.docker import daemon_answers
-
     if not daemon_answers():
         return ["no Docker daemon answers: the lab is down"]
     nodes = list_nodes()
     if not nodes:
-        return ["no lab nodes (run `lab up N`)"]
+        return ["no lab nodes (run `python -m lab up N`)"]
     lines = []
     for node in nodes:
         summary = hwsim.profile_summary(node.profile) if node.profile in hwsim.list_profiles() else "?"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.fleet import STATE_DIR
+from lab.constants import STATE_DIR
 from lab.wheelhouse import wheelhouse
 from deepseek_node.gateway import keys as apikeys
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from lab.fleet import REPO_ROOT
+from lab.constants import REPO_ROOT
 
 
 def fleet_run(fleet: str, *args: str, check: bool = True, timeout: float = 900, input: str | bytes | None = None,

@@ -40,10 +40,14 @@ import sys
 import tarfile
 from pathlib import Path
 
-from lab.fleet import STATE_DIR
+from deepseek_node.paths import MODELS_DIR
+from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
+from deepseek_node.weights.plan import CURRENT_LINK, model_slug
+from lab.constants import STATE_DIR
+from lab.nodes import list_nodes
 
 REPO_ID = "deepseek-lab/tiny-deepseek-v3"  # fake org: never confused with a released model
-MODELS_ROOT = "/var/lib/deepseek/models"  # deepseek_node.paths.MODELS_DIR, where the weights role publishes
+SLUG = model_slug(REPO_ID)  # the directory the weights role would give it under MODELS_DIR
 SEED = 20250101
 VOCAB_SIZE = 512
 MAX_POSITION_EMBEDDINGS = 2048
@@ -163,25 +167,19 @@ def build(root: Path | None = None, log=print) -> Path:
 def _write_manifest(destination: Path) -> None:
     """The checkpoint's weights manifest: every file, the build marker too, so the weights
     role's verify timer finds no file it does not know."""
-    from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
-
     if (destination / MANIFEST_FILENAME).exists():
         return
     manifest = build_manifest(destination, REPO_ID, destination.name, exclude=(MANIFEST_FILENAME,))
     save_manifest(manifest, destination / MANIFEST_FILENAME)
 
 
-MANIFEST_FILENAME = "MANIFEST.dsw.json"  # deepseek_node.weights.manifest.MANIFEST_FILENAME
-SLUG = REPO_ID.replace("/", "--")  # deepseek_node.weights.plan.model_slug: one path component
-
-
 def node_release_dir(key: str) -> str:
-    return f"{MODELS_ROOT}/{SLUG}/{key}"
+    return f"{MODELS_DIR}/{SLUG}/{key}"
 
 
 def node_current_path() -> str:
     """Where the engine reads the lab model (the weights role's ``<slug>/current`` layout)."""
-    return f"{MODELS_ROOT}/{SLUG}/current"
+    return f"{MODELS_DIR}/{SLUG}/{CURRENT_LINK}"
 
 
 def place(node: str, checkpoint: Path, log=print) -> None:
@@ -200,7 +198,7 @@ def place(node: str, checkpoint: Path, log=print) -> None:
                        input=archive.getvalue(), check=True)
     # Readable by the engine's account whichever uid it gets; the weights are not secret here.
     script = (
-        f"chown -R root:root {MODELS_ROOT}/{SLUG} && chmod -R a+rX,go-w {MODELS_ROOT}/{SLUG} && "
+        f"chown -R root:root {MODELS_DIR}/{SLUG} && chmod -R a+rX,go-w {MODELS_DIR}/{SLUG} && "
         f"ln -sfn {key} {node_current_path()}"
     )
     subprocess.run(["docker", "exec", node, "sh", "-c", script], check=True)
@@ -214,11 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         print(checkpoint)
         return 0
-    from lab.fleet import list_nodes
-
     nodes = [node.name for node in list_nodes() if node.status == "running"]
     if not nodes:
-        print("no running lab node (lab up N)", file=sys.stderr)
+        print("no running lab node (python -m lab up N)", file=sys.stderr)
         return 1
     for node in nodes:
         place(node, checkpoint)

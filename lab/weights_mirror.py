@@ -1,8 +1,8 @@
 """The lab's weights mirror: a ``<fleet>-weights`` container serving checkpoints over HTTP.
 
-    lab weights-mirror up [--revision lab-1 --revision lab-2] [--shard-mib 8] [--bench-gib 0]
-    lab weights-mirror generate DIR --revision R [--shard-mib 8]
-    lab weights-mirror down
+    python -m lab weights-mirror up [--revision lab-1 --revision lab-2] [--shard-mib 8] [--bench-gib 0]
+    python -m lab weights-mirror generate DIR --revision R [--shard-mib 8]
+    python -m lab weights-mirror down
 
 ``up`` generates small synthetic checkpoints (a few JSON files, one multi-MB shard of
 random bytes, a small second shard, a nested file) with their SHA-384 manifest, builds the
@@ -23,15 +23,15 @@ import random
 import time
 from pathlib import Path
 
+from lab.constants import FLEET, FLEET_DIR, LABEL_NODE, NETWORK, STATE_DIR
 from lab.docker import LabError, docker, ensure_daemon, run
-from lab.fleet import FLEET, FLEET_DIR, NETWORK, STATE_DIR
 from lab.image import ensure_image
 from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest
 
 MIRROR_NAME = f"{FLEET}-weights"
 PORT = 8080
 DATA_DIR = FLEET_DIR / "weights-mirror" / "data"
-LABEL_SERVICE = "deepseek-lab.service"  # value: the fleet's name (lab down removes these)
+LABEL_SERVICE = "deepseek-lab.service"  # value: the fleet's name (`python -m lab down` removes these)
 SERVER_SCRIPT = Path(__file__).with_name("weights_mirror_server.py")
 # The lab inventory's model (inventories/lab_settings.py deepseek_model).
 LAB_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
@@ -134,7 +134,7 @@ def up(revisions: tuple[str, ...] = LAB_REVISIONS, model: str = LAB_MODEL, shard
     ensure_daemon(STATE_DIR)
     image = ensure_image(log=log)
     if run(["docker", "network", "inspect", NETWORK], check=False).returncode != 0:
-        docker("network", "create", "--label", f"deepseek-lab.node={FLEET}", NETWORK)
+        docker("network", "create", "--label", f"{LABEL_NODE}={FLEET}", NETWORK)
     for revision in revisions:
         generate_checkpoint(checkpoint_dir(model, revision), model, revision, shard_mib)
         log(f"{MIRROR_NAME}: {model}@{revision} at {checkpoint_dir(model, revision)}")

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab.constants import STATE_DIR
 from lab.docker import LabError
-from lab.fleet import STATE_DIR
 
 # Nodes run Debian 12's python3 (3.11) on the same architecture as the lab host.
 NODE_PYTHON_VERSION = "3.11"

@@ -444,7 +444,7 @@ def cpuinfo_text(profile: dict[str, Any]) -> str:
 
 
 def profile_summary(name: str) -> str:
-    """One line describing profile ``name`` for ``lab status``."""
+    """One line describing profile ``name`` for ``python -m lab status``."""
     p = load_profile(name)
     gpu = p["gpus"][0]
     cpu = p["cpu"]

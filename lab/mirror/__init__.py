@@ -4,9 +4,9 @@ A signed apt repository of stand-in packages named and versioned as in NVIDIA's 
 repository for Debian 12 (``catalog.py``), served over HTTP by a container on the fleet's
 network, so roles use the same "internal mirror URL + key" path as an air-gapped site::
 
-    lab mirror build    # build the repository (only when its inputs changed)
-    lab mirror up       # build if needed, run <fleet>-mirror
-    lab mirror down     # remove the mirror container
+    python -m lab mirror build    # build the repository (only when its inputs changed)
+    python -m lab mirror up       # build if needed, run <fleet>-mirror
+    python -m lab mirror down     # remove the mirror container
 
 Layout under ``.lab/mirror/`` (shared by every fleet; the key is generated once)::
 
@@ -21,12 +21,12 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from lab import fleet
+from lab.constants import FLEET, LABEL_NODE, NETWORK, STATE_DIR
 from lab.docker import LabError, docker, ensure_daemon, run
 from lab.image import ensure_image
 from lab.mirror import catalog
 
-MIRROR_DIR = fleet.STATE_DIR / "mirror"
+MIRROR_DIR = STATE_DIR / "mirror"
 GNUPG_DIR = MIRROR_DIR / "gnupg"
 KEYS_DIR = MIRROR_DIR / "keys"
 WWW_DIR = MIRROR_DIR / "www"
@@ -36,7 +36,7 @@ KEY_FILE = KEYS_DIR / "deepseek-lab-mirror.asc"
 # Same path as NVIDIA's repository, so the URL differs from production only in the host.
 REPO_PATH = "compute/cuda/repos/debian12/x86_64"
 PORT = 8080
-CONTAINER = f"{fleet.FLEET}-mirror"
+CONTAINER = f"{FLEET}-mirror"
 LABEL = "deepseek-lab.mirror"  # value: the fleet's name
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build.sh"
 
@@ -82,7 +82,7 @@ def build(force: bool = False, log=print) -> Path:
     if not force and STAMP.is_file() and STAMP.read_text().strip() == digest and (repo / "InRelease").is_file():
         log(f"mirror: repository up to date ({repo})")
         return repo
-    ensure_daemon(fleet.STATE_DIR)
+    ensure_daemon(STATE_DIR)
     image = ensure_image(log=log)
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
     _stage(BUILD_DIR / "pkgs")
@@ -107,16 +107,16 @@ def running() -> bool:
 def up(log=print) -> str:
     """Build if needed and run the mirror container on the fleet's network; return its URL."""
     build(log=log)
-    if run(["docker", "network", "inspect", fleet.NETWORK], check=False).returncode != 0:
-        docker("network", "create", "--label", f"{fleet.LABEL_NODE}={fleet.FLEET}", fleet.NETWORK)
+    if run(["docker", "network", "inspect", NETWORK], check=False).returncode != 0:
+        docker("network", "create", "--label", f"{LABEL_NODE}={FLEET}", NETWORK)
     if running():
         log(f"{CONTAINER}: running, kept ({repo_url()})")
         return repo_url()
     docker("rm", "-f", CONTAINER, check=False)
     image = ensure_image(log=log)
     docker(
-        "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER, "--network", fleet.NETWORK,
-        "--label", f"{LABEL}={fleet.FLEET}", "-v", f"{WWW_DIR}:/srv/mirror:ro", image,
+        "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER, "--network", NETWORK,
+        "--label", f"{LABEL}={FLEET}", "-v", f"{WWW_DIR}:/srv/mirror:ro", image,
         "python3", "-m", "http.server", str(PORT), "--directory", "/srv/mirror",
     )
     log(f"{CONTAINER}: serving {repo_url()}")
@@ -132,7 +132,7 @@ def down(log=print) -> None:
 
 def status() -> str:
     if not (WWW_DIR / REPO_PATH / "InRelease").is_file():
-        return "mirror: not built (lab mirror build)"
+        return "mirror: not built (python -m lab mirror build)"
     return f"{CONTAINER}\t{'running' if running() else 'stopped'}\t{repo_url()}"
 
 

@@ -26,7 +26,6 @@ SCENARIO = Path(__file__).resolve().parent
 STATE = REPO / ".lab" / "molecule"
 PROFILE_LABEL = "deepseek-lab.profile"
 FLEET_LABEL = "deepseek-lab.node"
-DATA_TMPFS = "/var/lib/deepseek"  # lab.fleet.DATA_VOLUME
 
 
 def _config() -> dict:
@@ -38,6 +37,7 @@ os.environ["DEEPSEEK_LAB_FLEET"] = _config()["platforms"][0]["labels"][FLEET_LAB
 sys.path.insert(0, str(REPO))
 
 from lab import fleet, hwsim  # noqa: E402
+from lab.constants import DATA_VOLUME, FLEET, NETWORK  # noqa: E402
 
 
 def platforms() -> dict[str, str]:
@@ -49,13 +49,13 @@ def check_platforms() -> None:
     """molecule.yml repeats what lab/fleet.py does for a node; refuse when they drift apart."""
     for platform in _config()["platforms"]:
         name, profile = platform["name"], platform["labels"][PROFILE_LABEL]
-        if platform["labels"][FLEET_LABEL] != fleet.FLEET:
-            raise SystemExit(f"{name}: label {FLEET_LABEL}: expected {fleet.FLEET!r}, found {platform['labels'][FLEET_LABEL]!r}")
+        if platform["labels"][FLEET_LABEL] != FLEET:
+            raise SystemExit(f"{name}: label {FLEET_LABEL}: expected {FLEET!r}, found {platform['labels'][FLEET_LABEL]!r}")
         networks = [network["name"] for network in platform.get("networks") or []]
-        if networks != [fleet.NETWORK]:
-            raise SystemExit(f"{name}: networks: expected [{fleet.NETWORK!r}], found {networks}")
+        if networks != [NETWORK]:
+            raise SystemExit(f"{name}: networks: expected [{NETWORK!r}], found {networks}")
         size = fleet.data_volume_bytes(hwsim.load_profile(profile))
-        wanted = f"{DATA_TMPFS}:size={size}"
+        wanted = f"{DATA_VOLUME}:size={size}"
         if wanted not in (platform.get("tmpfs") or []):
             raise SystemExit(f"{name}: tmpfs: expected {wanted!r} ({profile}'s data volume), found {platform.get('tmpfs')}")
 
@@ -90,7 +90,7 @@ def copy(timeout_s: float = 90) -> None:
 
 
 def services() -> None:
-    """What `lab up` starts besides the nodes: the NVIDIA package mirror, the weights mirror,
+    """What `python -m lab up` starts besides the nodes: the NVIDIA package mirror, the weights mirror,
     and the engine's tiny checkpoint on every instance (lab/fleet.py ``up``)."""
     from lab import mirror, tiny_model, weights_mirror
 

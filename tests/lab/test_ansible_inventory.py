@@ -31,11 +31,11 @@ run = partial(fleet_run, FLEET, timeout=600)
 
 @pytest.fixture(scope="module")
 def node():
-    up = run(str(BIN / "lab"), "up", "1", "--recreate")
+    up = run(str(BIN / "python"), "-m", "lab", "up", "1", "--recreate")
     names = [line.split("\t")[0] for line in up.stdout.splitlines() if "\t" in line]
     assert len(names) == 1, up.stdout
     yield names[0]
-    run(str(BIN / "lab"), "down")
+    run(str(BIN / "python"), "-m", "lab", "down")
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,12 @@ def audit_json() -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def fleet():
-    up = run(str(BIN / "lab"), "up", str(NODES), "--recreate")
+    up = run(str(BIN / "python"), "-m", "lab", "up", str(NODES), "--recreate")
     names = [line.split("\t")[0] for line in up.stdout.splitlines() if "\t" in line]
     assert len(names) == NODES, up.stdout
     run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", DEPLOY)
     yield names
-    run(str(BIN / "lab"), "down")
+    run(str(BIN / "python"), "-m", "lab", "down")
 
 
 def test_freshly_deployed_fleet_has_no_drift(fleet):

@@ -40,7 +40,7 @@ run = partial(fleet_run, FLEET, timeout=1800)
 
 
 def lab(*args: str) -> subprocess.CompletedProcess:
-    return run(str(BIN / "lab"), *args)
+    return run(str(BIN / "python"), "-m", "lab", *args)
 
 
 def pyinfra_json(inventory: str, deploy: str) -> dict:
@@ -173,7 +173,7 @@ def test_driver_branch_switch_marks_reboot_required(fleet):
     """550 -> 565 on one node: packages switch, the old module stays loaded until a reboot.
 
     (A lab "reboot" restarts the container, which empties its tmpfs data volume, so the
-    after-reboot half is exercised by hand with `lab reboot`, not here.)
+    after-reboot half is exercised by hand with `python -m lab reboot`, not here.)
     """
     node = fleet[PROFILES.index("hgx-h100-8x")]
     switch = ["--limit", f"@docker/{node}", "--data", "nvidia_driver_branch=565",

@@ -57,13 +57,13 @@ def changed(report: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def node():
-    run(str(BIN / "lab"), "up", "1", "--recreate")
+    run(str(BIN / "python"), "-m", "lab", "up", "1", "--recreate")
     run("docker", "cp", str(gateway_lab.FAKE_ENGINE), f"{NODE}:/usr/local/lib/lab-fake-engine.py")
     on_node(f"systemd-run --unit=lab-fake-engine -p User=nobody python3 /usr/local/lib/lab-fake-engine.py --model {MODEL}")
     deploy("base")
     first = deploy("gateway")
     yield first
-    run(str(BIN / "lab"), "down")
+    run(str(BIN / "python"), "-m", "lab", "down")
 
 
 @pytest.fixture(scope="module")

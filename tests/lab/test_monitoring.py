@@ -96,14 +96,14 @@ def metrics(node: str, port: int) -> str:
 @pytest.fixture(scope="module")
 def fleet():
     """node name -> profile: fresh nodes, then base + nvidia_driver + exporters + monitoring in one run."""
-    up = run(str(BIN / "lab"), "up", "2", "--profile", ",".join(PROFILES), "--recreate")
+    up = run(str(BIN / "python"), "-m", "lab", "up", "2", "--profile", ",".join(PROFILES), "--recreate")
     nodes = {fields[0]: fields[2] for fields in (line.split("\t") for line in up.stdout.splitlines()) if len(fields) > 2}
     assert sorted(nodes) == [f"{FLEET}-node-1", f"{FLEET}-node-2"], up.stdout
     try:
         pyinfra("deploy/base.py", "deploy/nvidia_driver.py", "deploy/exporters.py", "deploy/monitoring.py")
         yield nodes
     finally:
-        run(str(BIN / "lab"), "down", check=False)
+        run(str(BIN / "python"), "-m", "lab", "down", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -67,13 +67,13 @@ def fleet():
     listing = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True)
     running = listing.returncode == 0 and NODE in listing.stdout.split()
     if not running:
-        run(str(BIN / "lab"), "up", "1", "--profile", "workstation-rtx6000ada-2x")
+        run(str(BIN / "python"), "-m", "lab", "up", "1", "--profile", "workstation-rtx6000ada-2x")
     deploy("base")
     deploy("serve")
     wait_serving(120)
     yield NODE
     if not running:
-        run(str(BIN / "lab"), "down")
+        run(str(BIN / "python"), "-m", "lab", "down")
 
 
 def test_second_deploy_changes_nothing(fleet):

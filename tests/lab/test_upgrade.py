@@ -190,14 +190,14 @@ def fleet():
     listing = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True)
     reused = listing.returncode == 0 and all(name in listing.stdout.split() for name in NODES)
     if not reused:
-        run(str(BIN / "lab"), "up", "6", "--profile", "workstation-rtx6000ada-2x", "--recreate")
-    run(str(BIN / "lab"), "weights-mirror", "up", "--revision", "lab-1", "--revision", "lab-2", "--revision", "lab-3")
+        run(str(BIN / "python"), "-m", "lab", "up", "6", "--profile", "workstation-rtx6000ada-2x", "--recreate")
+    run(str(BIN / "python"), "-m", "lab", "weights-mirror", "up", "--revision", "lab-1", "--revision", "lab-2", "--revision", "lab-3")
     # The starting release (the inventory's data: lab-1, no extra engine environment), every node at once.
     run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", *SETUP, timeout=1800)
     print(f"\nfleet of 6 ready in {time.monotonic() - started:.0f}s")
     yield NODES
     if not reused:
-        run(str(BIN / "lab"), "down")
+        run(str(BIN / "python"), "-m", "lab", "down")
 
 
 @pytest.fixture(scope="module")

@@ -89,12 +89,12 @@ def revision_data(revision: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet():
-    run(str(BIN / "lab"), "up", "1", "--profile", "workstation-rtx6000ada-2x", "--recreate")
-    run(str(BIN / "lab"), "weights-mirror", "up", "--revision", "lab-1", "--revision", "lab-2", "--revision", "lab-3")
+    run(str(BIN / "python"), "-m", "lab", "up", "1", "--profile", "workstation-rtx6000ada-2x", "--recreate")
+    run(str(BIN / "python"), "-m", "lab", "weights-mirror", "up", "--revision", "lab-1", "--revision", "lab-2", "--revision", "lab-3")
     # What the base role provides and this role relies on: the service account's group.
     node("getent group deepseek >/dev/null || useradd --system --user-group --no-create-home deepseek")
     yield NODE
-    run(str(BIN / "lab"), "down")
+    run(str(BIN / "python"), "-m", "lab", "down")
 
 
 def test_bad_controller_input_is_refused_before_any_change(fleet, tmp_path):

@@ -26,7 +26,7 @@ from roles.monitoring import tasks as monitoring
 from roles.exporters.defaults import ExportersDefaults
 from roles.monitoring.defaults import MonitoringDefaults
 
-PROMTOOL_TESTS = Path(__file__).resolve().parent / "promtool"
+PROMTOOL_TESTS = Path(__file__).resolve().parents[2] / "fixtures" / "promtool"
 COUNTERS = Path(__file__).resolve().parents[3] / "roles/exporters/files/etc/dcgm-exporter/deepseek-counters.csv"
 KNOWN = known_metrics(COUNTERS.read_text())
 needs_promtool = pytest.mark.skipif(

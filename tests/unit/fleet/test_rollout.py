@@ -1,4 +1,4 @@
-"""Rolling upgrade planning and state (deepseek_infra/fleet/rollout.py)."""
+"""Rolling upgrade planning and state (fleet/rollout.py)."""
 
 from __future__ import annotations
 

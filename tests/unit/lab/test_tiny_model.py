@@ -21,5 +21,8 @@ def test_manifest_covers_every_file_of_the_checkpoint(tmp_path):
     assert status == 1 and "size of model.safetensors: expected 4096, found 10" in message
 
 
-def test_manifest_filename_is_the_weights_roles():
-    assert tiny_model.MANIFEST_FILENAME == MANIFEST_FILENAME
+def test_node_paths_follow_the_weights_roles_layout():
+    """inventories/lab_settings.py points the engine at this path: <models>/<slug>/current."""
+    models = "/var/lib/deepseek/models/deepseek-lab--tiny-deepseek-v3"
+    assert tiny_model.node_release_dir("0123abcd") == f"{models}/0123abcd"
+    assert tiny_model.node_current_path() == f"{models}/current"

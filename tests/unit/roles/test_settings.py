@@ -37,6 +37,17 @@ BAD_INPUTS = [
     ("model-empty", {"deepseek_model": ""}, "deepseek_model", "model"),
     ("model-typo", {"deepseek_model": "deepseek-ai/DeepSeek-V3.3"}, "deepseek_model", "DeepSeek-V3"),
     ("uid-bool", {"base_service_uid": [100]}, "base_service_uid", "integer"),
+    # the observability roles (exporters, monitoring, netcheck, filebeat)
+    ("cidr", {"exporters_monitoring_networks": ["10.0.0.0/33"]}, "exporters_monitoring_networks", "not a CIDR"),
+    ("port", {"exporters_node_exporter_port": 70000}, "exporters_node_exporter_port", "less than or equal to 65535"),
+    ("unit", {"exporters_dcgm_service": "dcgm; reboot"}, "exporters_dcgm_service", "not a systemd unit name"),
+    ("engine-url", {"exporters_engine_metrics_url": "ftp://x"}, "exporters_engine_metrics_url", "http://"),
+    ("duration", {"monitoring_gpu_memory_for": "5 minutes"}, "monitoring_gpu_memory_for", "Prometheus duration"),
+    ("percent", {"monitoring_gpu_util_percent": 150}, "monitoring_gpu_util_percent", "less than or equal to 100"),
+    ("bandwidth", {"monitoring_network_min_bytes_per_s": 0}, "monitoring_network_min_bytes_per_s", "greater than 0"),
+    ("mode", {"netcheck_mode": "mesh"}, "netcheck_mode", "'ring' or 'all'"),
+    ("logstash", {"filebeat_logstash_hosts": ["logstash"]}, "filebeat_logstash_hosts", "host:port"),
+    ("repo", {"filebeat_apt_repo_url": "mirror/elastic"}, "filebeat_apt_repo_url", "URL"),
 ]
 
 

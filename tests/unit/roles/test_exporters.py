@@ -1,5 +1,5 @@
-"""Observability roles: bad data refused naming host and key; the rendered nftables rules,
-filebeat.yml and the node helper scripts behave as the roles rely on."""
+"""The exporters role: the rendered nftables rules and the node helper scripts behave as
+the role relies on (only the monitoring networks reach the metrics ports)."""
 
 from __future__ import annotations
 
@@ -17,39 +17,12 @@ from pathlib import Path
 
 import jinja2
 import pytest
-import yaml
-from pyinfra.api import Config, Inventory, State
-from pyinfra.api.exceptions import DeployError
 
 from roles import template_path
 from roles.exporters import tasks as exporters
-from roles.filebeat import tasks as filebeat
-from roles.filebeat.defaults import FilebeatDefaults
-from roles.settings import validate_inventory
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = ROOT / "roles/exporters/files/opt/deepseek/bin"
-
-BAD_INPUTS = [
-    ("cidr", {"exporters_monitoring_networks": ["10.0.0.0/33"]}, "exporters_monitoring_networks", "not a CIDR"),
-    ("port", {"exporters_node_exporter_port": 70000}, "exporters_node_exporter_port", "less than or equal to 65535"),
-    ("unit", {"exporters_dcgm_service": "dcgm; reboot"}, "exporters_dcgm_service", "not a systemd unit name"),
-    ("engine-url", {"exporters_engine_metrics_url": "ftp://x"}, "exporters_engine_metrics_url", "http://"),
-    ("duration", {"monitoring_gpu_memory_for": "5 minutes"}, "monitoring_gpu_memory_for", "Prometheus duration"),
-    ("percent", {"monitoring_gpu_util_percent": 150}, "monitoring_gpu_util_percent", "less than or equal to 100"),
-    ("bandwidth", {"monitoring_network_min_bytes_per_s": 0}, "monitoring_network_min_bytes_per_s", "greater than 0"),
-    ("mode", {"netcheck_mode": "mesh"}, "netcheck_mode", "'ring' or 'all'"),
-    ("logstash", {"filebeat_logstash_hosts": ["logstash"]}, "filebeat_logstash_hosts", "host:port"),
-    ("repo", {"filebeat_apt_repo_url": "mirror/elastic"}, "filebeat_apt_repo_url", "URL"),
-]
-
-
-@pytest.mark.parametrize(("data", "key", "words"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
-def test_bad_data_is_refused_naming_host_and_key(data, key, words):
-    state = State(Inventory(([("gpu-a01", data)], {})), Config())
-    with pytest.raises(DeployError) as error:
-        validate_inventory(state)
-    assert f"gpu-a01: {key}: " in str(error.value) and words in str(error.value), str(error.value)
 
 
 def _render(role_module, destination: str, **context) -> str:
@@ -81,21 +54,6 @@ def test_nft_rules_parse_with_nft(tmp_path, ipv4, ipv6):
     if "Operation not permitted" in result.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN here")
     assert result.returncode == 0, result.stderr
-
-
-def test_filebeat_yml_ships_the_request_log_to_every_logstash_host():
-    config = FilebeatDefaults(filebeat_logstash_hosts=("ls-1.example.internal:5044", "[fd00::9]:5044"),
-                              filebeat_logstash_ssl_ca="/etc/ssl/certs/site-ca.pem")
-    document = yaml.safe_load(_render(filebeat.__package__, filebeat.CONFIG, **filebeat.render_context(config)))
-    (request_input,) = document["filebeat.inputs"]
-    assert request_input["type"] == "filestream" and request_input["paths"] == ["/var/log/deepseek/gateway/requests.jsonl"]
-    assert request_input["parsers"] == [{"ndjson": {"target": "deepseek", "add_error_key": True}}]
-    output = document["output.logstash"]
-    assert output["hosts"] == ["ls-1.example.internal:5044", "[fd00::9]:5044"] and output["loadbalance"] is True
-    assert output["ssl.certificate_authorities"] == ["/etc/ssl/certs/site-ca.pem"]
-    plain = yaml.safe_load(_render(filebeat.__package__, filebeat.CONFIG, **filebeat.render_context(
-        FilebeatDefaults(filebeat_logstash_hosts=("ls:5044",)))))
-    assert "ssl.enabled" not in plain["output.logstash"] and plain["output.logstash"]["loadbalance"] is False
 
 
 def test_node_state_script_counts_reboot_reasons(tmp_path):
@@ -148,21 +106,3 @@ def test_engine_relay_exposes_only_metrics():
         relay.terminate()
         relay.wait(5)
         engine.shutdown()
-
-
-def test_elk_configuration_covers_every_field_of_the_gateway_log_line():
-    """Every field the gateway logs has an Elasticsearch type; numbers are converted by Logstash."""
-    import json
-    import re
-    from pathlib import Path
-
-    from deepseek_node.gateway.requestlog import FIELDS
-
-    files = Path(__file__).resolve().parents[3] / "roles" / "filebeat" / "files"
-    template = json.loads((files / "elasticsearch" / "deepseek-requests-template.json").read_text())
-    mapped = template["template"]["mappings"]["properties"]["deepseek"]["properties"]
-    assert set(mapped) == set(FIELDS), f"mapped {sorted(mapped)}, logged {sorted(FIELDS)}"
-    pipeline = (files / "logstash" / "deepseek-requests.conf").read_text()
-    converted = dict(re.findall(r'"\[deepseek\]\[(\w+)\]" => "(\w+)"', pipeline))
-    numeric = {name for name, spec in mapped.items() if spec["type"] in ("short", "integer", "float")}
-    assert set(converted) == numeric, f"Logstash converts {sorted(converted)}, numeric fields {sorted(numeric)}"
