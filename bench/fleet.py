@@ -24,7 +24,7 @@ Variants:
   changed is not asked again; files synced, put and templated with one fact when in place);
 * ``unbatched`` (baseline): the same deploy as stock pyinfra facts would be used: every
   ``HostHardware`` read replaced by its individual section facts, each its own round trip,
-  nothing remembered (every ``remembered_fact`` / ``hardware_section`` asks the host), and
+  nothing remembered (every ``remembered_fact`` / ``hardware_part`` asks the host), and
   stock ``files.sync`` / ``files.put`` / ``files.template`` in place of
   ``deepseek_infra.operations.sync``'s one-fact ``directory_synced`` / ``file_synced`` /
   ``template_synced``.
@@ -114,9 +114,10 @@ def _child(stats_path: str, unbatched: bool, pyinfra_args: list[str]) -> None:
     main()
 
 
-def _unbatched_hardware(host, get_fact) -> dict:
+def _unbatched_hardware(host, get_fact):
     """What HostHardware returns, built from one round trip per section fact."""
     from deepseek_infra.facts.host import HARDWARE_SECTIONS, UNAVAILABLE_KEY
+    from deepseek_infra.hardware import Hardware
 
     result: dict = {}
     unavailable: dict[str, str] = {}
@@ -126,7 +127,7 @@ def _unbatched_hardware(host, get_fact) -> dict:
         if value == fact_cls().default():
             unavailable[name] = "empty or tool missing"
     result[UNAVAILABLE_KEY] = unavailable
-    return result
+    return Hardware.from_sections(result)
 
 
 # --- the benchmark driver ----------------------------------------------------------------

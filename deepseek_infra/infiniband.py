@@ -1,6 +1,6 @@
 """InfiniBand: kernel modules, IPoIB addressing and port checks (pure, no pyinfra).
 
-``port_report()`` judges the ports ``ibstat`` shows (``deepseek_infra.facts.infiniband.parse_ibstat``)
+``port_report()`` judges the ports ``ibstat`` shows (``deepseek_infra.hardware.IbPorts``)
 against what the site expects: every checked port Active / LinkUp at no less than the
 expected rate. IPoIB addresses are rendered for systemd-networkd (``.network`` files) or
 ifupdown (``/etc/network/interfaces.d``).
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from deepseek_infra.hardware import IbPort
 
 # ib_umad (MAD access: ibstat, opensm), ib_uverbs (verbs: NCCL, perftest), rdma_ucm (RDMA CM),
 # mlx5_ib (ConnectX HCAs).
@@ -101,11 +103,11 @@ def _rate(value) -> str:
     return "unknown" if value is None else f"{value:g} Gb/s"
 
 
-def port_report(ports: list[Mapping], expected_rate_gbps: float | None, *,
+def port_report(ports: Iterable[IbPort], expected_rate_gbps: float | None, *,
                 link_layers: Iterable[str] = ("InfiniBand",), cas: Iterable[str] = ()) -> PortReport:
     """Judge ``ibstat`` ports against the expected state and rate.
 
-    + ports: ``parse_ibstat`` output
+    + ports: the ``ibstat`` ports (``Hardware.ib_ports``)
     + expected_rate_gbps: lowest acceptable rate (400 for NDR); None checks state only
     + link_layers: link layers checked (Ethernet ports are RoCE or management NICs)
     + cas: only these CAs (``mlx5_0``...); empty: every CA of a checked link layer. A CA
@@ -118,18 +120,19 @@ def port_report(ports: list[Mapping], expected_rate_gbps: float | None, *,
     checked: list[str] = []
     skipped: list[str] = []
     problems: list[str] = []
+    ports = tuple(ports)
     for port in ports:
-        name = f"{port['ca']} port {port['port']}"
-        if (only and port["ca"] not in only) or (not only and port.get("link_layer") not in layers):
+        name = f"{port.ca} port {port.port}"
+        if (only and port.ca not in only) or (not only and port.link_layer not in layers):
             skipped.append(name)
             continue
         checked.append(name)
-        state, physical, rate = port.get("state"), port.get("physical_state"), port.get("rate_gbps")
+        state, physical, rate = port.state, port.physical_state, port.rate_gbps
         if state != "Active" or physical != "LinkUp":
-            problems.append(f"{name} ({port.get('link_layer')}): expected Active/LinkUp, found {state}/{physical}")
+            problems.append(f"{name} ({port.link_layer}): expected Active/LinkUp, found {state}/{physical}")
         elif expected_rate_gbps is not None and (rate is None or rate < expected_rate_gbps):
             problems.append(f"{name}: expected a rate of at least {_rate(expected_rate_gbps)}, found {_rate(rate)}")
-    for ca in sorted(only - {port["ca"] for port in ports}):
+    for ca in sorted(only - {port.ca for port in ports}):
         problems.append(f"{ca}: expected by infiniband_check_cas, not found by ibstat")
     if not checked and not problems:
         wanted = f"CAs {', '.join(sorted(only))}" if only else f"{'/'.join(sorted(layers))} ports"

@@ -11,66 +11,58 @@ import json
 from typing import Any
 
 from deepseek_infra.cpulist import format_cpulist
+from deepseek_infra.hardware import Hardware
 
 SCHEMA_VERSION = 1
 
 
-def node_facts_document(hostname: str, hardware: dict[str, Any]) -> dict[str, Any]:
-    """Reduce the ``HostHardware`` fact to the stable description other tools read."""
-    cpu = hardware.get("cpu") or {}
-    numa = (hardware.get("numa") or {}).get("nodes") or {}
-    topology = hardware.get("gpu_topology") or {}
-    affinity = {gpu["name"]: gpu for gpu in topology.get("gpus", [])}
+def node_facts_document(hostname: str, hardware: Hardware) -> dict[str, Any]:
+    """Reduce the hardware reading to the stable description other tools read."""
+    affinity = {gpu.name: gpu for gpu in hardware.topology.gpus}
     gpus = []
-    for gpu in hardware.get("gpu_inventory") or []:
-        placement = affinity.get(f"GPU{gpu.get('index')}", {})
+    for gpu in hardware.gpus:
+        placement = affinity.get(f"GPU{gpu.index}")
         gpus.append({
-            "index": gpu.get("index"),
-            "name": gpu.get("name"),
-            "pci_bus_id": gpu.get("pci.bus_id"),
-            "memory_mib": gpu.get("memory.total"),
-            "compute_capability": gpu.get("compute_cap"),
-            "numa_node": placement.get("numa_node"),
-            "cpus": format_cpulist(placement.get("cpus", [])),
+            "index": gpu.index,
+            "name": gpu.name,
+            "pci_bus_id": gpu.pci_bus_id,
+            "memory_mib": gpu.memory_total_mib,
+            "compute_capability": gpu.compute_capability,
+            "numa_node": placement.numa_node if placement else None,
+            "cpus": format_cpulist(placement.cpus if placement else []),
         })
-    block_devices = [
-        {"name": dev.get("name"), "model": dev.get("model"), "size_bytes": dev.get("size_bytes"),
-         "transport": dev.get("transport")}
-        for dev in hardware.get("block_devices") or []
-        if dev.get("type") == "disk"
-    ]
-    virtualization = hardware.get("virtualization") or {}
-    os_release = hardware.get("os_release") or {}
+    cpu, os_release, virtualization = hardware.cpu, hardware.os_release, hardware.virtualization
     return {
         "schema": SCHEMA_VERSION,
         "hostname": hostname,
-        "os": {key: os_release.get(key) for key in ("id", "version_id", "codename")},
-        "kernel": hardware.get("kernel_release") or None,
-        "virtualization": {"vm": virtualization.get("vm"), "container": virtualization.get("container")},
+        "os": {"id": os_release.id, "version_id": os_release.version_id, "codename": os_release.codename},
+        "kernel": hardware.kernel_release or None,
+        "virtualization": {"vm": virtualization.vm, "container": virtualization.container},
         "cpu": {
-            "model": cpu.get("model_name"),
-            "cpus": cpu.get("cpus"),
-            "sockets": cpu.get("sockets"),
-            "cores_per_socket": cpu.get("cores_per_socket"),
-            "threads_per_core": cpu.get("threads_per_core"),
+            "model": cpu.model_name,
+            "cpus": cpu.cpus,
+            "sockets": cpu.sockets,
+            "cores_per_socket": cpu.cores_per_socket,
+            "threads_per_core": cpu.threads_per_core,
         },
         "numa_nodes": {
-            str(node): {"cpus": format_cpulist(info.get("cpus", [])), "memory_mb": info.get("memory_mb")}
-            for node, info in sorted(numa.items())
+            str(node): {"cpus": format_cpulist(info.cpus), "memory_mb": info.memory_mb}
+            for node, info in sorted(hardware.numa.nodes.items())
         },
-        "memory_mb": (hardware.get("meminfo") or {}).get("mem_total_mb"),
-        "nvidia_pci_devices": sorted(
-            f"{dev.get('slot')} {dev.get('device_id')}" for dev in hardware.get("nvidia_pci") or []
-        ),
+        "memory_mb": hardware.memory.total_mb,
+        "nvidia_pci_devices": sorted(f"{dev.slot} {dev.device_id}" for dev in hardware.pci_devices),
         "gpus": gpus,
         "infiniband": sorted(
-            ({"ca": port.get("ca"), "port": port.get("port"), "link_layer": port.get("link_layer")}
-             for port in hardware.get("ibstat") or []),
+            ({"ca": port.ca, "port": port.port, "link_layer": port.link_layer} for port in hardware.ib_ports),
             key=lambda port: (str(port["ca"]), port["port"] or 0),
         ),
-        "block_devices": block_devices,
+        "block_devices": [
+            {"name": dev.name, "model": dev.model, "size_bytes": dev.size_bytes, "transport": dev.transport}
+            for dev in hardware.block_devices
+            if dev.type == "disk"
+        ],
     }
 
 
-def render_node_facts(hostname: str, hardware: dict[str, Any]) -> str:
+def render_node_facts(hostname: str, hardware: Hardware) -> str:
     return json.dumps(node_facts_document(hostname, hardware), indent=2, sort_keys=True) + "\n"

@@ -1,7 +1,8 @@
 """CPU, NUMA and NIC placement for the inference engine and for GPU guests (pure logic).
 
-Inputs are the parsed facts: ``parse_topology`` (``nvidia-smi topo -m``),
-``parse_numactl_hardware`` and, optionally, ``parse_lscpu``. Nothing here touches a host.
+Inputs are sections of the typed hardware reading (``deepseek_infra.hardware``): the
+``Topology`` (``nvidia-smi topo -m``), ``Numa`` (numactl) and, optionally, ``Cpu``
+(lscpu). Nothing here touches a host.
 
 Rules of ``plan_pinning``:
 
@@ -31,10 +32,11 @@ Rules of ``plan_pinning``:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Final
 
 from deepseek_infra.cpulist import format_cpulist
+from deepseek_infra.hardware import Cpu, Numa, Topology, TopologyGpu, TopologyNic
 
 # nvidia-smi legend order, best first. SOC is what old drivers print for SYS.
 LINK_RANK: Final = {"PIX": 0, "PXB": 1, "PHB": 2, "NODE": 3, "SYS": 4, "SOC": 4}
@@ -70,41 +72,41 @@ class PinningPlan:
         return "\n".join(lines)
 
 
-def _node_cpus(numa: Mapping | None, cpu: Mapping | None, topology: Mapping) -> dict[int, list[int]]:
+def _node_cpus(numa: Numa | None, cpu: Cpu | None, topology: Topology) -> dict[int, list[int]]:
     """CPUs per NUMA node, from the most authoritative source available."""
-    nodes = {n: list(v["cpus"]) for n, v in ((numa or {}).get("nodes") or {}).items() if v["cpus"]}
+    nodes = {n: list(cpus) for n, cpus in (numa.node_cpus() if numa else {}).items()}
     if nodes:
         return dict(sorted(nodes.items()))
-    nodes = {n: list(cpus) for n, cpus in ((cpu or {}).get("numa_nodes") or {}).items() if cpus}
+    nodes = {n: list(cpus) for n, cpus in (cpu.numa_nodes if cpu else {}).items() if cpus}
     if nodes:
         return dict(sorted(nodes.items()))
     derived: dict[int, set[int]] = {}
-    for gpu in topology["gpus"]:
-        if gpu["numa_node"] is not None and gpu["cpus"]:
-            derived.setdefault(gpu["numa_node"], set()).update(gpu["cpus"])
+    for gpu in topology.gpus:
+        if gpu.numa_node is not None and gpu.cpus:
+            derived.setdefault(gpu.numa_node, set()).update(gpu.cpus)
     return {n: sorted(c) for n, c in sorted(derived.items())}
 
 
-def _gpu_nodes(gpu: Mapping, node_cpus: dict[int, list[int]]) -> list[int]:
-    if gpu["numa_node"] is not None:
-        return [gpu["numa_node"]]
-    affinity = set(gpu["cpus"])
+def _gpu_nodes(gpu: TopologyGpu, node_cpus: dict[int, list[int]]) -> list[int]:
+    if gpu.numa_node is not None:
+        return [gpu.numa_node]
+    affinity = set(gpu.cpus)
     nodes = [n for n, cpus in node_cpus.items() if affinity & set(cpus)]
     if not nodes and len(node_cpus) == 1:
         nodes = list(node_cpus)  # one node: nothing else it could be
     if not nodes:
         raise ValueError(
-            f"{gpu['name']}: no NUMA Affinity and CPU affinity {format_cpulist(gpu['cpus']) or 'N/A'} "
+            f"{gpu.name}: no NUMA Affinity and CPU affinity {format_cpulist(gpu.cpus) or 'N/A'} "
             f"matches none of the NUMA nodes {sorted(node_cpus)}"
         )
     return nodes
 
 
-def smt_siblings(cpu: Mapping | None, node_cpus: dict[int, list[int]]) -> dict[int, tuple[int, ...]] | None:
+def smt_siblings(cpu: Cpu | None, node_cpus: dict[int, list[int]]) -> dict[int, tuple[int, ...]] | None:
     """``{cpu: (cpu, sibling, ...)}`` under the x86 numbering rule, or None when not identifiable."""
-    if not cpu or not cpu.get("cpus") or not cpu.get("threads_per_core"):
+    if not cpu or not cpu.cpus or not cpu.threads_per_core:
         return None
-    total, threads = cpu["cpus"], cpu["threads_per_core"]
+    total, threads = cpu.cpus, cpu.threads_per_core
     if threads < 2 or total % threads:
         return None
     stride = total // threads
@@ -134,28 +136,28 @@ def _housekeeping(node_cpus: dict[int, list[int]], per_node: int, siblings: dict
     return sorted(chosen)
 
 
-def _nearest(gpu: Mapping, nics: list[Mapping]) -> tuple[list[Mapping], int]:
-    ranked = [(LINK_RANK.get(gpu["links"].get(nic["name"], "SYS"), _FAR), nic) for nic in nics]
+def _nearest(gpu: TopologyGpu, nics: list[TopologyNic]) -> tuple[list[TopologyNic], int]:
+    ranked = [(LINK_RANK.get(gpu.links.get(nic.name, "SYS"), _FAR), nic) for nic in nics]
     best = min((rank for rank, _ in ranked), default=_FAR)
     return ([nic for rank, nic in ranked if rank == best] if best < _FAR else []), best
 
 
 def plan_pinning(
-    topology: Mapping,
-    numa: Mapping | None,
-    cpu: Mapping | None,
+    topology: Topology,
+    numa: Numa | None,
+    cpu: Cpu | None,
     gpu_indices: Iterable[int] | None = None,
     housekeeping_cpus_per_node: int = 2,
 ) -> PinningPlan:
     """Plan CPU/NUMA/NIC placement for the engine that uses ``gpu_indices`` (default: all GPUs).
 
-    ``topology`` is ``parse_topology`` output, ``numa`` is ``parse_numactl_hardware`` output
-    (or None), ``cpu`` is ``parse_lscpu`` output (or None). Raises ValueError for an unknown
+    ``numa`` (numactl) and ``cpu`` (lscpu) may be None: CPUs per node then come from what
+    is left (see the module's rules). Raises ValueError for an unknown
     GPU index, a topology without GPUs, or a GPU whose NUMA node cannot be determined.
     """
     if housekeeping_cpus_per_node < 0:
         raise ValueError(f"housekeeping_cpus_per_node must be >= 0, got {housekeeping_cpus_per_node}")
-    by_name = {gpu["name"]: gpu for gpu in topology["gpus"]}
+    by_name = {gpu.name: gpu for gpu in topology.gpus}
     if not by_name:
         raise ValueError("nvidia-smi topo: no GPUs in the topology")
     names = list(by_name) if gpu_indices is None else [f"GPU{i}" for i in gpu_indices]
@@ -168,14 +170,14 @@ def plan_pinning(
     numa_nodes = sorted({node for gpu in gpus for node in _gpu_nodes(gpu, node_cpus)})
     local = {c for node in numa_nodes for c in node_cpus.get(node, ())}
     if not local:  # NUMA node known but no CPU list for it anywhere: fall back to affinity
-        local = {c for gpu in gpus for c in gpu["cpus"]}
+        local = {c for gpu in gpus for c in gpu.cpus}
     siblings = smt_siblings(cpu, node_cpus)
     housekeeping = _housekeeping(node_cpus, housekeeping_cpus_per_node, siblings)
     cpus = sorted(local - set(housekeeping))
 
     warnings: list[str] = []
-    unnamed = [nic["name"] for nic in topology["nics"] if not nic["device"]]
-    named = [nic for nic in topology["nics"] if nic["device"]]
+    unnamed = [nic.name for nic in topology.nics if not nic.device]
+    named = [nic for nic in topology.nics if nic.device]
     if unnamed:
         warnings.append(
             f"NICs {', '.join(unnamed)} have no device name (no NIC legend); left out of NCCL_IB_HCA"
@@ -183,7 +185,7 @@ def plan_pinning(
     nics_by_gpu: dict[str, tuple[str, ...]] = {}
     for gpu in gpus:
         near, _ = _nearest(gpu, named)
-        nics_by_gpu[gpu["name"]] = tuple(nic["device"] for nic in near)
+        nics_by_gpu[gpu.name] = tuple(nic.device for nic in near if nic.device)
     hcas = list(dict.fromkeys(device for devices in nics_by_gpu.values() for device in devices))
 
     return PinningPlan(
@@ -226,7 +228,7 @@ class VcpuPlan:
 
 
 def plan_vcpu_pinning(
-    numa: Mapping,
+    numa: Numa,
     vcpus: int,
     gpu_numa_node: int | None,
     reserved_cpus: Iterable[int],
@@ -247,14 +249,14 @@ def plan_vcpu_pinning(
     if vcpus < 1:
         raise ValueError(f"vcpus must be >= 1, got {vcpus}")
     reserved = set(reserved_cpus)
-    node_cpus = {n: v["cpus"] for n, v in numa["nodes"].items() if v["cpus"]}
+    node_cpus = numa.node_cpus()
     if not node_cpus:
         raise ValueError("numactl: no NUMA node with CPUs")
     if gpu_numa_node is not None and gpu_numa_node not in node_cpus:
         raise ValueError(f"gpu_numa_node {gpu_numa_node} is not among the NUMA nodes {sorted(node_cpus)}")
     free = {n: [c for c in cpus if c not in reserved] for n, cpus in node_cpus.items()}
     start = gpu_numa_node if gpu_numa_node is not None else max(free, key=lambda n: len(free[n]))
-    distances = numa.get("distances") or {}
+    distances = numa.distances
     # GPU's node first, then by distance from it, then by most free CPUs.
     order = sorted(free, key=lambda n: (n != start, distances.get(start, {}).get(n, 0), -len(free[n]), n))
 

@@ -1,8 +1,8 @@
 """Preflight: what a host has against what the configured model and engine need.
 
-Pure: it takes the ``HostHardware`` fact (plus the filesystem under the weights path) and
-the requirements, and returns a report; the preflight role gathers the facts and decides
-what a failure stops. Each check has a verdict:
+Pure: it takes the typed hardware reading (``deepseek_infra.hardware.Hardware``), the
+filesystem under the weights path and the requirements, and returns a report; the
+preflight role gathers the facts and decides what a failure stops. Each check has a verdict:
 
 - ``pass``: requirement met;
 - ``fail``: the host cannot serve this configuration; the deploy stops for it;
@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from deepseek_infra.catalog import ModelSpec
 from deepseek_infra.gpus import lookup_gpu
+from deepseek_infra.hardware import Hardware
 from deepseek_infra.sizing import ServingPlan, plan_serving, required_disk_gb
 
 Verdict = Literal["pass", "fail", "warn"]
@@ -99,24 +100,24 @@ class PreflightReport:
         return "\n".join(lines)
 
 
-def summarize_gpus(hardware: dict[str, Any]) -> GpuSummary:
+def summarize_gpus(hardware: Hardware) -> GpuSummary:
     """GPUs from nvidia-smi when the driver answers, else from lspci and the device table."""
-    inventory = hardware.get("gpu_inventory") or []
+    inventory = hardware.gpus
     if inventory:
         first = inventory[0]
-        memories = [gpu.get("memory.total") for gpu in inventory if gpu.get("memory.total") is not None]
-        capability = first.get("compute_cap")
+        memories = [gpu.memory_total_mib for gpu in inventory if gpu.memory_total_mib is not None]
+        capability = first.compute_capability
         if capability is None:
-            known = lookup_gpu(name=first.get("name"))
+            known = lookup_gpu(name=first.name)
             capability = float("%d.%d" % known.compute_capability) if known else None
         return GpuSummary(
-            count=len(inventory), name=first.get("name"),
+            count=len(inventory), name=first.name,
             memory_mib=min(memories) if memories else None,
             compute_capability=float(capability) if capability is not None else None,
-            source="driver", driver_version=first.get("driver_version"),
+            source="driver", driver_version=first.driver_version,
         )
-    devices = [dev for dev in hardware.get("nvidia_pci") or [] if _is_gpu(dev)]
-    models = [lookup_gpu(pci_device_id=dev.get("device_id")) for dev in devices]
+    devices = hardware.pci_gpus
+    models = [lookup_gpu(pci_device_id=dev.device_id) for dev in devices]
     known = [model for model in models if model]
     memory = None
     if known and len(known) == len(models):
@@ -128,28 +129,16 @@ def summarize_gpus(hardware: dict[str, Any]) -> GpuSummary:
     )
 
 
-def _is_gpu(device: dict[str, Any]) -> bool:
-    # NVSwitches (bridges) and HDMI audio are NVIDIA functions too; GPUs are PCI class 03xx.
-    return str(device.get("class_id", "")).startswith("03")
-
-
-def _physical_cores(cpu: dict[str, Any]) -> int | None:
-    sockets, per_socket = cpu.get("sockets"), cpu.get("cores_per_socket")
-    if sockets and per_socket:
-        return int(sockets) * int(per_socket)
-    return cpu.get("cpus")
-
-
-def _network_gbps(hardware: dict[str, Any]) -> tuple[float, str]:
+def _network_gbps(hardware: Hardware) -> tuple[float, str]:
     best, where = 0.0, "none"
-    for name, nic in (hardware.get("network") or {}).items():
-        speed = nic.get("speed_mbps")
-        if nic.get("type") != "loopback" and speed and speed / 1000 > best:
+    for name, nic in hardware.network.items():
+        speed = nic.speed_mbps
+        if nic.type != "loopback" and speed and speed / 1000 > best:
             best, where = speed / 1000, name
-    for port in hardware.get("ibstat") or []:
-        rate = port.get("rate_gbps") or 0
-        if port.get("state") == "Active" and rate > best:
-            best, where = float(rate), f"{port.get('ca')}/{port.get('port')}"
+    for port in hardware.ib_ports:
+        rate = port.rate_gbps or 0
+        if port.state == "Active" and rate > best:
+            best, where = float(rate), f"{port.ca}/{port.port}"
     return best, where
 
 
@@ -159,7 +148,7 @@ def _fmt_gib(value: float) -> str:
 
 def evaluate(
     host: str,
-    hardware: dict[str, Any],
+    hardware: Hardware,
     weights_fs: dict[str, Any] | None,
     model: ModelSpec,
     engine: str,
@@ -212,13 +201,13 @@ def evaluate(
             except ValueError as error:
                 checks.append(Check("serving plan", f"{model.name} on {engine}", "invalid", "fail", str(error)))
 
-    cores = _physical_cores(hardware.get("cpu") or {})
+    cores = hardware.cpu.physical_cores
     checks.append(Check(
         "cpu cores", f">= {requirements.min_cpu_cores}", str(cores) if cores else "unknown",
         "warn" if cores is None else ("pass" if cores >= requirements.min_cpu_cores else "fail"),
     ))
 
-    mem_mb = (hardware.get("meminfo") or {}).get("mem_total_mb")
+    mem_mb = hardware.memory.total_mb
     checks.append(Check(
         "memory", f">= {requirements.min_memory_gib:g} GiB", _fmt_gib(mem_mb / 1024) if mem_mb else "unknown",
         "warn" if not mem_mb else ("pass" if mem_mb / 1024 >= requirements.min_memory_gib else "fail"),
@@ -244,9 +233,8 @@ def evaluate(
         "pass" if gbps >= requirements.min_network_gbps else ("warn" if not gbps else "fail"),
     ))
     if requirements.nodes > 1:
-        active = [p for p in hardware.get("ibstat") or [] if p.get("state") == "Active"
-                  and p.get("link_layer") == "InfiniBand"]
-        best_ib = max((p.get("rate_gbps") or 0 for p in active), default=0)
+        active = [p for p in hardware.ib_ports if p.state == "Active" and p.link_layer == "InfiniBand"]
+        best_ib = max((p.rate_gbps or 0 for p in active), default=0)
         checks.append(Check(
             "infiniband", f">= {requirements.min_ib_gbps_multinode:g} Gb/s active (multi-node)",
             f"{len(active)} active port(s), best {best_ib} Gb/s",

@@ -12,6 +12,7 @@ from pathlib import Path
 from pyinfra import host, logger
 
 from deepseek_infra.monitoring import host_label
+from deepseek_infra.runcache import run_cache
 from roles.monitoring import tasks as monitoring
 from roles.settings import settings_for
 
@@ -26,12 +27,13 @@ targets = [
 fleet = monitoring.fleet_files(targets, config)
 
 if config.monitoring_output_dir:
-    if not getattr(host.state, "_deepseek_monitoring_written", False):
+    written = run_cache(host.state, "monitoring.written")  # the fleet files go out once per run
+    if not written:
         out = Path(config.monitoring_output_dir)
         for relative, content in fleet.items():
             (out / relative).parent.mkdir(parents=True, exist_ok=True)
             (out / relative).write_text(content)
-        host.state._deepseek_monitoring_written = True
+        written[str(out)] = True
         logger.info(f"monitoring: wrote {len(fleet)} files to {out} (prometheus.yml, rules/, grafana/); no host changed")
 elif "monitoring" in host.groups:
     monitoring.install(config, fleet)

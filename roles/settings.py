@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, get_type_hints
 from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
+from deepseek_infra.runcache import cached, run_cache
 from roles.base.defaults import BaseDefaults
 from roles.cuda.defaults import CudaDefaults
 from roles.deployment import DeploymentDefaults
@@ -95,9 +96,5 @@ def validate_inventory(state: State) -> dict[str, HostSettings]:
 
 def settings_for(host: Host) -> HostSettings:
     """The validated settings of ``host``; validates the whole inventory once per run."""
-    state = host.state
-    cached = getattr(state, "_deepseek_settings", None)
-    if cached is None:
-        cached = validate_inventory(state)
-        state._deepseek_settings = cached
-    return cached[host.name]
+    settings = cached(run_cache(host.state, "settings"), "inventory", lambda: validate_inventory(host.state))
+    return settings[host.name]

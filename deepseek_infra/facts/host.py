@@ -1,5 +1,8 @@
 """``HostHardware``: every hardware fact a role needs, gathered in one round trip.
 
+Roles read it through ``hardware(host)`` (the typed ``deepseek_infra.hardware.Hardware``),
+or one section alone through ``hardware_part(host, Virtualization)``.
+
 The command chains the commands of the single facts (never retyped here), each run as a
 section that prints ``@@section <name> rc=<exit code>`` followed by its output; a section
 whose tool is missing reports rc 127 and no output. ``process()`` hands each section to the
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.exceptions import FactProcessError
@@ -28,6 +31,8 @@ from deepseek_infra.facts.numa import NumaHardware
 from deepseek_infra.facts.pci import NvidiaPciDevices
 from deepseek_infra.facts.storage import BlockDevices
 from deepseek_infra.facts.system import OsRelease, Virtualization
+from deepseek_infra.hardware import PART_SECTION, Hardware, build_part
+from deepseek_infra.runcache import run_cache
 
 if TYPE_CHECKING:
     from pyinfra.api.host import Host
@@ -131,8 +136,11 @@ def parse_host_hardware(lines: list[str]) -> dict[str, Any]:
     return result
 
 
-class HostHardware(FactBase[dict[str, Any]]):
-    """All hardware facts in one command; one key per ``HARDWARE_SECTIONS`` entry.
+class HostHardware(FactBase[Hardware]):
+    """All hardware facts in one command, as one typed ``Hardware`` reading.
+
+    ``process()`` parses each section with its fact's parser (``parse_host_hardware``,
+    sections by name as below) and builds the typed reading from them once:
 
     .. code:: python
 
@@ -150,8 +158,8 @@ class HostHardware(FactBase[dict[str, Any]]):
 
     @override
     @staticmethod
-    def default() -> dict[str, Any]:
-        return parse_host_hardware([])
+    def default() -> Hardware:
+        return Hardware.from_sections(parse_host_hardware([]))
 
     @override
     def command(self) -> str:
@@ -160,8 +168,8 @@ class HostHardware(FactBase[dict[str, Any]]):
         )
 
     @override
-    def process(self, output: list[str]) -> dict[str, Any]:
-        return parse_host_hardware(output)
+    def process(self, output: list[str]) -> Hardware:
+        return Hardware.from_sections(parse_host_hardware(output))
 
 
 # --- one reading per host state and run ----------------------------------------------------
@@ -175,9 +183,12 @@ class HostHardware(FactBase[dict[str, Any]]):
 # host has run a command since the reading was taken, and never to the operation that took
 # it (it may have run commands after reading). So an operation must read a remembered
 # fact before it yields its first command; later reads in the same operation are its own.
+# The readings live in the run cache "facts.memo" (deepseek_infra/runcache.py), per host.
 
-MEMO_ATTRIBUTE = "_deepseek_fact_memo"
+MEMO_CACHE = "facts.memo"
 PREPARE, EXECUTE = "prepare", "execute"
+_PREPARED = ("prepared", "HostHardware")  # memo key of the reading taken before any change
+P = TypeVar("P")
 
 
 def host_changes(target: Host) -> int:
@@ -210,7 +221,7 @@ def reading_valid(taken: tuple[str, int], taken_in_op: str | None, now: tuple[st
 
 
 def _memo(target: Host) -> dict:
-    return target.state.__dict__.setdefault(MEMO_ATTRIBUTE, {}).setdefault(target.name, {})
+    return run_cache(target.state, MEMO_CACHE).setdefault(target.name, {})
 
 
 def _key(fact_class: type[FactBase], kwargs: dict[str, Any]) -> tuple:
@@ -236,19 +247,32 @@ def remembered_fact(target: Host, fact_class: type[FactBase], **kwargs: Any) -> 
     return value
 
 
-def host_hardware(target: Host) -> dict[str, Any]:
-    """``HostHardware`` of ``target``, one round trip per host state and run."""
+def hardware(target: Host) -> Hardware:
+    """The typed hardware reading of ``target``: one round trip per host state and run."""
     return remembered_fact(target, HostHardware)
 
 
-def hardware_section(target: Host, name: str) -> Any:
-    """One section (``"virtualization"``, ``"os_release"``, ...) of the hardware reading.
+def prepared_hardware(target: Host) -> Hardware:
+    """The reading of ``target`` as it was before this run changed anything.
 
-    Taken from a still-valid ``host_hardware`` reading when this run has one (no round
-    trip); otherwise the section's own small fact is asked (remembered the same way), so a
-    role run alone never pays for the whole hardware script to learn one section.
+    The first reading of the run, kept for the run in the same memo: preflight judges it,
+    and roles that only need what no role changes (``virtualization``) take it instead of
+    a round trip. Read now when this run has none yet (a role run alone).
+    """
+    memo = _memo(target)
+    if _PREPARED not in memo:
+        memo[_PREPARED] = hardware(target)
+    return memo[_PREPARED]
+
+
+def hardware_part(target: Host, kind: type[P]) -> P:
+    """One section of the reading, by its class: ``hardware_part(host, Virtualization)``.
+
+    Taken from a still-valid ``hardware`` reading when this run has one (no round trip);
+    otherwise the section's own small fact is asked (remembered the same way), so a role
+    run alone never pays for the whole hardware script to learn one section.
     """
     valid, reading = _valid(target, _key(HostHardware, {}))
     if valid:
-        return reading[name]
-    return remembered_fact(target, HARDWARE_SECTIONS[name])
+        return reading.part(kind)
+    return build_part(kind, remembered_fact(target, HARDWARE_SECTIONS[PART_SECTION[kind]]))

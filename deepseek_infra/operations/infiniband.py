@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import IbPorts
 from deepseek_infra.infiniband import port_report
 
 
@@ -32,7 +33,7 @@ def ports_verified(expected_rate_gbps: float | None = None, link_layers: tuple[s
     if not host.state.is_executing:
         host.noop("InfiniBand ports are checked when the deploy runs (after infiniband-diags is installed)")
         return
-    report = port_report(hardware_section(host, "ibstat"), expected_rate_gbps, link_layers=link_layers, cas=cas)
+    report = port_report(hardware_part(host, IbPorts), expected_rate_gbps, link_layers=link_layers, cas=cas)
     if not report.problems:
         host.noop(f"InfiniBand: {report.summary()}")
         return

@@ -9,7 +9,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
 from deepseek_node import paths
-from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts.host import hardware
 from deepseek_infra.nodeinfo import render_node_facts
 
 
@@ -38,8 +38,8 @@ def node_facts_file(
 
         node.node_facts_file(group="deepseek", mode="0640")
     """
-    hardware = host_hardware(host)  # before the first yield (host_hardware's rule)
-    content = render_node_facts(hardware["hostname"] or host.name, hardware)
+    reading = hardware(host)  # before the first yield (remembered_fact's rule)
+    content = render_node_facts(reading.hostname or host.name, reading)
     yield from files.put._inner(src=StringIO(content), dest=path, user=user, group=group, mode=mode)
 
 

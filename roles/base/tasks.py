@@ -16,7 +16,7 @@ from deepseek_node import paths
 from deepseek_infra.operations import node, sync
 from roles import template_path
 from roles.base.defaults import BaseDefaults
-from roles.preflight.tasks import prepared_hardware
+from deepseek_infra.facts.host import prepared_hardware
 
 # (path, owner, group, mode): the service account may read config, owns data and logs.
 DIRECTORIES = (
@@ -36,7 +36,7 @@ def install(config: BaseDefaults, node_facts: bool = True) -> None:
     of a full deploy, so it is written once, after the driver can describe the GPUs."""
     # Taken from the hardware reading preflight already made in this run (one round trip
     # fewer per host); read here when base runs alone.
-    in_container = bool(prepared_hardware(host)["virtualization"]["container"])
+    in_container = bool(prepared_hardware(host).virtualization.container)
 
     apt.packages(
         name="Ensure base packages are installed",

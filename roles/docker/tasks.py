@@ -31,7 +31,8 @@ from deepseek_infra.docker_config import (
     render_daemon_config,
 )
 from deepseek_infra.facts.docker import DockerState
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import OsRelease
 from deepseek_infra.nvidia_repo import KEYRING_DIR, preferences_path, render_preferences
 from deepseek_infra.operations import nvidia, sync
 from roles.nvidia_repo import tasks as nvidia_repo
@@ -95,7 +96,7 @@ def _engine(config: DockerDefaults) -> None:
     if not Path(key_path).is_file():
         raise DeployError(f"{host.name}: docker_ce_repo_key: expected a key file on the controller, "
                           f"found none at {key_path!r}")
-    codename = hardware_section(host, "os_release")["codename"]
+    codename = hardware_part(host, OsRelease).codename
     if not codename:
         raise DeployError(f"{host.name}: docker_engine: docker-ce needs the distribution's codename, "
                           "found none in /etc/os-release")

@@ -47,8 +47,10 @@ def _unit(name: str, template: str, **context) -> bool:
 
 @deploy("exporters: install")
 def install(config: ExportersDefaults) -> None:
-    from deepseek_infra.facts.host import hardware_section  # no round trip once preflight has read the hardware
-    in_container = bool(hardware_section(host, "virtualization")["container"])
+    from deepseek_infra.facts.host import hardware_part  # no round trip once preflight has read the hardware
+    from deepseek_infra.hardware import Virtualization
+
+    in_container = bool(hardware_part(host, Virtualization).container)
     apt.packages(
         name="Ensure the node exporter (and nftables, python3 for the helpers) is installed",
         packages=[config.exporters_node_exporter_package, "python3", *(["nftables"] if config.exporters_firewall else [])],

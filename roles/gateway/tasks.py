@@ -28,7 +28,8 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
 from deepseek_node import paths
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import Hostname
 from deepseek_node.gateway.config import GatewayConfig
 from deepseek_infra.operations import sync
 from roles import template_path
@@ -180,7 +181,7 @@ def _certificate(config: GatewayDefaults) -> bool:
     if host.get_fact(File, path=TLS_CERT) and host.get_fact(File, path=TLS_KEY):
         host.noop(f"{TLS_CERT} exists (self-signed or provided earlier)")
         return False
-    names = dict.fromkeys([hardware_section(host, "hostname"), "localhost", "127.0.0.1", *config.gateway_tls_hostnames])
+    names = dict.fromkeys([hardware_part(host, Hostname), "localhost", "127.0.0.1", *config.gateway_tls_hostnames])
     server.shell(
         name=f"Generate a self-signed certificate {TLS_CERT}",
         commands=[f"rm -f {TLS_CERT} {TLS_KEY}",

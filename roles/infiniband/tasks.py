@@ -22,7 +22,8 @@ from pyinfra.operations.util import any_changed
 
 from deepseek_infra import infiniband
 from deepseek_node import paths
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import IbPorts, Virtualization
 from deepseek_infra.facts.infiniband import RdmaDevices
 from deepseek_infra.operations import infiniband as ib_operations
 from deepseek_infra.operations import sync
@@ -35,17 +36,17 @@ IB_GROUP = "ib_fabric"
 RECORD_FILE = f"{paths.CONFIG_DIR}/infiniband.json"
 
 
-def applies(groups, rdma_devices: list[str], ibstat: list) -> bool:
-    return IB_GROUP in groups or bool(rdma_devices) or bool(ibstat)
+def applies(groups, rdma_devices: list[str], ib_ports: IbPorts) -> bool:
+    return IB_GROUP in groups or bool(rdma_devices) or bool(ib_ports)
 
 
 @deploy("infiniband: install")
 def install(config: InfinibandDefaults, kernel: KernelDefaults) -> bool:
     """True when this host gets the RDMA stack (the driver role then configures nvidia-peermem)."""
-    if not applies(host.groups, host.get_fact(RdmaDevices), hardware_section(host, "ibstat")):
+    if not applies(host.groups, host.get_fact(RdmaDevices), hardware_part(host, IbPorts)):
         host.noop(f"not in {IB_GROUP} and no RDMA device found: no InfiniBand")
         return False
-    container = hardware_section(host, "virtualization")["container"]
+    container = hardware_part(host, Virtualization).container
     apt.packages(name="Ensure the RDMA stack is installed (rdma-core, ibverbs-utils, infiniband-diags, perftest)",
                  packages=list(config.infiniband_packages), update=True, cache_time=3600)
     _kernel_modules(config, container)

@@ -19,7 +19,8 @@ from pyinfra.operations import files, server, systemd
 
 from deepseek_node import paths
 from deepseek_infra.bootparams import GRUB_DROPIN_PATH, format_param, render_grub_dropin
-from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts import host as host_facts
+from deepseek_infra.hardware import Hardware
 from deepseek_infra.operations import reboot, sync
 from roles import template_path
 from roles.kernel import plan
@@ -34,12 +35,11 @@ UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 RECORD_FILE = f"{paths.CONFIG_DIR}/kernel.json"  # what the role wanted on this host (verify reads it)
 
 
-def desired(config: KernelDefaults, hardware: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+def desired(config: KernelDefaults, hardware: Hardware, state: dict[str, Any]) -> dict[str, Any]:
     """Everything this host should get; raises DeployError naming host and field."""
-    numa = (hardware.get("numa") or {}).get("nodes") or {}
-    numa_mb = {node: info.get("memory_mb") for node, info in numa.items()} or state["node_memory_mb"]
+    numa_mb = {node: info.memory_mb for node, info in hardware.numa.nodes.items()} or state["node_memory_mb"]
     try:
-        pool = plan.hugepage_plan(config, (hardware.get("meminfo") or {}).get("MemTotal"), numa_mb)
+        pool = plan.hugepage_plan(config, hardware.memory.total_kb, numa_mb)
         wanted = plan.wanted_cmdline(config, state["cpu_vendor"], pool)
     except ValueError as error:
         raise DeployError(f"{host.name}: {error}; no host was changed") from None
@@ -48,9 +48,9 @@ def desired(config: KernelDefaults, hardware: dict[str, Any], state: dict[str, A
 
 @deploy("kernel: tune")
 def tune(config: KernelDefaults) -> None:
-    hardware = host_hardware(host)
+    hardware = host_facts.hardware(host)
     state = host.get_fact(KernelTuningState)
-    container = hardware["virtualization"]["container"]
+    container = hardware.virtualization.container
     want = desired(config, hardware, state)
     pool = want["pool"]
     if pool is not None:
@@ -77,7 +77,7 @@ def tune(config: KernelDefaults) -> None:
             server.sysctl(name=f"Ensure sysctl {key} is {value} now", key=key, value=_sysctl_value(value))
 
     reasons = plan.reboot_reasons(
-        (hardware.get("cmdline") or {}).get("params") or [], want["wanted"],
+        list(hardware.cmdline.params), want["wanted"],
         state["nouveau_loaded"], config.kernel_blacklist_nouveau,
     )
     if reasons:
@@ -85,7 +85,7 @@ def tune(config: KernelDefaults) -> None:
     reboot.reboot_required(name="Ensure the kernel role's reboot request is current", role="kernel", reasons=reasons)
     sync.file_synced(
         name=f"Ensure {RECORD_FILE} records what the kernel role applied",
-        src=StringIO(_record(config, want, hardware)), dest=RECORD_FILE, mode="0644",
+        src=StringIO(_record(config, want)), dest=RECORD_FILE, mode="0644",
     )
 
 
@@ -128,7 +128,7 @@ def _nouveau(config: KernelDefaults, state: dict[str, Any], container: str | Non
     )
 
 
-def _runtime_unit(config: KernelDefaults, pool, state: dict[str, Any], container: str | None, hardware: dict) -> None:
+def _runtime_unit(config: KernelDefaults, pool, state: dict[str, Any], container: str | None, hardware: Hardware) -> None:
     governor = config.kernel_cpu_governor if state["cpufreq"] else None
     if config.kernel_cpu_governor and not state["cpufreq"]:
         logger.info(f"{host.name}: /sys/devices/system/cpu/cpu0/cpufreq is absent (no cpufreq driver): governor left alone")
@@ -139,7 +139,7 @@ def _runtime_unit(config: KernelDefaults, pool, state: dict[str, Any], container
     )
     drift = plan.runtime_drift(
         config, pool, state["thp"], state["governors"], state["cpufreq"],
-        (hardware.get("hugepages") or {}).get("per_node") or {},
+        hardware.hugepages.per_node,
     )
     if drift and not container:
         logger.info(f"{host.name}: applying now: {'; '.join(drift)}")
@@ -150,7 +150,7 @@ def _runtime_unit(config: KernelDefaults, pool, state: dict[str, Any], container
     )
 
 
-def _record(config: KernelDefaults, want: dict[str, Any], hardware: dict) -> str:
+def _record(config: KernelDefaults, want: dict[str, Any]) -> str:
     pool = want["pool"]
     return json.dumps({
         "settings": config.model_dump(mode="json"),

@@ -21,7 +21,9 @@ from pyinfra.operations import apt, files, systemd
 
 from deepseek_node import paths
 from deepseek_infra.cpulist import format_cpulist
-from deepseek_infra.facts.host import host_hardware, remembered_fact
+from deepseek_infra.facts import host as host_facts
+from deepseek_infra.facts.host import remembered_fact
+from deepseek_infra.hardware import Hardware, Numa, NumaNode
 from deepseek_infra.operations import sync
 from deepseek_infra.pinning import VcpuPlan, _housekeeping, plan_vcpu_pinning, smt_siblings
 from roles import template_path
@@ -41,19 +43,18 @@ def applies(config: KvmDefaults) -> bool:
     return bool(config.kvm_guests) or "kvm_hosts" in host.groups
 
 
-def plan_guests(config: KvmDefaults, tuning: TuningDefaults, hardware: dict, locality: dict) -> dict[str, VcpuPlan]:
+def plan_guests(config: KvmDefaults, tuning: TuningDefaults, hardware: Hardware, locality: dict) -> dict[str, VcpuPlan]:
     """Every guest's placement, each on CPUs no other guest has; DeployError naming host and field."""
-    numa = hardware.get("numa") or {}
-    if not numa.get("nodes"):  # numactl not installed yet (base installs it in the same run): lscpu's view
-        lscpu_nodes = (hardware.get("cpu") or {}).get("numa_nodes") or {}
-        numa = {"nodes": {n: {"cpus": cpus, "memory_mb": None, "free_mb": None} for n, cpus in lscpu_nodes.items()}, "distances": {}}
-    node_cpus = {n: v["cpus"] for n, v in (numa.get("nodes") or {}).items() if v["cpus"]}
+    numa = hardware.numa
+    if not numa.nodes:  # numactl not installed yet (base installs it in the same run): lscpu's view
+        numa = Numa(nodes={n: NumaNode(cpus=cpus) for n, cpus in hardware.cpu.numa_nodes.items()})
+    node_cpus = {n: list(cpus) for n, cpus in numa.node_cpus().items()}
     if config.kvm_guests and not node_cpus:
         raise DeployError(f"{host.name}: kvm_guests: neither numactl nor lscpu reports a NUMA node; no host was changed")
     per_node = tuning.tuning_housekeeping_cpus_per_node if config.kvm_reserved_cpus_per_node is None else config.kvm_reserved_cpus_per_node
     gpu_nodes = {gpu["slot"]: gpu["numa_node"] for gpu in locality.get("gpus", [])}
     try:
-        housekeeping = set(_housekeeping(node_cpus, per_node, smt_siblings(hardware.get("cpu"), node_cpus)))
+        housekeeping = set(_housekeeping(node_cpus, per_node, smt_siblings(hardware.cpu, node_cpus)))
     except ValueError as error:
         raise DeployError(f"{host.name}: kvm_reserved_cpus_per_node: {error}; no host was changed") from None
     plans: dict[str, VcpuPlan] = {}
@@ -75,7 +76,7 @@ def plan_guests(config: KvmDefaults, tuning: TuningDefaults, hardware: dict, loc
 
 @deploy("kvm: guests")
 def install(config: KvmDefaults, tuning: TuningDefaults) -> None:
-    hardware = host_hardware(host)
+    hardware = host_facts.hardware(host)
     plans = plan_guests(config, tuning, hardware, remembered_fact(host, PciLocality))
     _check_hugepages(config, hardware)
     apt.packages(
@@ -110,10 +111,9 @@ def _pci_parts(address: str) -> dict[str, str]:
     return {"domain": domain, "bus": bus, "slot": slot, "function": function}
 
 
-def _check_hugepages(config: KvmDefaults, hardware: dict) -> None:
+def _check_hugepages(config: KvmDefaults, hardware: Hardware) -> None:
     wanted_mib = sum(guest.memory_mib for guest in config.kvm_guests if guest.hugepages)
-    pools = (hardware.get("hugepages") or {}).get("sizes_kb") or {}
-    have_mib = sum(size_kb * pool["total"] // 1024 for size_kb, pool in pools.items())
+    have_mib = hardware.hugepages.total_mib
     if wanted_mib > have_mib:
         logger.warning(
             f"{host.name}: kvm_guests: hugepage-backed guests need {wanted_mib} MiB, the running kernel's "

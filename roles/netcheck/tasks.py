@@ -24,6 +24,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, python, server
 
 from deepseek_infra.monitoring import host_label
+from deepseek_infra.runcache import cached, run_cache
 from deepseek_infra.netcheck import (
     Measurement,
     pairs,
@@ -84,7 +85,7 @@ def _measure(state, host, peers, config: NetcheckDefaults, min_bps: float, textf
     # node-exporter runs unprivileged: the file must be world-readable before it appears
     _run(host, f"chmod 0644 {textfile_dir}/{TEXTFILE}.tmp && mv {textfile_dir}/{TEXTFILE}.tmp {textfile_dir}/{TEXTFILE}")
     logger.info(f"{host.name}: netcheck (threshold {min_bps / 1e9:g} GB/s):\n" + render_table(results, min_bps))
-    report: list[dict] = state.__dict__.setdefault("_deepseek_netcheck", [])
+    report: list[dict] = cached(run_cache(state, "netcheck.report"), "measurements", list)
     report.extend(asdict(m) | {"threshold_bytes_per_second": min_bps, "verdict": m.verdict(min_bps)} for m in results)
     if config.netcheck_report:
         Path(config.netcheck_report).write_text(json.dumps(report, indent=2) + "\n")

@@ -21,7 +21,8 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files, server, systemd
 
 from deepseek_infra.compat import check_stack
-from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts import host as host_facts
+from deepseek_infra.hardware import PciDevice
 from deepseek_infra.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
 from deepseek_infra.nvidia_driver import plan_packages, reboot_reasons, target_packages
 from deepseek_infra.nvidia_repo import preferences_path, render_preferences
@@ -32,12 +33,8 @@ from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 
 ROLE = "nvidia-driver"  # name of its reboot-required state
-NVSWITCH_PCI_CLASS = "0680"  # "Bridge" class of NVSwitch functions in lspci
+NVSWITCH_PCI_CLASS = PciDevice.NVSWITCH_CLASS  # "Bridge" class of NVSwitch functions in lspci
 IB_GROUP = "ib_fabric"
-
-
-def has_nvswitch(hardware: dict) -> bool:
-    return any(dev.get("class_id") == NVSWITCH_PCI_CLASS for dev in hardware.get("nvidia_pci") or [])
 
 
 def installed_toolkits(packages: dict) -> list[str]:
@@ -68,13 +65,13 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
             ib_stack_in_this_run: bool = False) -> None:
     """``ib_stack_in_this_run``: the infiniband role installs rdma-core earlier in this
     deploy (deploy/full.py), so nvidia-peermem is configured on the first run already."""
-    hardware = host_hardware(host)
+    hardware = host_facts.hardware(host)
     state = host.get_fact(NvidiaDriverState)
     if ib_stack_in_this_run and state["ib_stack"] is None:
         state = {**state, "ib_stack": "rdma-core"}
-    in_container = bool(hardware["virtualization"]["container"])
-    nvswitch = has_nvswitch(hardware)
-    ib_present = IB_GROUP in host.groups or bool(hardware.get("ibstat"))
+    in_container = bool(hardware.virtualization.container)
+    nvswitch = hardware.has_nvswitch
+    ib_present = IB_GROUP in host.groups or bool(hardware.ib_ports)
     peermem = config.nvidia_driver_peermem
     if peermem is None:
         peermem = ib_present and state["ib_stack"] is not None

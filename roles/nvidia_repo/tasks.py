@@ -19,7 +19,8 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
 from deepseek_node import paths
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import OsRelease
 from deepseek_infra.nvidia_repo import (
     KEYRING_DIR, NVIDIA_REPO_KEY_FILE, SOURCES_FILE, UnsupportedPlatformError, nvidia_repo_url, sources_entry,
 )
@@ -39,9 +40,9 @@ def configure(config: NvidiaRepoDefaults) -> None:
     """Write the NVIDIA package source and refresh apt's index when it changed."""
     source = config.nvidia_repo_source
     if source == "nvidia":
-        os_release = hardware_section(host, "os_release")
+        os_release = hardware_part(host, OsRelease)
         try:
-            url = nvidia_repo_url(os_release["id"], os_release["version_id"], host.get_fact(Arch),
+            url = nvidia_repo_url(os_release.id, os_release.version_id, host.get_fact(Arch),
                                   base=config.nvidia_repo_base_url)
         except UnsupportedPlatformError as error:
             raise DeployError(f"{host.name}: nvidia_repo_source: {error}") from None

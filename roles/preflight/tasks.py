@@ -9,24 +9,21 @@ changes anything. Runs unchanged with ``--dry``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.catalog import get_model
-from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts.host import prepared_hardware
 from deepseek_infra.facts.storage import PathSpace
 from deepseek_infra.operations.node import preflight_gate
 from deepseek_infra.preflight import PreflightReport, Requirements, evaluate, reports_to_json
+from deepseek_infra.runcache import run_cache
 from roles.tuning import tasks as tuning
 from roles.tuning.defaults import TuningDefaults
 from roles.deployment import DeploymentDefaults
 from roles.preflight.defaults import PreflightDefaults
-
-if TYPE_CHECKING:
-    from pyinfra.api.host import Host
 
 
 def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults) -> Requirements:
@@ -43,22 +40,9 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults)
     )
 
 
-def prepared_hardware(target: Host) -> dict[str, Any]:
-    """``HostHardware`` of ``target`` as it was before this run changed anything.
-
-    Read once per run and host while deploys are being prepared (nothing has executed
-    yet, so every role sees the same hardware): preflight reads it, later roles take their
-    sections from it (``["virtualization"]``, ...) instead of a round trip each.
-    """
-    readings: dict[str, dict[str, Any]] = target.state.__dict__.setdefault("_deepseek_hardware", {})
-    if target.name not in readings:
-        readings[target.name] = host_hardware(target)  # shared with later roles (deepseek_infra/facts/host.py)
-    return readings[target.name]
-
-
 def _write_report(config: PreflightDefaults, report: PreflightReport) -> None:
     # Every host's deploy adds its report; the file always holds all reports so far.
-    reports: dict[str, PreflightReport] = host.state.__dict__.setdefault("_deepseek_preflight", {})
+    reports: dict[str, PreflightReport] = run_cache(host.state, "preflight.reports")
     reports[host.name] = report
     if config.preflight_report:
         Path(config.preflight_report).write_text(reports_to_json(list(reports.values())))

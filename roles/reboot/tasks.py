@@ -11,7 +11,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from deepseek_infra.facts.host import hardware_section
+from deepseek_infra.facts.host import hardware_part
+from deepseek_infra.hardware import Virtualization
 from deepseek_infra.facts.reboot import RebootRequired
 from deepseek_infra.operations import reboot
 from roles.reboot.defaults import RebootDefaults
@@ -28,7 +29,7 @@ def reboot_if_required(config: RebootDefaults) -> bool:
     if not state:
         logger.info(f"{host.name}: no role asks for a reboot; not rebooting")
         return False
-    container = hardware_section(host, "virtualization")["container"]
+    container = hardware_part(host, Virtualization).container
     if container:
         logger.warning(
             f"{host.name}: reboot required ({pending_summary(state)}) but this host is a "

@@ -25,7 +25,7 @@ from pyinfra.operations import apt, files, systemd
 from deepseek_infra import engine
 from deepseek_node import paths
 from deepseek_infra.catalog import get_model
-from deepseek_infra.facts.host import host_hardware
+from deepseek_infra.facts.host import hardware
 from deepseek_infra.operations import sync
 from deepseek_infra.preflight import summarize_gpus
 from roles import template_path
@@ -106,7 +106,7 @@ def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str,
 def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> engine.EngineSettings:
     """The engine's settings for this host: plan from its hardware, multi-node position."""
     spec = get_model(deployment.deepseek_model)
-    gpus = summarize_gpus(host_hardware(host))
+    gpus = summarize_gpus(hardware(host))
     nodes = deployment.deepseek_nodes
     use_gpus = config.serve_transformers_device != "cpu"
     try:

@@ -16,7 +16,8 @@ from pyinfra.operations import files, systemd
 
 from deepseek_node import paths
 from deepseek_infra.cpulist import format_cpulist
-from deepseek_infra.facts.host import host_hardware, remembered_fact
+from deepseek_infra.facts import host as host_facts
+from deepseek_infra.facts.host import remembered_fact
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.tuning import plan as planning
@@ -35,7 +36,7 @@ IRQBALANCE_CONFIG = "/etc/default/irqbalance"
 def host_plan(config: TuningDefaults, deployment: DeploymentDefaults):
     """``(plan or None, source, topology, gpus note, note, hardware, locality)`` from the
     host's facts now (read before the operation yields anything: see ``remembered_fact``)."""
-    hardware = host_hardware(host)
+    hardware = host_facts.hardware(host)
     locality = remembered_fact(host, PciLocality)
     indices, gpus_note = planning.engine_gpus(
         hardware, deployment.deepseek_model, deployment.deepseek_engine, deployment.deepseek_nodes,
@@ -72,16 +73,16 @@ def engine_placement(config: TuningDefaults, deployment: DeploymentDefaults):
         record = {"planned": False, "source": source, "reason": note}
         yield from files.put._inner(src=StringIO(json.dumps(record, indent=2) + "\n"), dest=RECORD_FILE, mode="0644")
         return
-    container = hardware["virtualization"]["container"]
+    container = hardware.virtualization.container
     env = planning.engine_environment(plan, config.tuning_nccl_env)
     units: list[bool] = []
     yield from files.directory._inner(path=f"/etc/systemd/system/{planning.ENGINE_UNIT}.d", mode="0755")
     yield from _tracked(files.put._inner(
-        src=StringIO(planning.render_dropin(plan, source, env, hardware.get("online"))),
+        src=StringIO(planning.render_dropin(plan, source, env, hardware.online)),
         dest=planning.DROPIN_PATH, mode="0644"), units)
-    if reason := planning.unschedulable(plan, hardware.get("online")):
+    if reason := planning.unschedulable(plan, hardware.online):
         logger.warning(f"{host.name}: tuning: {reason}")
-    irq_cpus = planning.hca_irq_cpus(plan, topology, hardware.get("numa")) if config.tuning_hca_irq_affinity else {}
+    irq_cpus = planning.hca_irq_cpus(plan, topology, hardware.numa) if config.tuning_hca_irq_affinity else {}
     irq: list[bool] = []
     if irq_cpus:
         yield from _tracked(files.put._inner(src=StringIO(planning.render_irq_conf(irq_cpus)), dest=IRQ_CONF, mode="0644"), irq)

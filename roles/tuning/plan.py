@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from deepseek_infra.catalog import get_model
 from deepseek_infra.cpulist import format_cpulist, parse_cpulist
+from deepseek_infra.hardware import Hardware, Numa, Online, Topology, TopologyGpu, TopologyNic
 from deepseek_infra.pinning import PinningPlan, plan_pinning
 from deepseek_infra.preflight import summarize_gpus
 from deepseek_infra.sizing import plan_serving
@@ -79,8 +80,8 @@ def pci_link_class(path_a: str, path_b: str, node_a: int | None, node_b: int | N
     return "PIX" if below <= 2 else "PXB"
 
 
-def topology_from_sysfs(gpu_slots: list[str], locality: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A ``parse_topology``-shaped topology from sysfs; None when no GPU is in sysfs.
+def topology_from_sysfs(gpu_slots: list[str], locality: Mapping[str, Any]) -> Topology | None:
+    """The topology ``nvidia-smi topo -m`` would give, from sysfs; None when no GPU is in sysfs.
 
     ``gpu_slots`` are the NVIDIA GPU functions lspci lists (``0000:18:00.0``), in any order;
     ``locality`` is the ``PciLocality`` fact.
@@ -89,7 +90,7 @@ def topology_from_sysfs(gpu_slots: list[str], locality: Mapping[str, Any]) -> di
     slots = sorted(slot.lower() for slot in gpu_slots)
     if not slots or not any(slot in known for slot in slots):
         return None
-    gpus, nics = [], []
+    gpus: list[TopologyGpu] = []
     hcas = sorted(locality.get("hcas", []), key=lambda hca: hca["name"])
     for index, slot in enumerate(slots):
         device = known.get(slot, {"path": "", "numa_node": None, "cpus": []})
@@ -97,26 +98,25 @@ def topology_from_sysfs(gpu_slots: list[str], locality: Mapping[str, Any]) -> di
             f"NIC{n}": pci_link_class(device["path"], hca["path"], device["numa_node"], hca["numa_node"])
             for n, hca in enumerate(hcas)
         }
-        gpus.append({"name": f"GPU{index}", "cpus": list(device["cpus"]), "numa_node": device["numa_node"], "links": links})
-    for n, hca in enumerate(hcas):
-        links = {gpu["name"]: gpu["links"][f"NIC{n}"] for gpu in gpus}
-        nics.append({"name": f"NIC{n}", "device": hca["name"], "links": links})
-    return {"gpus": gpus, "nics": nics}
+        gpus.append(TopologyGpu(name=f"GPU{index}", cpus=tuple(device["cpus"]), numa_node=device["numa_node"], links=links))
+    nics = [TopologyNic(name=f"NIC{n}", device=hca["name"], links={gpu.name: gpu.links[f"NIC{n}"] for gpu in gpus})
+            for n, hca in enumerate(hcas)]
+    return Topology(gpus=tuple(gpus), nics=tuple(nics))
 
 
 # --- which GPUs, which plan ---------------------------------------------------------------
 
 
-def gpu_slots(hardware: Mapping[str, Any]) -> list[str]:
-    return sorted(dev["slot"] for dev in hardware.get("nvidia_pci") or [] if str(dev.get("class_id", "")).startswith("03"))
+def gpu_slots(hardware: Hardware) -> list[str]:
+    return sorted(dev.slot for dev in hardware.pci_gpus)
 
 
-def engine_gpus(hardware: Mapping[str, Any], model: str, engine: str, nodes: int,
+def engine_gpus(hardware: Hardware, model: str, engine: str, nodes: int,
                 max_model_len: int | None, gpu_indices: tuple[int, ...] | None) -> tuple[list[int] | None, str]:
     """GPU indices the engine uses on this node (None: all) and why."""
     if gpu_indices is not None:
         return sorted(gpu_indices), "tuning_gpu_indices"
-    gpus = summarize_gpus(dict(hardware))
+    gpus = summarize_gpus(hardware)
     if not gpus.count:
         return None, "no NVIDIA GPU found"
     if gpus.memory_mib is None:
@@ -136,22 +136,21 @@ def engine_gpus(hardware: Mapping[str, Any], model: str, engine: str, nodes: int
 
 
 def choose_plan(
-    hardware: Mapping[str, Any], locality: Mapping[str, Any], gpu_indices: list[int] | None,
+    hardware: Hardware, locality: Mapping[str, Any], gpu_indices: list[int] | None,
     housekeeping_cpus_per_node: int,
-) -> tuple[PinningPlan | None, str, dict[str, Any] | None, str]:
+) -> tuple[PinningPlan | None, str, Topology | None, str]:
     """``(plan or None, topology source, topology, note)``; a None plan's note says why."""
-    topology = hardware.get("gpu_topology") or {}
+    topology: Topology | None = hardware.topology
     source = SOURCE_TOPO
-    if not topology.get("gpus"):
+    if not hardware.topology.gpus:
         topology = topology_from_sysfs(gpu_slots(hardware), locality)
         source = SOURCE_SYSFS
-    numa = hardware.get("numa") or {}
-    cpu = hardware.get("cpu") or {}
+    numa, cpu = hardware.numa, hardware.cpu
     if topology is None:
         slots = gpu_slots(hardware)
         if not slots:
             return None, SOURCE_NONE, None, "no NVIDIA GPU on the PCI bus: nothing to pin the engine to"
-        nodes = {n: v["cpus"] for n, v in (numa.get("nodes") or {}).items() if v["cpus"]} or cpu.get("numa_nodes") or {}
+        nodes = numa.node_cpus() or {n: cpus for n, cpus in cpu.numa_nodes.items() if cpus}
         if len(nodes) != 1:
             return None, SOURCE_NONE, None, (
                 f"GPU NUMA locality unknown (no `nvidia-smi topo -m`: driver not loaded; no sysfs entry "
@@ -160,11 +159,11 @@ def choose_plan(
             )
         # One NUMA node: every GPU is local to it, whatever the driver would say.
         node, cpus = next(iter(nodes.items()))
-        topology = {"gpus": [{"name": f"GPU{i}", "cpus": list(cpus), "numa_node": node, "links": {}}
-                             for i in range(len(slots))], "nics": []}
+        topology = Topology(gpus=tuple(TopologyGpu(name=f"GPU{i}", cpus=tuple(cpus), numa_node=node)
+                                       for i in range(len(slots))))
         source = "lspci + numactl (one NUMA node; driver not loaded)"
     try:
-        plan = plan_pinning(topology, numa or None, cpu or None, gpu_indices, housekeeping_cpus_per_node)
+        plan = plan_pinning(topology, numa, cpu, gpu_indices, housekeeping_cpus_per_node)
     except ValueError as error:
         return None, source, topology, f"no pinning plan: {error}"
     return plan, source, topology, ""
@@ -181,26 +180,27 @@ def engine_environment(plan: PinningPlan, extra: Mapping[str, str]) -> dict[str,
     return env
 
 
-def unschedulable(plan: PinningPlan, online: Mapping[str, Any] | None) -> str:
+def unschedulable(plan: PinningPlan, online: Online | None) -> str:
     """Why systemd could not apply the plan on this kernel ("" when it can).
 
     The plan comes from what the tools report; the kernel's online CPUs and nodes (sysfs)
     are what systemd checks. They differ when CPUs are offline, and in the lab, whose
     simulated tools describe a bigger machine than the container's kernel runs.
     """
-    if not online or not online.get("cpus"):
+    if not online or not online.cpus:
         return ""
-    missing_cpus = set(parse_cpulist(plan.cpu_affinity)) - set(online["cpus"])
-    missing_nodes = set(plan.numa_nodes) - set(online.get("nodes") or [0])
+    online_nodes = online.nodes or (0,)
+    missing_cpus = set(parse_cpulist(plan.cpu_affinity)) - set(online.cpus)
+    missing_nodes = set(plan.numa_nodes) - set(online_nodes)
     if not missing_cpus and not missing_nodes:
         return ""
     return (f"CPUs {format_cpulist(missing_cpus) or 'none'} and NUMA nodes {format_cpulist(missing_nodes) or 'none'} "
-            f"of the plan are not online here (online CPUs {format_cpulist(online['cpus'])}, nodes "
-            f"{format_cpulist(online.get('nodes') or [0])}): CPU and NUMA placement left out")
+            f"of the plan are not online here (online CPUs {format_cpulist(online.cpus)}, nodes "
+            f"{format_cpulist(online_nodes)}): CPU and NUMA placement left out")
 
 
 def render_dropin(plan: PinningPlan, source: str, env: Mapping[str, str],
-                  online: Mapping[str, Any] | None = None) -> str:
+                  online: Online | None = None) -> str:
     not_applicable = unschedulable(plan, online)
     placement = [] if not_applicable else [
         f"CPUAffinity={plan.cpu_affinity}",
@@ -222,14 +222,14 @@ def render_dropin(plan: PinningPlan, source: str, env: Mapping[str, str],
     return "\n".join(lines) + "\n"
 
 
-def hca_irq_cpus(plan: PinningPlan, topology: Mapping[str, Any], numa: Mapping[str, Any] | None) -> dict[str, str]:
+def hca_irq_cpus(plan: PinningPlan, topology: Topology, numa: Numa | None) -> dict[str, str]:
     """GPU-local HCA -> cpulist for its IRQs: the housekeeping CPUs of its GPUs' node(s).
 
     Off the engine's CPUs (NCCL polls its completion queues from a proxy thread; HCA
     interrupts there only add jitter) and on the HCA's own node.
     """
-    node_cpus = {n: set(v["cpus"]) for n, v in ((numa or {}).get("nodes") or {}).items()}
-    gpu_node = {gpu["name"]: gpu["numa_node"] for gpu in topology.get("gpus", [])}
+    node_cpus = {n: set(info.cpus) for n, info in (numa.nodes if numa else {}).items()}
+    gpu_node = {gpu.name: gpu.numa_node for gpu in topology.gpus}
     housekeeping = set(plan.housekeeping_cpus)
     result: dict[str, set[int]] = {}
     for gpu, hcas in plan.nics_by_gpu.items():

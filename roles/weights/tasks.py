@@ -26,6 +26,7 @@ from deepseek_node.weights.crypto import CryptoError, Key, load_key
 from deepseek_node.weights.manifest import Manifest, ManifestError, build_manifest, load_manifest
 from deepseek_infra.operations import weights
 from deepseek_infra.operations.weights import ReleaseSpec
+from deepseek_infra.runcache import cached, run_cache
 from deepseek_node.weights.node import KEYS_DIR, RUN_MODELS_DIR
 from deepseek_node.weights.plan import model_slug, url_prefix
 from roles import template_path
@@ -78,11 +79,9 @@ def install(config: WeightsDefaults, deployment: DeploymentDefaults) -> None:
 
 
 def _cached(kind: str, key: str, build):
-    """One manifest build or key load per run, however many hosts share it."""
-    cache: dict = host.state.__dict__.setdefault("_deepseek_weights_cache", {})
-    if (kind, key) not in cache:
-        cache[(kind, key)] = build()
-    return cache[(kind, key)]
+    """One manifest build or key load per run, however many hosts share it (run cache
+    ``weights.<kind>``: ``weights.key``, ``weights.manifest``, ``weights.built``)."""
+    return cached(run_cache(host.state, f"weights.{kind}"), key, build)
 
 
 def _prepare(config: WeightsDefaults, deployment: DeploymentDefaults, slug: str) -> tuple[ReleaseSpec | None, Key | None]:

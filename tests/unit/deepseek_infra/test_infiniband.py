@@ -6,22 +6,27 @@ import pytest
 
 from deepseek_infra import infiniband
 from deepseek_infra.facts.infiniband import parse_ibstat
+from deepseek_infra.hardware import IbPort, IbPorts
 
 CAPTURE = Path(__file__).resolve().parents[3] / "lab/profiles/hgx-h100-8x/captures/ib/gpud-h100-node-ibstat-12ca-some-down.txt"
 
 
 def port(ca, state="Active", physical="LinkUp", rate=400, layer="InfiniBand"):
-    return {"ca": ca, "port": 1, "state": state, "physical_state": physical, "rate_gbps": rate, "link_layer": layer}
+    return IbPort(ca=ca, port=1, state=state, physical_state=physical, rate_gbps=rate, link_layer=layer)
+
+
+def captured_ports() -> IbPorts:
+    return IbPorts.from_fact(parse_ibstat(CAPTURE.read_text().splitlines()))
 
 
 def test_real_capture_ib_ports_pass_ethernet_down_ports_are_not_checked():
-    report = infiniband.port_report(parse_ibstat(CAPTURE.read_text().splitlines()), 400)
+    report = infiniband.port_report(captured_ports(), 400)
     assert len(report.checked) == 8 and len(report.skipped) == 4 and report.problems == ()
     assert "8 port(s) Active/LinkUp" in report.summary()
 
 
 def test_real_capture_with_ethernet_checked_reports_the_down_ports():
-    report = infiniband.port_report(parse_ibstat(CAPTURE.read_text().splitlines()), None,
+    report = infiniband.port_report(captured_ports(), None,
                                     link_layers=("InfiniBand", "Ethernet"))
     down = [p for p in report.problems if "expected Active/LinkUp, found Down/Disabled" in p]
     assert len(down) == 3 and any(p.startswith("mlx5_2 port 1 (Ethernet)") for p in down)

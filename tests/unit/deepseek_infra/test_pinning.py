@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from deepseek_infra.cpulist import format_cpulist, parse_cpulist
 from deepseek_infra.facts.cpu import parse_lscpu
 from deepseek_infra.facts.gpu import parse_topology
 from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.hardware import Cpu, Numa, NumaNode, Topology, TopologyGpu
 from deepseek_infra.pinning import plan_pinning, plan_vcpu_pinning, smt_siblings, virsh_commands
 
 HW = Path(__file__).resolve().parents[2] / "fixtures" / "hw"
@@ -20,8 +21,12 @@ def capture(relative: str) -> list[str]:
     return (HW / relative).read_bytes().decode().split("\n")
 
 
-def topo(name: str) -> dict:
-    return parse_topology(capture(f"topo/{name}"))
+def topo(name: str) -> Topology:
+    return Topology.from_fact(parse_topology(capture(f"topo/{name}")))
+
+
+def numa_capture(relative: str) -> Numa:
+    return Numa.from_fact(parse_numactl_hardware(capture(relative)))
 
 
 SOCKET0_224, SOCKET1_224 = "0-55,112-167", "56-111,168-223"
@@ -124,7 +129,7 @@ def test_unnamed_nics_are_warned_about_not_guessed():
 
 
 def test_puget_topology_with_its_numactl_keeps_housekeeping_out():
-    numa = parse_numactl_hardware(capture("numactl/puget-wrx90-tr7965wx-rtx6000ada-x2.txt"))
+    numa = numa_capture("numactl/puget-wrx90-tr7965wx-rtx6000ada-x2.txt")
     plan = plan_pinning(topo("puget-wrx90-rtx6000ada-x2.txt"), numa, None)
     assert plan.housekeeping_cpus == (0, 1)
     assert plan.cpu_affinity == "2-23"
@@ -140,27 +145,21 @@ def test_puget_topology_with_its_numactl_keeps_housekeeping_out():
 
 
 def test_numa_node_from_cpu_affinity_when_topology_has_none():
-    topology = copy.deepcopy(topo("distributedai-dgx-h200-x8-12nic.txt"))
-    for gpu in topology["gpus"]:
-        gpu["numa_node"] = None
-    numa = {
-        "nodes": {
-            0: {"cpus": parse_cpulist(SOCKET0_224), "memory_mb": None, "free_mb": None},
-            1: {"cpus": parse_cpulist(SOCKET1_224), "memory_mb": None, "free_mb": None},
-        },
-        "distances": {},
-    }
+    captured = topo("distributedai-dgx-h200-x8-12nic.txt")
+    topology = Topology(gpus=tuple(dataclasses.replace(gpu, numa_node=None) for gpu in captured.gpus), nics=captured.nics)
+    numa = Numa(nodes={0: NumaNode(cpus=tuple(parse_cpulist(SOCKET0_224))),
+                       1: NumaNode(cpus=tuple(parse_cpulist(SOCKET1_224)))})
     assert plan_pinning(topology, numa, None, [5]).numa_nodes == (1,)
     assert plan_pinning(topology, numa, None, [2]).numa_nodes == (0,)
     with pytest.raises(ValueError, match="GPU5: no NUMA Affinity"):
-        plan_pinning(topology, {"nodes": {}, "distances": {}}, None, [5])
+        plan_pinning(topology, Numa(), None, [5])
 
 
 def test_bad_gpu_selection_is_rejected():
     with pytest.raises(ValueError, match="GPU9"):
         plan_pinning(topo("puget-wrx90-rtx6000ada-x2.txt"), None, None, [9])
     with pytest.raises(ValueError, match="no GPUs"):
-        plan_pinning({"gpus": [], "nics": []}, None, None)
+        plan_pinning(Topology(), None, None)
 
 
 def test_housekeeping_may_not_take_a_whole_node():
@@ -170,14 +169,14 @@ def test_housekeeping_may_not_take_a_whole_node():
 
 # --- SMT siblings (p5en: lscpu and numactl of the same guest) ------------------------------
 
-P5EN_NUMA = parse_numactl_hardware(capture("numactl/p5en48xl-h200x8.txt"))
-P5EN_CPU = parse_lscpu(capture("lscpu/p5en48xl-h200x8-xeon8488c-kvm.txt"))
+P5EN_NUMA = numa_capture("numactl/p5en48xl-h200x8.txt")
+P5EN_CPU = Cpu.from_fact(parse_lscpu(capture("lscpu/p5en48xl-h200x8-xeon8488c-kvm.txt")))
 # No topo capture exists for p5en: one GPU on node 1 is enough to exercise the CPU rules.
-P5EN_GPU_ON_NODE1 = {"gpus": [{"name": "GPU0", "cpus": [], "numa_node": 1, "links": {}}], "nics": []}
+P5EN_GPU_ON_NODE1 = Topology(gpus=(TopologyGpu(name="GPU0", numa_node=1),))
 
 
 def test_p5en_siblings_follow_the_x86_numbering():
-    nodes = {n: v["cpus"] for n, v in P5EN_NUMA["nodes"].items()}
+    nodes = {n: list(cpus) for n, cpus in P5EN_NUMA.node_cpus().items()}
     siblings = smt_siblings(P5EN_CPU, nodes)
     assert siblings[0] == (0, 96) and siblings[144] == (48, 144)
 
@@ -189,12 +188,12 @@ def test_p5en_housekeeping_includes_siblings():
 
 
 def test_siblings_are_not_guessed_when_the_layout_disagrees():
-    asus_numa = parse_numactl_hardware(capture("numactl/asus-esc8000a-e12-rtx6000ada-x4.txt"))
-    asus_cpu = parse_lscpu(capture("lscpu/asus-esc8000a-e12-epyc9374f.txt"))
-    nodes = {n: v["cpus"] for n, v in asus_numa["nodes"].items()}
+    asus_numa = numa_capture("numactl/asus-esc8000a-e12-rtx6000ada-x4.txt")
+    asus_cpu = Cpu.from_fact(parse_lscpu(capture("lscpu/asus-esc8000a-e12-epyc9374f.txt")))
+    nodes = {n: list(cpus) for n, cpus in asus_numa.node_cpus().items()}
     assert smt_siblings(asus_cpu, nodes) is None  # 1 thread per core
     # Claimed 2 threads/core, but CPU k + 32 is on the other node: not the k + C/T layout.
-    assert smt_siblings({**asus_cpu, "threads_per_core": 2}, nodes) is None
+    assert smt_siblings(dataclasses.replace(asus_cpu, threads_per_core=2), nodes) is None
 
 
 # --- vCPU pinning on p5en: node 0 = 0-47,96-143, node 1 = 48-95,144-191 ----------------------

@@ -12,7 +12,9 @@ from deepseek_infra.facts.cpu import parse_lscpu
 from deepseek_infra.facts.gpu import parse_gpu_query_csv
 from deepseek_infra.facts.infiniband import parse_ibstat
 from deepseek_infra.facts.numa import parse_numactl_hardware
-from deepseek_infra.preflight import Requirements, evaluate, reports_to_json
+from deepseek_infra.hardware import Hardware
+from deepseek_infra.preflight import Requirements, reports_to_json
+from deepseek_infra.preflight import evaluate as evaluate_hardware
 
 HW = Path(__file__).resolve().parents[2] / "fixtures" / "hw"
 
@@ -59,6 +61,11 @@ def workstation_rtx6000ada() -> dict:
         "ibstat": [],
         "network": ETH_100G,
     }
+
+
+def evaluate(host: str, sections: dict, *rest):
+    """Preflight of a host whose sections are what the facts' parsers return."""
+    return evaluate_hardware(host, Hardware.from_sections(sections), *rest)
 
 
 def verdicts(report) -> dict[str, str]:

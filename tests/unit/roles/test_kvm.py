@@ -10,6 +10,7 @@ from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.hardware import Numa
 from deepseek_infra.pinning import plan_vcpu_pinning
 from roles import template_path
 from roles.kvm.tasks import DOMAIN_TEMPLATE
@@ -19,7 +20,7 @@ from roles.kvm.facts import parse_libvirt_domain
 from roles.settings import validate_inventory
 
 HW = Path(__file__).resolve().parents[2] / "fixtures" / "hw"
-NUMA = parse_numactl_hardware((HW / "numactl/p5en48xl-h200x8.txt").read_text().splitlines())
+NUMA = Numa.from_fact(parse_numactl_hardware((HW / "numactl/p5en48xl-h200x8.txt").read_text().splitlines()))
 PLAN = plan_vcpu_pinning(NUMA, 4, 1, reserved_cpus=[48, 49, 144, 145])
 
 # What libvirt 9 prints for a guest pinned by the role (trimmed to the managed parts).

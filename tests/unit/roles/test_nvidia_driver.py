@@ -5,7 +5,8 @@ import pytest
 from deepseek_infra.config import validate_host_data
 from deepseek_infra.nvidia_driver import target_packages
 from roles.cuda.defaults import CudaDefaults
-from roles.nvidia_driver.tasks import has_nvswitch, installed_toolkits, stack_problems
+from deepseek_infra.hardware import Hardware
+from roles.nvidia_driver.tasks import installed_toolkits, stack_problems
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 
@@ -67,9 +68,12 @@ def test_gate_checks_installed_toolkits_and_peermem():
 
 
 def test_nvswitch_from_lspci_bridge_class():
-    assert has_nvswitch({"nvidia_pci": [{"class_id": "0302"}, {"class_id": "0680"}]})
-    assert not has_nvswitch({"nvidia_pci": [{"class_id": "0302"}]})
-    assert not has_nvswitch({"nvidia_pci": None})
+    def has_nvswitch(nvidia_pci) -> bool:
+        return Hardware.from_sections({"nvidia_pci": nvidia_pci}).has_nvswitch
+
+    assert has_nvswitch([{"slot": "0000:18:00.0", "class_id": "0302"}, {"slot": "0000:05:00.0", "class_id": "0680"}])
+    assert not has_nvswitch([{"slot": "0000:18:00.0", "class_id": "0302"}])
+    assert not has_nvswitch(None)
 
 
 def test_defaults_target_the_packages_the_role_installs():

@@ -12,6 +12,7 @@ from pyinfra.api.exceptions import DeployError
 from deepseek_infra.cpulist import parse_cpulist
 from deepseek_infra.facts.gpu import parse_topology
 from deepseek_infra.facts.numa import parse_numactl_hardware
+from deepseek_infra.hardware import Hardware, Numa, NumaNode, Online, Topology, TopologyGpu
 from roles.settings import validate_inventory
 from roles.tuning import plan as planning
 from roles.tuning.facts import PCI_LOCALITY_COMMAND, parse_pci_locality
@@ -70,11 +71,13 @@ def test_topology_from_sysfs_numbers_gpus_in_bus_order_and_finds_the_near_hca():
         "hca mlx5_1 /sys/devices/pci0000:97/0000:97:01.0/0000:98:00.0/0000:99:01.0/0000:9b:00.0 1 56-111,168-223",
     ])
     topology = planning.topology_from_sysfs(["0000:9a:00.0", "0000:18:00.0"], locality)
-    assert [(g["name"], g["numa_node"]) for g in topology["gpus"]] == [("GPU0", 0), ("GPU1", 1)]
-    assert topology["gpus"][0]["links"] == {"NIC0": "PIX", "NIC1": "SYS"}
+    assert [(g.name, g.numa_node) for g in topology.gpus] == [("GPU0", 0), ("GPU1", 1)]
+    assert topology.gpus[0].links == {"NIC0": "PIX", "NIC1": "SYS"}
+    assert [(nic.name, nic.device) for nic in topology.nics] == [("NIC0", "mlx5_0"), ("NIC1", "mlx5_1")]
     plan, source, _, note = planning.choose_plan(
-        {"gpu_topology": {"gpus": [], "nics": []}, "nvidia_pci": _pci(["0000:9a:00.0", "0000:18:00.0"]),
-         "numa": DGX_NUMA, "cpu": DGX_CPU}, locality, [1], 2,
+        Hardware.from_sections({"gpu_topology": {"gpus": [], "nics": []},
+                                "nvidia_pci": _pci(["0000:9a:00.0", "0000:18:00.0"]),
+                                "numa": DGX_NUMA, "cpu": DGX_CPU}), locality, [1], 2,
     )
     assert source == planning.SOURCE_SYSFS and note == ""
     assert plan.numa_nodes == (1,) and plan.nccl_ib_hca == "=mlx5_1"
@@ -88,7 +91,7 @@ def test_gpus_absent_from_sysfs_give_no_topology():
 
 
 def test_driver_topology_wins():
-    hardware = {"gpu_topology": DGX_TOPO, "numa": DGX_NUMA, "cpu": DGX_CPU, "nvidia_pci": []}
+    hardware = Hardware.from_sections({"gpu_topology": DGX_TOPO, "numa": DGX_NUMA, "cpu": DGX_CPU, "nvidia_pci": []})
     plan, source, _, _ = planning.choose_plan(hardware, {"gpus": [], "hcas": []}, [4, 5], 2)
     assert source == planning.SOURCE_TOPO
     assert plan.numa_nodes == (1,) and plan.nccl_ib_hca == "=mlx5_6,mlx5_9"
@@ -96,28 +99,28 @@ def test_driver_topology_wins():
 
 
 def test_multi_node_host_without_locality_is_not_guessed():
-    hardware = {"gpu_topology": {"gpus": [], "nics": []}, "numa": DGX_NUMA, "cpu": DGX_CPU,
-                "nvidia_pci": _pci(["0000:18:00.0", "0000:2a:00.0"])}
+    hardware = Hardware.from_sections({"gpu_topology": {"gpus": [], "nics": []}, "numa": DGX_NUMA, "cpu": DGX_CPU,
+                                       "nvidia_pci": _pci(["0000:18:00.0", "0000:2a:00.0"])})
     plan, source, _, note = planning.choose_plan(hardware, {"gpus": [], "hcas": []}, None, 2)
     assert plan is None and source == planning.SOURCE_NONE
     assert "2 NUMA nodes" in note and "0000:18:00.0" in note and "rerun deploy/tuning.py" in note
 
 
 def test_single_node_host_without_locality_is_planned():
-    hardware = {"gpu_topology": {"gpus": [], "nics": []}, "numa": PUGET_NUMA, "cpu": {},
-                "nvidia_pci": _pci(["0000:c1:00.0", "0000:c2:00.0"], "0300", "26b1")}
+    hardware = Hardware.from_sections({"gpu_topology": {"gpus": [], "nics": []}, "numa": PUGET_NUMA, "cpu": {},
+                                       "nvidia_pci": _pci(["0000:c1:00.0", "0000:c2:00.0"], "0300", "26b1")})
     plan, source, _, note = planning.choose_plan(hardware, {"gpus": [], "hcas": []}, [0], 2)
     assert plan.cpu_affinity == "2-23" and plan.numa_policy == "bind" and plan.nccl_ib_hca == ""
     assert "one NUMA node" in source and note == ""
 
 
 def test_no_gpu_no_plan():
-    plan, _, _, note = planning.choose_plan({"numa": PUGET_NUMA, "nvidia_pci": []}, {}, None, 2)
+    plan, _, _, note = planning.choose_plan(Hardware.from_sections({"numa": PUGET_NUMA, "nvidia_pci": []}), {}, None, 2)
     assert plan is None and "no NVIDIA GPU" in note
 
 
 def test_bad_housekeeping_is_a_note_not_a_crash():
-    hardware = {"gpu_topology": parse_topology(capture("topo/puget-wrx90-rtx6000ada-x2.txt")), "numa": PUGET_NUMA, "cpu": {}}
+    hardware = Hardware.from_sections({"gpu_topology": parse_topology(capture("topo/puget-wrx90-rtx6000ada-x2.txt")), "numa": PUGET_NUMA, "cpu": {}})
     plan, _, _, note = planning.choose_plan(hardware, {}, None, 16)
     assert plan is not None  # 16 of 24 CPUs still leaves some
     plan, _, _, note = planning.choose_plan(hardware, {}, [7], 2)
@@ -128,8 +131,8 @@ def test_bad_housekeeping_is_a_note_not_a_crash():
 
 
 def test_engine_gpus_from_the_serving_plan():
-    hardware = {"gpu_inventory": [{"index": i, "name": "NVIDIA H200", "memory.total": 143771, "compute_cap": 9.0}
-                                  for i in range(8)]}
+    hardware = Hardware.from_sections({"gpu_inventory": [
+        {"index": i, "name": "NVIDIA H200", "memory.total": 143771, "compute_cap": 9.0} for i in range(8)]})
     indices, why = planning.engine_gpus(hardware, "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "vllm", 1, None, None)
     assert indices == [0] and "TP 1" in why
     indices, why = planning.engine_gpus(hardware, "deepseek-ai/DeepSeek-V3", "vllm", 1, None, None)
@@ -137,9 +140,10 @@ def test_engine_gpus_from_the_serving_plan():
 
 
 def test_engine_gpus_fall_back_to_all():
-    unknown = {"nvidia_pci": _pci(["0000:18:00.0"], device_id="ffff")}
+    unknown = Hardware.from_sections({"nvidia_pci": _pci(["0000:18:00.0"], device_id="ffff")})
     assert planning.engine_gpus(unknown, "deepseek-v3", "vllm", 1, None, None) == (None, "GPU memory unknown: all GPUs")
-    small = {"gpu_inventory": [{"index": 0, "name": "NVIDIA RTX 6000 Ada Generation", "memory.total": 49140, "compute_cap": 8.9}]}
+    small = Hardware.from_sections(
+        {"gpu_inventory": [{"index": 0, "name": "NVIDIA RTX 6000 Ada Generation", "memory.total": 49140, "compute_cap": 8.9}]})
     indices, why = planning.engine_gpus(small, "deepseek-v3", "vllm", 1, None, None)
     assert indices is None and "does not fit" in why
     assert planning.engine_gpus(small, "deepseek-v3", "vllm", 1, None, (3, 1)) == ([1, 3], "tuning_gpu_indices")
@@ -149,14 +153,14 @@ def test_engine_gpus_fall_back_to_all():
 
 
 def test_dropin_and_irq_plan():
-    hardware = {"gpu_topology": DGX_TOPO, "numa": DGX_NUMA, "cpu": DGX_CPU}
+    hardware = Hardware.from_sections({"gpu_topology": DGX_TOPO, "numa": DGX_NUMA, "cpu": DGX_CPU})
     plan, source, topology, _ = planning.choose_plan(hardware, {}, [0, 4], 2)
     env = planning.engine_environment(plan, {"NCCL_SOCKET_IFNAME": "bond0"})
     text = planning.render_dropin(plan, source, env)
     assert "[Service]\nCPUAffinity=" in text and "NUMAPolicy=interleave\nNUMAMask=0-1\n" in text
     assert 'Environment="NCCL_IB_HCA==mlx5_0,mlx5_6"\n' in text
     assert 'Environment="CUDA_DEVICE_ORDER=PCI_BUS_ID"' in text and 'Environment="NCCL_SOCKET_IFNAME=bond0"' in text
-    irq = planning.hca_irq_cpus(plan, topology, DGX_NUMA)
+    irq = planning.hca_irq_cpus(plan, topology, Numa.from_fact(DGX_NUMA))
     assert irq == {"mlx5_0": "0-1,112-113", "mlx5_6": "56-57,168-169"}  # each HCA on its own node's housekeeping
     assert planning.render_irq_conf(irq).splitlines()[1:] == ["mlx5_0 0-1,112-113", "mlx5_6 56-57,168-169"]
     assert "engine CPUs" in planning.summary(plan, source, "tuning_gpu_indices", "")
@@ -222,13 +226,14 @@ def test_placement_left_out_when_the_kernel_does_not_run_the_planned_cpus():
     from deepseek_infra.pinning import plan_pinning
     from roles.tuning.plan import render_dropin, unschedulable
 
-    topology = {"gpus": [{"name": "GPU0", "cpus": list(range(8)), "numa_node": 0, "links": {}}], "nics": []}
-    numa = {"nodes": {0: {"cpus": list(range(8)), "memory_mb": 1, "free_mb": 1}}, "distances": {}}
+    topology = Topology(gpus=(TopologyGpu(name="GPU0", cpus=tuple(range(8)), numa_node=0),))
+    numa = Numa(nodes={0: NumaNode(cpus=tuple(range(8)), memory_mb=1, free_mb=1)})
     plan = plan_pinning(topology, numa, None)
-    assert unschedulable(plan, {"cpus": list(range(8)), "nodes": [0]}) == ""
-    assert "CPUAffinity=" in render_dropin(plan, "topo", {}, {"cpus": list(range(8)), "nodes": [0]})
-    reason = unschedulable(plan, {"cpus": [0, 1], "nodes": [0]})
+    assert unschedulable(plan, Online(cpus=tuple(range(8)), nodes=(0,))) == ""
+    assert unschedulable(plan, Online()) == ""  # the kernel's view unknown: nothing left out
+    assert "CPUAffinity=" in render_dropin(plan, "topo", {}, Online(cpus=tuple(range(8)), nodes=(0,)))
+    reason = unschedulable(plan, Online(cpus=(0, 1), nodes=(0,)))
     assert reason.startswith("CPUs 2-7 and NUMA nodes none of the plan are not online here")
-    dropin = render_dropin(plan, "topo", {}, {"cpus": [0, 1], "nodes": [0]})
+    dropin = render_dropin(plan, "topo", {}, Online(cpus=(0, 1), nodes=(0,)))
     assert "CPUAffinity=" not in dropin and "NUMAMask=" not in dropin
     assert f"# warning: {reason}" in dropin

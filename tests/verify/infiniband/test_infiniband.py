@@ -13,6 +13,7 @@ import pytest
 
 from deepseek_infra import infiniband
 from deepseek_infra.facts.infiniband import parse_ibstat
+from deepseek_infra.hardware import IbPorts
 from roles.infiniband.tasks import RECORD_FILE
 from roles.infiniband.defaults import InfinibandDefaults
 from roles.kernel.tasks import MEMLOCK_FILE
@@ -69,9 +70,9 @@ def test_ipoib_files(host, settings):
 def test_ports_active_at_the_expected_rate(host, settings):
     ibstat = host.run("ibstat")
     assert ibstat.rc == 0, f"{_name(host)}: ibstat: expected exit 0, found {ibstat.rc}: {ibstat.stderr.strip()}"
-    ports = parse_ibstat(ibstat.stdout.splitlines())
+    ports = IbPorts.from_fact(parse_ibstat(ibstat.stdout.splitlines()))
     layers = settings.infiniband_check_link_layers
-    if not settings.infiniband_check_cas and not any(p["link_layer"] in layers for p in ports):
+    if not settings.infiniband_check_cas and not any(p.link_layer in layers for p in ports):
         pytest.skip(f"{_name(host)}: no {'/'.join(layers)} port in ibstat ({len(ports)} other port(s))")
     report = infiniband.port_report(ports, settings.infiniband_expected_rate_gbps, link_layers=layers,
                                     cas=settings.infiniband_check_cas)

@@ -16,6 +16,7 @@ from deepseek_infra.facts.cpu import ONLINE_COMMAND, parse_lscpu, parse_online
 from deepseek_infra.facts.gpu import parse_topology
 from deepseek_infra.facts.numa import parse_numactl_hardware
 from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
+from deepseek_infra.hardware import Hardware
 from roles.tuning.tasks import IRQ_CONF, IRQ_UNIT, RECORD_FILE
 from roles.tuning import plan as planning
 from roles.tuning.facts import PCI_LOCALITY_COMMAND, parse_pci_locality
@@ -39,14 +40,14 @@ def record(host) -> dict:
 
 
 @pytest.fixture(scope="module")
-def hardware(host) -> dict:
-    return {
+def hardware(host) -> Hardware:
+    return Hardware.from_sections({
         "gpu_topology": parse_topology(_lines(host, "nvidia-smi topo -m")),
         "numa": parse_numactl_hardware(_lines(host, "numactl --hardware")),
         "cpu": parse_lscpu(_lines(host, "LC_ALL=C lscpu")),
         "nvidia_pci": parse_lspci_nvidia(_lines(host, LSPCI_NVIDIA_COMMAND)),
         "online": parse_online(_lines(host, ONLINE_COMMAND)),
-    }
+    })
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def planned(host, record, fresh):
 def test_dropin_is_the_plan_for_this_topology(host, record, planned, hardware):
     plan, source, _ = planned
     env = record["environment"]
-    expected = planning.render_dropin(plan, source, env, hardware["online"])
+    expected = planning.render_dropin(plan, source, env, hardware.online)
     dropin = host.file(planning.DROPIN_PATH)
     assert dropin.exists, f"{_name(host)}: {planning.DROPIN_PATH}: expected, found none"
     assert dropin.content_string == expected, (
@@ -85,14 +86,14 @@ def test_dropin_is_the_plan_for_this_topology(host, record, planned, hardware):
 
 def test_engine_cpus_are_local_and_spare_housekeeping(host, hardware, planned):
     plan, _, _ = planned
-    nodes = hardware["numa"]["nodes"]
-    local = {cpu for node in plan.numa_nodes for cpu in nodes.get(node, {}).get("cpus", [])}
+    nodes = hardware.numa.nodes
+    local = {cpu for node in plan.numa_nodes if node in nodes for cpu in nodes[node].cpus}
     engine = set(parse_cpulist(plan.cpu_affinity))
     assert engine and engine <= local, (
         f"{_name(host)}: CPUAffinity: expected CPUs of NUMA node(s) {plan.numa_mask} ({sorted(local)[:8]}...), found {plan.cpu_affinity}"
     )
     assert not engine & set(plan.housekeeping_cpus), f"{_name(host)}: CPUAffinity {plan.cpu_affinity} includes housekeeping CPUs"
-    topo_nodes = {gpu["numa_node"] for gpu in hardware["gpu_topology"]["gpus"] if gpu["name"] in plan.gpus}
+    topo_nodes = {gpu.numa_node for gpu in hardware.topology.gpus if gpu.name in plan.gpus}
     if None not in topo_nodes and topo_nodes:
         assert set(plan.numa_nodes) == topo_nodes, (
             f"{_name(host)}: NUMAMask: expected nvidia-smi's NUMA affinity {sorted(topo_nodes)}, found {plan.numa_mask}"
@@ -101,7 +102,7 @@ def test_engine_cpus_are_local_and_spare_housekeeping(host, hardware, planned):
 
 def test_engine_unit_gets_the_placement(host, in_container, planned, hardware):
     plan, _, _ = planned
-    if reason := planning.unschedulable(plan, hardware["online"]):
+    if reason := planning.unschedulable(plan, hardware.online):
         pytest.skip(f"{_name(host)}: {reason}")
     shown = dict(
         line.split("=", 1)
@@ -119,7 +120,7 @@ def test_engine_unit_gets_the_placement(host, in_container, planned, hardware):
 
 def test_hca_irq_config(host, record, hardware, planned):
     plan, _, topology = planned
-    expected = planning.hca_irq_cpus(plan, topology, hardware["numa"])
+    expected = planning.hca_irq_cpus(plan, topology, hardware.numa)
     if not expected:
         assert not host.file(IRQ_CONF).exists, f"{_name(host)}: {IRQ_CONF}: expected absent (no GPU-local HCA), found present"
         pytest.skip(f"{_name(host)}: no GPU-local HCA: no IRQ pinning")
@@ -133,7 +134,7 @@ def test_hca_irqs_pinned(host, in_container, hardware, planned):
     if in_container:
         pytest.skip(f"{_name(host)}: container: IRQ affinity belongs to the host's kernel")
     plan, _, topology = planned
-    for hca, cpus in planning.hca_irq_cpus(plan, topology, hardware["numa"]).items():
+    for hca, cpus in planning.hca_irq_cpus(plan, topology, hardware.numa).items():
         irqs = host.run(f"ls /sys/class/infiniband/{hca}/device/msi_irqs").stdout.split()
         assert irqs, f"{_name(host)}: {hca}: expected MSI IRQs, found none"
         for irq in irqs:

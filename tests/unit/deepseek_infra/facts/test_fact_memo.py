@@ -1,4 +1,4 @@
-"""remembered_fact / host_hardware / hardware_section: one round trip per host state and run.
+"""remembered_fact / hardware / hardware_part / prepared_hardware: one round trip per host state and run.
 
 The host and state are small stand-ins holding pyinfra's own OperationMeta and StateStage,
 so the rule is exercised exactly as pyinfra records prepared and executed operations.
@@ -14,17 +14,20 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import StateStage
 from pyinfra.connectors.util import CommandOutput
 
+from deepseek_infra.facts import system
 from deepseek_infra.facts.host import (
     EXECUTE,
     PREPARE,
     HostHardware,
-    hardware_section,
+    hardware,
+    hardware_part,
     host_changes,
-    host_hardware,
+    prepared_hardware,
     reading_valid,
     remembered_fact,
 )
-from deepseek_infra.facts.system import Virtualization
+from deepseek_infra.hardware import Hardware, IbPorts, OsRelease, Virtualization
+from deepseek_infra.runcache import run_cache
 from roles.tuning.facts import PciLocality
 
 
@@ -46,9 +49,13 @@ class FakeHost:
 
     def get_fact(self, fact_class, **kwargs):
         self.asked.append((fact_class.__name__, kwargs))
-        if fact_class is HostHardware:
-            return {"virtualization": {"container": "docker", "vm": None}, "os_release": {"id": "debian"},
-                    "reading": len(self.asked)}
+        if fact_class is HostHardware:  # the reading number goes into the hostname
+            return Hardware.from_sections({"virtualization": {"container": "docker", "vm": None},
+                                           "os_release": {"id": "debian"}, "hostname": f"reading-{len(self.asked)}"})
+        if fact_class is system.Virtualization:
+            return {"container": None, "vm": f"reading-{len(self.asked)}"}
+        if fact_class.__name__ == "IbStat":
+            return []
         return {"reading": len(self.asked), **kwargs}
 
     # pyinfra's bookkeeping of one operation on this host
@@ -66,8 +73,8 @@ class FakeHost:
 
 def test_prepare_reads_once_per_host_and_arguments():
     host = FakeHost()
-    first = host_hardware(host)
-    assert host_hardware(host) is first
+    first = hardware(host)
+    assert hardware(host) is first
     assert remembered_fact(host, PciLocality) is remembered_fact(host, PciLocality)
     remembered_fact(host, PciLocality, path="/a")
     remembered_fact(host, PciLocality, path="/b")
@@ -78,48 +85,48 @@ def test_prepare_reads_once_per_host_and_arguments():
 def test_hosts_do_not_share_readings():
     state = FakeState()
     one, two = FakeHost("node-1", state), FakeHost("node-2", state)
-    host_hardware(one)
-    host_hardware(two)
+    hardware(one)
+    hardware(two)
     assert len(one.asked) == len(two.asked) == 1
 
 
 def test_execute_reuses_the_prepare_reading_while_nothing_ran():
     host = FakeHost()
-    reading = host_hardware(host)
+    reading = hardware(host)
     host.op("op1", 0)  # completed with no command: a no-op
     host.op("op2", None)
     host.execute("op2")
-    assert host_hardware(host) is reading
+    assert hardware(host) is reading
     assert len(host.asked) == 1
 
 
 def test_an_operation_that_ran_commands_invalidates_the_reading():
     host = FakeHost()
-    reading = host_hardware(host)
+    reading = hardware(host)
     host.op("driver", 3)  # the driver install ran: GPU sections may differ now
     host.op("tuning", None)
     host.execute("tuning")
-    fresh = host_hardware(host)
-    assert fresh is not reading and fresh["reading"] == 2
+    fresh = hardware(host)
+    assert fresh is not reading and fresh.hostname == "reading-2"
     # The next operation reuses tuning's reading while tuning changed nothing ...
     host.op("tuning", 0)
     host.op("node_facts", None)
     host.execute("node_facts")
-    assert host_hardware(host) is fresh
+    assert hardware(host) is fresh
     # ... and reads again once something executed after it.
     host.op("node_facts", 1)
     host.op("later", None)
     host.execute("later")
-    assert host_hardware(host)["reading"] == 3
+    assert hardware(host).hostname == "reading-3"
 
 
 def test_the_operation_that_took_a_reading_never_gets_it_back():
     host = FakeHost()
     host.op("op1", None)
     host.execute("op1")
-    first = host_hardware(host)
+    first = hardware(host)
     # op1 may have yielded (and run) commands since it read: it must read again.
-    assert host_hardware(host) is not first
+    assert hardware(host) is not first
     assert len(host.asked) == 2
 
 
@@ -140,29 +147,49 @@ def test_host_changes_counts_completed_operations_that_ran_commands():
 
 def test_section_comes_from_a_valid_hardware_reading():
     host = FakeHost()
-    host_hardware(host)
-    assert hardware_section(host, "virtualization") == {"container": "docker", "vm": None}
-    assert hardware_section(host, "os_release") == {"id": "debian"}
+    hardware(host)
+    assert hardware_part(host, Virtualization) == Virtualization(container="docker", vm=None)
+    assert hardware_part(host, OsRelease).id == "debian"
     assert [name for name, _ in host.asked] == ["HostHardware"]
 
 
 def test_section_without_a_reading_asks_only_its_own_fact():
     host = FakeHost()
-    section = hardware_section(host, "virtualization")
-    assert hardware_section(host, "virtualization") is section
-    assert [name for name, _ in host.asked] == [Virtualization.__name__]
+    section = hardware_part(host, Virtualization)
+    assert section == Virtualization(container=None, vm="reading-1")  # typed from the small fact's dict
+    assert hardware_part(host, Virtualization) == section
+    assert [name for name, _ in host.asked] == [system.Virtualization.__name__]
 
 
 def test_section_after_a_change_does_not_use_the_stale_reading():
     host = FakeHost()
-    host_hardware(host)
+    hardware(host)
     host.op("install", 1)
     host.op("check", None)
     host.execute("check")
-    hardware_section(host, "ibstat")
+    assert hardware_part(host, IbPorts) == ()
     assert [name for name, _ in host.asked] == ["HostHardware", "IbStat"]
 
 
-def test_unknown_section_is_refused():
+def test_a_class_that_is_no_section_is_refused():
     with pytest.raises(KeyError):
-        hardware_section(FakeHost(), "no_such_section")
+        hardware_part(FakeHost(), Hardware)
+
+
+def test_prepared_reading_outlives_changes_and_shares_the_memo():
+    host = FakeHost()
+    prepared = prepared_hardware(host)
+    assert hardware(host) is prepared  # one reading during prepare, not one per cache
+    host.op("driver", 3)
+    host.op("node_facts", None)
+    host.execute("node_facts")
+    assert hardware(host) is not prepared  # the driver install changed the host ...
+    assert prepared_hardware(host) is prepared  # ... but "before this run changed anything" stays
+    assert [name for name, _ in host.asked] == ["HostHardware", "HostHardware"]
+    assert list(run_cache(host.state, "facts.memo")) == [host.name]  # one home: the run cache
+
+
+def test_prepared_reading_is_taken_once_when_a_role_runs_alone():
+    host = FakeHost()
+    first = prepared_hardware(host)
+    assert prepared_hardware(host) is first and len(host.asked) == 1

@@ -17,6 +17,8 @@ import pytest
 from deepseek_infra import engine
 from deepseek_infra.facts.gpu import GpuInventory, GpuTopology, NvidiaSmi
 from deepseek_infra.facts.host import HostHardware
+from deepseek_infra.hardware import Gpu, Hardware, Topology, Virtualization
+from deepseek_infra.preflight import summarize_gpus
 from deepseek_infra.facts.nvidia import NvidiaDriverState
 
 CAPTURE = json.loads((Path(__file__).parents[3] / "fixtures/hw/gpu-host/h200-vm.capture.json").read_text())
@@ -30,7 +32,7 @@ def output(name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hardware() -> dict:
+def hardware() -> Hardware:
     return HostHardware().process(output("fact:HostHardware"))
 
 
@@ -81,21 +83,40 @@ def test_driver_state_reads_the_loaded_module(hardware):
     assert state["smi"] == {"state": "ok", "version": NVML["driver_version"], "message": ""}
     assert state["loaded_module"] == NVML["driver_version"]
     assert state["packages"] == {}  # the driver came with the image, not from Debian packages
-    assert state["kernel_release"] == hardware["kernel_release"]
+    assert state["kernel_release"] == hardware.kernel_release
 
 
 def test_host_hardware_in_one_round_trip(hardware):
-    assert hardware["gpu_inventory"] == GpuInventory().process(output("fact:GpuInventory"))
-    assert hardware["gpu_topology"] == GpuTopology().process(output("fact:GpuTopology"))
+    assert hardware.gpus == tuple(Gpu.from_fact(row) for row in GpuInventory().process(output("fact:GpuInventory")))
+    assert hardware.topology == Topology.from_fact(GpuTopology().process(output("fact:GpuTopology")))
     # Tools the image lacks are reported as missing, not as "no devices".
-    assert hardware["unavailable"] == {"nvidia_pci": "lspci not found", "ibstat": "ibstat not found"}
-    assert hardware["cpu"]["cpus"] == len(hardware["online"]["cpus"]) == 16
-    assert hardware["numa"]["nodes"][0]["cpus"] == hardware["online"]["cpus"]
-    assert hardware["meminfo"]["MemTotal"] > 100 * 2**20  # kB: the VM's 128 GiB
-    assert hardware["os_release"]["id"] == "ubuntu"
+    assert hardware.unavailable == {"nvidia_pci": "lspci not found", "ibstat": "ibstat not found"}
+    assert hardware.pci_devices == () and hardware.ib_ports == ()
+    assert hardware.cpu.cpus == len(hardware.online.cpus) == 16
+    assert hardware.numa.nodes[0].cpus == hardware.online.cpus
+    assert hardware.memory.total_kb > 100 * 2**20  # kB: the VM's 128 GiB
+    assert hardware.memory.total_mb == hardware.memory.total_kb // 1024
+    assert hardware.os_release.id == "ubuntu"
     # No systemd-detect-virt in that image: the CPU's hypervisor bit tells the KVM guest, and
     # the image's /.dockerenv makes it a container, as systemd-detect-virt itself says on such VMs.
-    assert hardware["virtualization"] == {"container": "docker", "vm": "kvm"}
+    assert hardware.virtualization == Virtualization(container="docker", vm="kvm")
+
+
+def test_typed_gpus_match_nvml(hardware):
+    """The typed reading of the real H200, field by field against the driver's own API."""
+    assert len(hardware.gpus) == len(NVML["gpus"]) == 1
+    for gpu, nvml in zip(hardware.gpus, NVML["gpus"], strict=True):
+        assert (gpu.index, gpu.name, gpu.uuid, gpu.pci_bus_id) == (
+            nvml["index"], nvml["name"], nvml["uuid"], nvml["pci_bus_id"])
+        assert gpu.memory_total_mib == nvml["memory_total_mib"]
+        assert f"{gpu.compute_capability:.1f}" == nvml["compute_cap"]
+        assert gpu.power_limit_w == nvml["power_limit_w"] and gpu.driver_version == NVML["driver_version"]
+    assert [gpu.name for gpu in hardware.topology.gpus] == [f"GPU{gpu['index']}" for gpu in NVML["gpus"]]
+    assert hardware.topology.gpus[0].numa_node == 0 and len(hardware.numa.nodes) == 1
+    # What preflight and the serving plan see on that host: the driver answers.
+    summary = summarize_gpus(hardware)
+    assert (summary.count, summary.source, summary.memory_mib) == (1, "driver", NVML["gpus"][0]["memory_total_mib"])
+    assert summary.compute_capability == 9.0
 
 
 def test_engine_device_policy_reaches_every_real_nvidia_node():

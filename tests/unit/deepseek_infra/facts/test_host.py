@@ -1,4 +1,4 @@
-"""HostHardware: the batched script's syntax and plumbing, dispatch, and a real run here."""
+"""HostHardware: the batched script's syntax and plumbing, dispatch, the typed reading, and a real run here."""
 
 import platform
 import shutil
@@ -17,6 +17,7 @@ from deepseek_infra.facts.host import (
     section_script,
     split_sections,
 )
+from deepseek_infra.hardware import SECTIONS, Cpu, Hardware, HugepagePool, Topology
 
 HW = Path(__file__).parents[3] / "fixtures" / "hw"
 SH = shutil.which("sh")  # absolute, so a test may replace PATH
@@ -69,41 +70,44 @@ def stubbed_path(tmp_path):
 def test_batched_run_dispatches_real_captures(stubbed_path):
     lines = run_sh(HostHardware().command(), env=stubbed_path)
     hardware = HostHardware().process(lines)
+    assert isinstance(hardware, Hardware)
 
     # Tools that are absent fall back to the fact default and say why.
-    assert hardware["nvidia_pci"] == []
-    assert hardware["block_devices"] == []
-    assert hardware[UNAVAILABLE_KEY] == {"nvidia_pci": "lspci not found", "block_devices": "lsblk not found"}
+    assert hardware.pci_devices == ()
+    assert hardware.block_devices == ()
+    assert hardware.unavailable == {"nvidia_pci": "lspci not found", "block_devices": "lsblk not found"}
 
     # topo/distributedai-dgx-h200-x8-12nic.txt (tabs survive the shell round trip)
-    topology = hardware["gpu_topology"]
-    assert len(topology["gpus"]) == 8 and len(topology["nics"]) == 12
-    assert topology["gpus"][0]["cpus"] == parse_cpulist("0-55,112-167")
-    assert topology["gpus"][4]["cpus"] == parse_cpulist("56-111,168-223")
-    assert [gpu["numa_node"] for gpu in topology["gpus"]] == [0, 0, 0, 0, 1, 1, 1, 1]
-    assert topology["gpus"][0]["links"]["GPU1"] == "NV18" and topology["gpus"][0]["links"]["NIC0"] == "PXB"
+    topology = hardware.topology
+    assert len(topology.gpus) == 8 and len(topology.nics) == 12
+    assert list(topology.gpus[0].cpus) == parse_cpulist("0-55,112-167")
+    assert list(topology.gpus[4].cpus) == parse_cpulist("56-111,168-223")
+    assert [gpu.numa_node for gpu in topology.gpus] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert topology.gpus[0].links["GPU1"] == "NV18" and topology.gpus[0].links["NIC0"] == "PXB"
+    assert topology.nics[0].device == "mlx5_0"
 
     # smi/distributedai-h200-x8-query-csv.txt
-    assert len(hardware["gpu_inventory"]) == 8
-    assert {(gpu["name"], gpu["memory.total"]) for gpu in hardware["gpu_inventory"]} == {("NVIDIA H200", 143771)}
+    assert len(hardware.gpus) == 8
+    assert {(gpu.name, gpu.memory_total_mib) for gpu in hardware.gpus} == {("NVIDIA H200", 143771)}
 
     # lscpu/ and numactl/ p5en48xl captures
-    cpu = hardware["cpu"]
-    assert (cpu["cpus"], cpu["sockets"], cpu["cores_per_socket"], cpu["threads_per_core"]) == (192, 2, 48, 2)
-    assert cpu["model_name"] == "Intel(R) Xeon(R) Platinum 8488C" and cpu["hypervisor_vendor"] == "KVM"
-    numa = hardware["numa"]
-    assert numa["nodes"][0]["cpus"] == parse_cpulist("0-47,96-143")
-    assert (numa["nodes"][1]["memory_mb"], numa["nodes"][1]["free_mb"]) == (1024023, 616110)
-    assert numa["distances"] == {0: {0: 10, 1: 21}, 1: {0: 21, 1: 10}}
+    cpu = hardware.cpu
+    assert (cpu.cpus, cpu.sockets, cpu.cores_per_socket, cpu.threads_per_core) == (192, 2, 48, 2)
+    assert cpu.model_name == "Intel(R) Xeon(R) Platinum 8488C" and cpu.hypervisor_vendor == "KVM"
+    assert cpu.physical_cores == 96
+    numa = hardware.numa
+    assert list(numa.nodes[0].cpus) == parse_cpulist("0-47,96-143")
+    assert (numa.nodes[1].memory_mb, numa.nodes[1].free_mb) == (1024023, 616110)
+    assert numa.distances == {0: {0: 10, 1: 21}, 1: {0: 21, 1: 10}}
 
     # ib/gpud-h100-node-ibstat-12ca-some-down.txt (no final newline in the capture)
-    ports = {port["ca"]: port for port in hardware["ibstat"]}
+    ports = {port.ca: port for port in hardware.ib_ports}
     assert len(ports) == 12
-    assert ports["mlx5_0"]["rate_gbps"] == 400 and ports["mlx5_0"]["link_layer"] == "InfiniBand"
-    assert [ca for ca, port in ports.items() if port["state"] == "Down"] == ["mlx5_2", "mlx5_7", "mlx5_8"]
+    assert ports["mlx5_0"].rate_gbps == 400 and ports["mlx5_0"].link_layer == "InfiniBand"
+    assert [ca for ca, port in ports.items() if port.state == "Down"] == ["mlx5_2", "mlx5_7", "mlx5_8"]
 
     # systemd-detect-virt is missing from the stub PATH: the section still succeeds.
-    assert "virtualization" not in hardware[UNAVAILABLE_KEY]
+    assert "virtualization" not in hardware.unavailable
 
 
 def marked(name: str, rc: int, lines: list[str]) -> list[str]:
@@ -147,6 +151,16 @@ def test_dispatch_of_proc_captures_and_failed_sections():
     assert set(unavailable) == {"gpu_topology", "gpu_inventory", "ibstat", "nvidia_pci", "cpu",
                                 "block_devices", "network", "hostname", "online"}
 
+    # The same sections, typed: values as parsed, fallbacks empty, the reasons kept.
+    typed = Hardware.from_sections(hardware)
+    assert (typed.memory.total_kb, typed.memory.total_mb, typed.memory.hugepage_size_kb) == (264069988, 257880, 1048576)
+    assert ("hugepages", "16") in typed.cmdline.params
+    assert typed.kernel_release == "5.4.0-53-lowlatency"
+    assert typed.hugepages.sizes_kb == {1048576: HugepagePool(total=16, free=15)} and typed.hugepages.total_mib == 16384
+    assert typed.virtualization.container is None and typed.os_release.codename == "jammy"
+    assert typed.topology == Topology() and typed.gpus == () and typed.ib_ports == () and typed.cpu == Cpu()
+    assert typed.unavailable == unavailable
+
 
 def test_split_sections_keeps_tabs_and_blank_lines():
     sections = split_sections(["@@section a rc=0", "\tx\t", "", "@@section b rc=1"])
@@ -155,27 +169,38 @@ def test_split_sections_keeps_tabs_and_blank_lines():
 
 def test_default_is_every_section_default():
     default = HostHardware().default()
-    assert default["gpu_topology"] == {"gpus": [], "nics": []} and default["meminfo"] == {}
-    assert set(default[UNAVAILABLE_KEY]) == set(HARDWARE_SECTIONS)
+    assert default.topology == Topology() and default.memory.total_mb is None and default.hostname == ""
+    assert set(default.unavailable) == set(HARDWARE_SECTIONS)
+
+
+def test_every_section_has_one_typed_attribute():
+    assert set(SECTIONS) == set(HARDWARE_SECTIONS)
+    assert sorted(attribute for attribute, _ in SECTIONS.values()) == sorted(
+        name for name in Hardware.__dataclass_fields__ if name != "unavailable")
 
 
 @pytest.fixture(scope="module")
-def this_machine():
-    return HostHardware().process(run_sh(HostHardware().command()))
+def this_machine_output() -> list[str]:
+    return run_sh(HostHardware().command())
+
+
+@pytest.fixture(scope="module")
+def this_machine(this_machine_output) -> Hardware:
+    return HostHardware().process(this_machine_output)
 
 
 def test_real_run_on_this_machine(this_machine):
-    assert this_machine["cpu"]["cpus"] > 0
-    assert this_machine["meminfo"]["mem_total_mb"] > 0
-    assert this_machine["kernel_release"] == platform.release()
-    assert this_machine["os_release"]["id"] == platform.freedesktop_os_release()["ID"]
-    assert this_machine["network"]["lo"]["type"] == "loopback"
-    assert this_machine["cmdline"]["raw"] == Path("/proc/cmdline").read_text().strip()
+    assert this_machine.cpu.cpus > 0
+    assert this_machine.memory.total_mb > 0
+    assert this_machine.kernel_release == platform.release()
+    assert this_machine.os_release.id == platform.freedesktop_os_release()["ID"]
+    assert this_machine.network["lo"].type == "loopback"
+    assert this_machine.cmdline.raw == Path("/proc/cmdline").read_text().strip()
     if shutil.which("nvidia-smi"):
         pytest.skip("nvidia-smi is installed here: the no-GPU expectations do not apply")
-    assert this_machine["gpu_topology"] == {"gpus": [], "nics": []}
-    assert this_machine["gpu_inventory"] == []
-    assert this_machine[UNAVAILABLE_KEY]["gpu_topology"] == "nvidia-smi not found"
+    assert this_machine.topology == Topology()
+    assert this_machine.gpus == ()
+    assert this_machine.unavailable["gpu_topology"] == "nvidia-smi not found"
 
 
 # Sections whose output does not change between two runs a moment apart.
@@ -184,12 +209,16 @@ STABLE_SECTIONS = ["cpu", "hugepages", "cmdline", "kernel_release", "block_devic
 
 
 @pytest.mark.parametrize("name", STABLE_SECTIONS)
-def test_batched_section_equals_single_fact(this_machine, name):
+def test_batched_section_equals_single_fact(this_machine_output, this_machine, name):
     fact = HARDWARE_SECTIONS[name]()
     tool = fact.requires_command()
     if tool and not shutil.which(tool):
         pytest.skip(f"{tool} is not installed on this machine")
     command = fact.command()
     single = fact.process(run_sh(command if isinstance(command, str) else command.get_raw_value()))
-    assert this_machine[name] == single, f"{name}: batched {this_machine[name]!r} != single {single!r}"
-    assert name not in this_machine[UNAVAILABLE_KEY]
+    batched = parse_host_hardware(this_machine_output)
+    assert batched[name] == single, f"{name}: batched {batched[name]!r} != single {single!r}"
+    assert name not in batched[UNAVAILABLE_KEY]
+    # hardware_part builds a lone section the way the whole reading does
+    attribute, build = SECTIONS[name]
+    assert build(single) == getattr(this_machine, attribute)
