@@ -40,12 +40,6 @@ def has_nvswitch(hardware: dict) -> bool:
     return any(dev.get("class_id") == NVSWITCH_PCI_CLASS for dev in hardware.get("nvidia_pci") or [])
 
 
-def installed_toolkits(packages: dict) -> list[str]:
-    """CUDA releases of installed ``cuda-toolkit-X-Y`` packages (``12.4.1-1`` -> ``12.4.1``)."""
-    return sorted(info["version"].split("-")[0] for name, info in packages.items()
-                  if name.startswith("cuda-toolkit-") and name[13:14].isdigit())
-
-
 def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
                    state: dict) -> list[str]:
     """check_stack for the wanted driver with everything it must work with on this host."""
@@ -56,7 +50,7 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
         infiniband=state["ib_stack"], peermem=peermem,
         minor_version_compat=config.nvidia_driver_minor_version_compat,
     )
-    for toolkit in installed_toolkits(state["packages"]):
+    for toolkit in state["toolkits"]:
         problems += [f"installed toolkit: {p}" for p in check_stack(
             driver=config.nvidia_driver_version, cuda=toolkit,
             minor_version_compat=config.nvidia_driver_minor_version_compat)]

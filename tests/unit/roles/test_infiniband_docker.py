@@ -49,5 +49,6 @@ def test_infiniband_applies_to_the_group_or_detected_devices():
 
 
 def test_toolkit_pins_follow_the_version():
-    assert toolkit_pins(DockerDefaults(docker_nvidia_container_toolkit_version="1.17.3-1")) == {
+    pins = toolkit_pins(DockerDefaults(docker_nvidia_container_toolkit_version="1.17.3-1"))
+    assert {name: str(version) for name, version in pins.items()} == {
         "nvidia-container-toolkit": "1.17.3-1", "nvidia-container-toolkit-base": "1.17.3-1"}
