@@ -15,11 +15,22 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError
+
+from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
 T = TypeVar("T", bound="RoleDefaults")
+
+# Version settings: host data gives the text, the model holds the parsed value (parsed once,
+# when the inventory is validated), and dumps it back as the text (records, docs).
+_AS_TEXT = PlainSerializer(str, return_type=str)
+CudaReleaseSetting = Annotated[CudaRelease, PlainValidator(CudaRelease.coerce), _AS_TEXT]
+DriverVersionSetting = Annotated[DriverVersion, PlainValidator(DriverVersion.coerce), _AS_TEXT]
+CudnnVersionSetting = Annotated[CudnnVersion, PlainValidator(CudnnVersion.coerce), _AS_TEXT]
+NcclVersionSetting = Annotated[NcclVersion, PlainValidator(NcclVersion.coerce), _AS_TEXT]
+PackageVersionSetting = Annotated[PackageVersion, PlainValidator(PackageVersion.coerce), _AS_TEXT]
 
 
 class RoleDefaults(BaseModel):

@@ -18,12 +18,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from deepseek_infra.compat import parse_cuda_release
-from deepseek_infra.versions import parse_version
+from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
 MANAGED: Final = re.compile(
     r"^(cuda-toolkit-\d+-\d+|libcudnn\d+(-dev)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
 )
+# The toolkit metapackage only: cuda-toolkit-12-4-config-common (12.4.127-1) and
+# cuda-toolkit-12-config-common, which it pulls in, carry component versions, not releases.
+TOOLKIT: Final = re.compile(r"^cuda-toolkit-(\d+)-(\d+)$")
 # dpkg-query patterns covering MANAGED (what the role's package fact asks dpkg about).
 DPKG_PATTERNS: Final = ("cuda-toolkit-[0-9]*", "libcudnn[0-9]*", "libnccl2", "libnccl-dev")
 PROFILE_FILE: Final = "/etc/profile.d/cuda.sh"
@@ -34,33 +36,30 @@ TARGET_DIRS: Final[dict[str, str]] = {
 }
 
 
-def toolkit_package(cuda: str) -> str:
-    """``"12.4.1"`` -> ``"cuda-toolkit-12-4"``."""
-    major, minor, _ = parse_cuda_release(cuda)
-    return f"cuda-toolkit-{major}-{minor}"
+def toolkit_package(cuda: CudaRelease) -> str:
+    """12.4.1 -> ``"cuda-toolkit-12-4"``."""
+    return f"cuda-toolkit-{cuda.major}-{cuda.minor}"
 
 
-def toolkit_deb_version(cuda: str, revision: str = "1") -> str:
-    """``"12.4.1"`` -> ``"12.4.1-1"``; a GA release ``"12.4"`` is ``"12.4.0-1"``."""
-    major, minor, update = parse_cuda_release(cuda)
-    return f"{major}.{minor}.{update}-{revision}"
+def toolkit_deb_version(cuda: CudaRelease, revision: str = "1") -> PackageVersion:
+    """12.4.1 -> ``12.4.1-1``; a GA release 12.4 is ``12.4.0-1``."""
+    return PackageVersion(f"{cuda.full}-{revision}")
 
 
-def cuda_home(cuda: str) -> str:
-    """Where the toolkit's packages install: ``"12.4.1"`` -> ``"/usr/local/cuda-12.4"``."""
-    major, minor, _ = parse_cuda_release(cuda)
-    return f"/usr/local/cuda-{major}.{minor}"
+def cuda_home(cuda: CudaRelease) -> str:
+    """Where the toolkit's packages install: 12.4.1 -> ``"/usr/local/cuda-12.4"``."""
+    return f"/usr/local/cuda-{cuda.short}"
 
 
-def cudnn_packages(cudnn: str, cuda_major: int, dev: bool = True) -> list[str]:
+def cudnn_packages(cudnn: CudnnVersion, cuda_major: int, dev: bool = True) -> list[str]:
     """Package names of a cuDNN release for a CUDA major.
 
-    >>> cudnn_packages("9.1.0.70-1", 12)
+    >>> cudnn_packages(CudnnVersion.parse("9.1.0.70-1"), 12)
     ['libcudnn9-cuda-12', 'libcudnn9-dev-cuda-12']
-    >>> cudnn_packages("8.9.7.29-1+cuda12.2", 12, dev=False)
+    >>> cudnn_packages(CudnnVersion.parse("8.9.7.29-1+cuda12.2"), 12, dev=False)
     ['libcudnn8']
     """
-    major = parse_version(cudnn)[0]
+    major = cudnn.major
     if major >= 9:
         names = [f"libcudnn{major}-cuda-{cuda_major}", f"libcudnn{major}-dev-cuda-{cuda_major}"]
     else:
@@ -68,25 +67,26 @@ def cudnn_packages(cudnn: str, cuda_major: int, dev: bool = True) -> list[str]:
     return names if dev else names[:1]
 
 
-def target_packages(cuda: str | None, cudnn: str | None = None, nccl: str | None = None, *,
-                    dev: bool = True, revision: str = "1") -> dict[str, str]:
+def target_packages(cuda: CudaRelease | None, cudnn: CudnnVersion | None = None,
+                    nccl: NcclVersion | None = None, *, dev: bool = True,
+                    revision: str = "1") -> dict[str, PackageVersion]:
     """Package -> exact Debian version for a CUDA stack; empty when nothing is wanted.
 
-    + cuda: toolkit release (``"12.4.1"``); None installs no toolkit (and no cuDNN, which
+    + cuda: toolkit release (12.4.1); None installs no toolkit (and no cuDNN, which
       is named after the CUDA major)
-    + cudnn: cuDNN deb version (``"9.1.0.70-1"``), None for none
-    + nccl: libnccl2 deb version (``"2.21.5-1+cuda12.4"``), None for none
+    + cudnn: cuDNN deb version (9.1.0.70-1), None for none
+    + nccl: libnccl2 deb version (2.21.5-1+cuda12.4), None for none
     + dev: also the development packages (headers: ``nccl.h``, ``cudnn_version.h``)
     + revision: Debian revision of the toolkit metapackage (``1`` in NVIDIA's repository)
 
-    **Example:** ``target_packages("12.4.1", nccl="2.21.5-1+cuda12.4", dev=False)`` ->
-    ``{"cuda-toolkit-12-4": "12.4.1-1", "libnccl2": "2.21.5-1+cuda12.4"}``
+    **Example:** ``target_packages(CudaRelease(12, 4, 1), nccl=NcclVersion.parse("2.21.5-1+cuda12.4"),
+    dev=False)`` -> ``{"cuda-toolkit-12-4": 12.4.1-1, "libnccl2": 2.21.5-1+cuda12.4}``
     """
-    packages: dict[str, str] = {}
+    packages: dict[str, PackageVersion] = {}
     if cuda is not None:
         packages[toolkit_package(cuda)] = toolkit_deb_version(cuda, revision)
         if cudnn is not None:
-            for name in cudnn_packages(cudnn, parse_cuda_release(cuda)[0], dev):
+            for name in cudnn_packages(cudnn, cuda.major, dev):
                 packages[name] = cudnn
     elif cudnn is not None:
         raise ValueError("cuDNN packages are named after the CUDA major: set a CUDA release too")
@@ -97,7 +97,7 @@ def target_packages(cuda: str | None, cudnn: str | None = None, nccl: str | None
     return packages
 
 
-def render_profile(cuda: str) -> str:
+def render_profile(cuda: CudaRelease) -> str:
     """``/etc/profile.d/cuda.sh``: CUDA_HOME and the toolkit's bin on PATH, once."""
     home = cuda_home(cuda)
     return (
@@ -107,7 +107,7 @@ def render_profile(cuda: str) -> str:
     )
 
 
-def render_ldconfig(cuda: str, machine: str) -> str:
+def render_ldconfig(cuda: CudaRelease, machine: str) -> str:
     """``/etc/ld.so.conf.d/cuda.conf``: the toolkit's library directory for the dynamic linker."""
     if machine not in TARGET_DIRS:
         raise ValueError(f"no CUDA target directory for architecture {machine!r}; known: {', '.join(TARGET_DIRS)}")
@@ -117,25 +117,27 @@ def render_ldconfig(cuda: str, machine: str) -> str:
     )
 
 
-def upstream(deb_version: str) -> str:
-    """The upstream part of a deb version: ``"1:2.21.5-1+cuda12.4"`` -> ``"2.21.5"``."""
-    return deb_version.split(":", 1)[-1].rsplit("-", 1)[0]
-
-
-def installed_driver(packages: dict) -> str | None:
+def installed_driver(packages: dict) -> DriverVersion | None:
     """The driver release dpkg shows (``nvidia-smi`` or ``libcuda1``), None when none is installed."""
     for name in ("nvidia-smi", "libcuda1"):
         if name in packages:
-            return upstream(packages[name]["version"])
+            return DriverVersion.of_package(packages[name]["version"])
     return None
 
 
-def drivers_to_check(pinned: str, installed: str | None) -> list[tuple[str, str]]:
+def installed_toolkits(packages: dict) -> tuple[CudaRelease, ...]:
+    """CUDA releases of the installed toolkit metapackages, ``cuda-toolkit-X-Y`` at
+    ``12.4.1-1`` -> 12.4.1 (its ``-config-common`` siblings do not count), oldest first."""
+    return tuple(sorted(CudaRelease.parse(info["version"].release) for name, info in packages.items()
+                        if TOOLKIT.match(name)))
+
+
+def drivers_to_check(pinned: DriverVersion, installed: DriverVersion | None) -> list[tuple[str, DriverVersion]]:
     """``(label, driver)`` pairs the stack must work with: the pinned driver, and the installed
     one when it differs (a host not yet moved to the pin).
 
-    >>> drivers_to_check("550.90.12", "565.57.01")
-    [('pinned (nvidia_driver_version)', '550.90.12'), ('installed', '565.57.01')]
+    **Example:** ``drivers_to_check(550.90.12, 565.57.01)`` ->
+    ``[("pinned (nvidia_driver_version)", 550.90.12), ("installed", 565.57.01)]``
     """
     pairs = [("pinned (nvidia_driver_version)", pinned)]
     if installed is not None and installed != pinned:

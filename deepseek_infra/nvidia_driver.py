@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypedDict
 
-from deepseek_infra.versions import parse_version
+from deepseek_infra.versions import DriverVersion, PackageVersion
 
 Flavor = Literal["open", "proprietary"]
 
@@ -32,6 +32,7 @@ DPKG_PATTERNS: Final = (
     "cuda-drivers*", "nvidia-open*", "nvidia-driver", "nvidia-driver-cuda", "nvidia-smi",
     "libnvidia-ml1", "libcuda1", "nvidia-persistenced", "nvidia-kernel-dkms",
     "nvidia-kernel-open-dkms", "nvidia-fabricmanager*",
+    "cuda-toolkit-[0-9]*",  # not managed here: the installed toolkits the driver is gated against
 )
 COMMON: Final = ("nvidia-driver", "nvidia-driver-cuda", "nvidia-smi", "libnvidia-ml1", "libcuda1",
                  "nvidia-persistenced")
@@ -40,28 +41,24 @@ SMI_MISMATCH: Final = "Driver/library version mismatch"
 
 
 class InstalledPackage(TypedDict):
-    version: str
+    version: PackageVersion
     held: bool
 
 
-def branch_of(driver: str) -> int:
-    """``"550.90.12"`` -> 550."""
-    return parse_version(driver)[0]
+def deb_version(driver: DriverVersion, revision: str = "1") -> PackageVersion:
+    """550.90.12 -> ``550.90.12-1``."""
+    return PackageVersion(f"{driver}-{revision}")
 
 
-def deb_version(driver: str, revision: str = "1") -> str:
-    return f"{driver}-{revision}"
+def fabricmanager_package(driver: DriverVersion) -> str:
+    return f"nvidia-fabricmanager-{driver.branch}"
 
 
-def fabricmanager_package(driver: str) -> str:
-    return f"nvidia-fabricmanager-{branch_of(driver)}"
-
-
-def target_packages(driver: str, flavor: Flavor, *, fabricmanager: str | None = None,
-                    dkms: bool = True, revision: str = "1") -> dict[str, str]:
+def target_packages(driver: DriverVersion, flavor: Flavor, *, fabricmanager: DriverVersion | None = None,
+                    dkms: bool = True, revision: str = "1") -> dict[str, PackageVersion]:
     """Package -> exact Debian version for a driver release.
 
-    + driver: driver release, ``"550.90.12"``
+    + driver: driver release, 550.90.12
     + flavor: ``"open"`` (nvidia-open, open GPU kernel modules) or ``"proprietary"``
       (cuda-drivers-<branch>, the proprietary modules)
     + fabricmanager: fabric manager release to install (NVSwitch systems), None for none
@@ -70,7 +67,7 @@ def target_packages(driver: str, flavor: Flavor, *, fabricmanager: str | None = 
     """
     version = deb_version(driver, revision)
     names = list(COMMON)
-    names.append("nvidia-open" if flavor == "open" else f"cuda-drivers-{branch_of(driver)}")
+    names.append("nvidia-open" if flavor == "open" else f"cuda-drivers-{driver.branch}")
     if dkms:
         names.append(KERNEL_PACKAGE[flavor])
     packages = {name: version for name in names}
@@ -83,12 +80,12 @@ def target_packages(driver: str, flavor: Flavor, *, fabricmanager: str | None = 
 class PackagePlan:
     """What to do to reach the wanted package set; empty when the host already has it."""
 
-    install: dict[str, str] = field(default_factory=dict)  # name -> version (missing or other version)
+    install: dict[str, PackageVersion] = field(default_factory=dict)  # name -> version (missing or other)
     remove: tuple[str, ...] = ()  # managed packages installed but not wanted
     unhold: tuple[str, ...] = ()  # held packages that must move (install or remove)
     hold: tuple[str, ...] = ()  # wanted packages not held yet (after install)
-    driver_from: str | None = None  # installed driver version, when it changes
-    driver_to: str | None = None
+    driver_from: DriverVersion | None = None  # installed driver version, when it changes
+    driver_to: DriverVersion | None = None
 
     @property
     def changes_packages(self) -> bool:
@@ -99,7 +96,7 @@ class PackagePlan:
         return not (self.install or self.remove or self.unhold or self.hold)
 
 
-def plan_packages(wanted: dict[str, str], installed: dict[str, InstalledPackage],
+def plan_packages(wanted: dict[str, PackageVersion], installed: dict[str, InstalledPackage],
                   managed: re.Pattern[str] = MANAGED) -> PackagePlan:
     """Compare the wanted set with dpkg's view (``parse_dpkg_status``).
 
@@ -117,13 +114,9 @@ def plan_packages(wanted: dict[str, str], installed: dict[str, InstalledPackage]
     changed = install.get("nvidia-smi") is not None and old is not None
     return PackagePlan(
         install=install, remove=remove, unhold=unhold, hold=hold,
-        driver_from=_upstream(old) if changed else None,
-        driver_to=_upstream(new) if changed and new else None,
+        driver_from=DriverVersion.of_package(old) if changed and old is not None else None,
+        driver_to=DriverVersion.of_package(new) if changed and new else None,
     )
-
-
-def _upstream(version: str) -> str:
-    return version.rsplit("-", 1)[0].split(":", 1)[-1]
 
 
 def apt_commands(plan: PackagePlan) -> list[str]:
@@ -146,10 +139,11 @@ def apt_commands(plan: PackagePlan) -> list[str]:
 def parse_dpkg_status(lines: list[str]) -> dict[str, InstalledPackage]:
     """Parse ``dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Abbrev}\\t${db:Status-Want}\\n'``.
 
-    Only installed packages (status ``ii``/``hi``...: second letter ``i``) are kept.
+    Only installed packages (status ``ii``/``hi``...: second letter ``i``) are kept, their
+    versions parsed (``PackageVersion``) here, once.
 
     >>> parse_dpkg_status(["nvidia-smi\\t550.90.12-1\\thi \\thold", "libcuda1\\t\\tun \\tunknown"])
-    {'nvidia-smi': {'version': '550.90.12-1', 'held': True}}
+    {'nvidia-smi': {'version': PackageVersion(text='550.90.12-1'), 'held': True}}
     """
     result: dict[str, InstalledPackage] = {}
     for line in lines:
@@ -158,14 +152,23 @@ def parse_dpkg_status(lines: list[str]) -> dict[str, InstalledPackage]:
             continue
         name, version, abbrev, want = parts[0], parts[1], parts[2], parts[3].strip()
         if len(abbrev) >= 2 and abbrev[1] == "i" and version:
-            result[name] = {"version": version, "held": want == "hold"}
+            result[name] = {"version": PackageVersion.parse(version), "held": want == "hold"}
     return result
 
 
 class SmiState(TypedDict):
     state: Literal["ok", "mismatch", "no-driver", "missing"]
-    version: str | None  # driver version nvidia-smi reports (ok), NVML library version (mismatch)
+    version: DriverVersion | None  # driver version nvidia-smi reports (ok), NVML library version (mismatch)
     message: str
+
+
+def driver_or_none(text: str | None) -> DriverVersion | None:
+    """A driver release a tool printed (nvidia-smi, /sys/module/nvidia/version); None when
+    there is none or it is not one (then it is reported as unknown, never guessed)."""
+    try:
+        return DriverVersion.parse(text) if text else None
+    except ValueError:
+        return None
 
 
 def parse_smi(rc: int | None, output: str) -> SmiState:
@@ -179,15 +182,17 @@ def parse_smi(rc: int | None, output: str) -> SmiState:
         return {"state": "missing", "version": None, "message": "nvidia-smi is not installed"}
     if SMI_MISMATCH in text:
         match = re.search(r"NVML library version: (\S+)", text)
-        return {"state": "mismatch", "version": match.group(1) if match else None, "message": text}
+        return {"state": "mismatch", "version": driver_or_none(match.group(1) if match else None), "message": text}
     if rc == 0 and text:
         versions = {line.strip() for line in text.splitlines() if line.strip()}
-        if len(versions) == 1:
-            return {"state": "ok", "version": versions.pop(), "message": ""}
+        version = driver_or_none(versions.pop()) if len(versions) == 1 else None
+        if version is not None:
+            return {"state": "ok", "version": version, "message": ""}
     return {"state": "no-driver", "version": None, "message": text or f"nvidia-smi exited with {rc}"}
 
 
-def reboot_reasons(plan: PackagePlan, loaded_module: str | None, smi: SmiState, target: str) -> list[str]:
+def reboot_reasons(plan: PackagePlan, loaded_module: DriverVersion | None, smi: SmiState,
+                   target: DriverVersion) -> list[str]:
     """Why the host must reboot for the loaded driver to match its packages (empty: it need not).
 
     + plan: the package change about to run (``driver_from`` -> ``driver_to``)

@@ -93,10 +93,10 @@ def sources_entry(uri: str, *, signed_by: str | None = None, trusted: bool = Fal
     return "\n".join(lines) + "\n"
 
 
-def render_preferences(pins: Mapping[str, str], *, owner: str) -> str:
+def render_preferences(pins: Mapping[str, object], *, owner: str) -> str:
     """apt preferences pinning each package to an exact version (priority 1001).
 
-    + pins: package name -> Debian version (``"550.90.12-1"``)
+    + pins: package name -> Debian version (``PackageVersion`` or its text, ``"550.90.12-1"``)
     + owner: the role writing the file, named in its header
 
     Packages sharing a version share a stanza; output is sorted, so it is stable.
@@ -106,7 +106,8 @@ def render_preferences(pins: Mapping[str, str], *, owner: str) -> str:
     if not pins:
         raise ValueError("no packages to pin")
     by_version: dict[str, list[str]] = {}
-    for name, version in pins.items():
+    for name, pin in pins.items():
+        version = str(pin) if pin is not None else ""
         if not name or any(c.isspace() for c in name) or not version or any(c.isspace() for c in version):
             raise ValueError(f"cannot pin {name!r} to {version!r}")
         by_version.setdefault(version, []).append(name)

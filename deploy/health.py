@@ -34,7 +34,7 @@ argv: list = ["/usr/bin/python3", engine.HEALTH_TOOL, "check",
 if serve.on_cpu:
     argv += ["--skip-gpus", "the transformers engine runs on the CPU here"]
 else:
-    argv += ["--expect-driver", settings.nvidia_driver.nvidia_driver_version]
+    argv += ["--expect-driver", str(settings.nvidia_driver.nvidia_driver_version)]
 worker = serve.nodes > 1 and serve.node_rank > 0
 if worker:
     argv += ["--worker"]

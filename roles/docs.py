@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from deepseek_infra.versions import Version
 from roles.settings import ROLE_FIELDS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -18,6 +19,8 @@ START, END = "<!-- variables:start -->", "<!-- variables:end -->"
 def _default(value) -> str:
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, Version):  # as host data writes it: '550.90.12'
+        value = str(value)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

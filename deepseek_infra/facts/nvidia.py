@@ -1,6 +1,7 @@
 """``NvidiaDriverState``: what the NVIDIA driver role needs to know, in one round trip.
 
-Installed packages and holds (dpkg), what ``nvidia-smi`` answers, the loaded kernel
+Installed packages and holds (dpkg; the driver's, and the CUDA toolkits the driver must
+run), what ``nvidia-smi`` answers, the loaded kernel
 module's version (``/sys/module/nvidia/version``), nouveau (loaded, blacklisted), the
 InfiniBand stack nvidia-peermem needs, kernel headers for the running kernel, and whether
 nvidia-peermem is configured or loaded.
@@ -14,7 +15,8 @@ from typing import Any
 from pyinfra.api import FactBase
 from typing_extensions import override
 
-from deepseek_infra.nvidia_driver import DPKG_PATTERNS, InstalledPackage, parse_dpkg_status, parse_smi
+from deepseek_infra.cuda import installed_toolkits
+from deepseek_infra.nvidia_driver import DPKG_PATTERNS, InstalledPackage, driver_or_none, parse_dpkg_status, parse_smi
 
 PEERMEM_CONF = "/etc/modules-load.d/nvidia-peermem.conf"
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\t${db:Status-Want}\n"
@@ -91,10 +93,12 @@ def parse_nvidia_driver_state(lines: list[str]) -> dict[str, Any]:
     ib = _pairs(sections.get("ibstack", []))
     headers = _pairs(sections.get("headers", []))
     peermem = sections.get("peermem", [])
+    packages = parse_dpkg_status(sections.get("dpkg", []))
     return {
-        "packages": parse_dpkg_status(sections.get("dpkg", [])),
+        "packages": packages,
+        "toolkits": installed_toolkits(packages),
         "smi": parse_smi(rc, "\n".join(smi_lines)),
-        "loaded_module": module[0] if module else None,
+        "loaded_module": driver_or_none(module[0] if module else None),
         "nouveau_loaded": "loaded" in (line.strip() for line in nouveau),
         "nouveau_blacklisted_by": sorted(
             line.strip().partition("=")[2] for line in nouveau if line.startswith("blacklisted_by=")
@@ -112,7 +116,7 @@ class DpkgPackages(FactBase[dict[str, InstalledPackage]]):
 
     .. code:: python
 
-        {"libnccl2": {"version": "2.21.5-1+cuda12.4", "held": True}}
+        {"libnccl2": {"version": PackageVersion("2.21.5-1+cuda12.4"), "held": True}}
     """
 
     default = dict
@@ -132,9 +136,10 @@ class NvidiaDriverState(FactBase[dict[str, Any]]):
 
     .. code:: python
 
-        {"packages": {"nvidia-smi": {"version": "550.90.12-1", "held": True}, ...},
-         "smi": {"state": "ok", "version": "550.90.12", "message": ""},
-         "loaded_module": "550.90.12", "nouveau_loaded": False,
+        {"packages": {"nvidia-smi": {"version": PackageVersion("550.90.12-1"), "held": True}, ...},
+         "toolkits": (CudaRelease(12, 4, 1),),  # installed cuda-toolkit-X-Y metapackages
+         "smi": {"state": "ok", "version": DriverVersion("550.90.12"), "message": ""},
+         "loaded_module": DriverVersion("550.90.12"), "nouveau_loaded": False,
          "nouveau_blacklisted_by": ["/etc/modprobe.d/deepseek-nouveau.conf"],
          "ib_stack": "rdma-core", "kernel_release": "6.1.0-28-amd64", "kernel_headers": False,
          "peermem_conf": ["nvidia-peermem"], "peermem_loaded": False}

@@ -11,6 +11,7 @@ from pyinfra.facts.files import File
 from deepseek_infra.facts.nvidia import DpkgPackages, NvidiaDriverState
 from deepseek_infra.nvidia_driver import apt_commands, plan_packages
 from deepseek_infra.nvidia_repo import NVIDIA_REPO_KEY_FINGERPRINT
+from deepseek_infra.versions import PackageVersion
 
 
 @operation()
@@ -41,7 +42,7 @@ def nvidia_repo_key(url: str, dest: str, fingerprint: str = NVIDIA_REPO_KEY_FING
 
 
 @operation()
-def pinned_packages(packages: dict[str, str], managed: str | None = None,
+def pinned_packages(packages: dict[str, PackageVersion], managed: str | None = None,
                     patterns: tuple[str, ...] | None = None, what: str = "NVIDIA"):
     """
     Install exactly these package versions, remove the managed ones not listed, hold them.
@@ -61,7 +62,7 @@ def pinned_packages(packages: dict[str, str], managed: str | None = None,
 
     .. code:: python
 
-        nvidia.pinned_packages(packages={"libnccl2": "2.21.5-1+cuda12.4"},
+        nvidia.pinned_packages(packages={"libnccl2": PackageVersion("2.21.5-1+cuda12.4")},
                                managed=cuda.MANAGED.pattern, patterns=cuda.DPKG_PATTERNS, what="CUDA")
     """
     if (managed is None) != (patterns is None):

@@ -7,22 +7,21 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deepseek_infra.compat import parse_cuda_release
-from deepseek_infra.config import RoleDefaults
-from deepseek_infra.versions import InvalidVersionError, parse_version
+from deepseek_infra.config import CudaReleaseSetting, CudnnVersionSetting, NcclVersionSetting, RoleDefaults
+from deepseek_infra.versions import CudnnVersion
 
 
 class CudaDefaults(RoleDefaults):
     prefix: ClassVar[str] = "cuda_"
 
-    cuda_version: str | None = Field(
+    cuda_version: CudaReleaseSetting | None = Field(
         default=None,
         description="CUDA toolkit release to install (12.4.1 = cuda-toolkit-12-4 12.4.1-1); None installs no toolkit.",
     )
-    cuda_cudnn_version: str | None = Field(
+    cuda_cudnn_version: CudnnVersionSetting | None = Field(
         default=None, description="libcudnn9-cuda-<major> package version (e.g. 9.1.0.70-1); None installs no cuDNN.",
     )
-    cuda_nccl_version: str | None = Field(
+    cuda_nccl_version: NcclVersionSetting | None = Field(
         default=None, description="libnccl2 package version (e.g. 2.21.5-1+cuda12.4); None installs no NCCL.",
     )
     cuda_dev_packages: bool = Field(
@@ -32,29 +31,9 @@ class CudaDefaults(RoleDefaults):
         default="1", description="Debian revision of the cuda-toolkit-X-Y metapackage (1 in NVIDIA's repository).",
     )
 
-    @field_validator("cuda_version")
-    @classmethod
-    def _cuda(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_cuda_release(value)
-            except InvalidVersionError as error:
-                raise ValueError(str(error)) from None
-        return value
-
-    @field_validator("cuda_cudnn_version", "cuda_nccl_version")
-    @classmethod
-    def _deb(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_version(value)
-            except InvalidVersionError as error:
-                raise ValueError(str(error)) from None
-        return value
-
     @field_validator("cuda_cudnn_version")
     @classmethod
-    def _cudnn_needs_cuda(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _cudnn_needs_cuda(cls, value: CudnnVersion | None, info: ValidationInfo) -> CudnnVersion | None:
         # libcudnn9-cuda-<major> is named after the toolkit's major.
         if value is not None and info.data.get("cuda_version") is None:
             raise ValueError("cuDNN packages are named after the CUDA major: set cuda_version too")

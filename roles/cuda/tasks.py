@@ -26,6 +26,7 @@ from deepseek_infra.compat import check_stack
 from deepseek_infra.facts.nvidia import DpkgPackages
 from deepseek_infra.nvidia_repo import preferences_path, render_preferences
 from deepseek_infra.operations import nvidia, sync
+from deepseek_infra.versions import DriverVersion, PackageVersion
 from roles.nvidia_repo import tasks as nvidia_repo
 from roles.cuda.defaults import CudaDefaults
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
@@ -46,14 +47,15 @@ def stack_problems(config: CudaDefaults, driver: NvidiaDriverDefaults, installed
     return list(dict.fromkeys(problems))
 
 
-def wanted_packages(config: CudaDefaults) -> dict[str, str]:
+def wanted_packages(config: CudaDefaults) -> dict[str, PackageVersion]:
     return cuda.target_packages(config.cuda_version, config.cuda_cudnn_version, config.cuda_nccl_version,
                                 dev=config.cuda_dev_packages, revision=config.cuda_deb_revision)
 
 
-def record(config: CudaDefaults, wanted: dict[str, str], driver: str) -> str:
-    return json.dumps({"settings": config.model_dump(mode="json"), "packages": wanted,
-                       "checked_with_driver": driver}, indent=2, sort_keys=True) + "\n"
+def record(config: CudaDefaults, wanted: dict[str, PackageVersion], driver: DriverVersion) -> str:
+    return json.dumps({"settings": config.model_dump(mode="json"),
+                       "packages": {name: str(version) for name, version in wanted.items()},
+                       "checked_with_driver": str(driver)}, indent=2, sort_keys=True) + "\n"
 
 
 @deploy("cuda: install")

@@ -6,9 +6,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deepseek_infra.config import RoleDefaults
+from deepseek_infra.config import PackageVersionSetting, RoleDefaults
 from deepseek_infra.docker_config import managed_settings
-from deepseek_infra.versions import InvalidVersionError, parse_version
+from deepseek_infra.versions import PackageVersion
 
 
 class DockerDefaults(RoleDefaults):
@@ -26,8 +26,8 @@ class DockerDefaults(RoleDefaults):
     )
 
     # NVIDIA container toolkit (from the NVIDIA stack's source, roles/nvidia_repo).
-    docker_nvidia_container_toolkit_version: str = Field(
-        default="1.17.4-1", description="nvidia-container-toolkit (and -base) package version, pinned and held.",
+    docker_nvidia_container_toolkit_version: PackageVersionSetting = Field(
+        default=PackageVersion.parse("1.17.4-1"), description="nvidia-container-toolkit (and -base) package version, pinned and held.",
     )
     docker_default_runtime: Literal["nvidia", "runc"] | None = Field(
         default=None, description="default-runtime in daemon.json: nvidia makes every container a GPU container; None leaves the key alone.",
@@ -68,12 +68,8 @@ class DockerDefaults(RoleDefaults):
 
     @field_validator("docker_nvidia_container_toolkit_version")
     @classmethod
-    def _version(cls, value: str) -> str:
-        try:
-            parse_version(value)
-        except InvalidVersionError as error:
-            raise ValueError(str(error)) from None
-        if "-" not in value:
+    def _version(cls, value: PackageVersion) -> PackageVersion:
+        if not value.revision:
             raise ValueError("expected a Debian package version with its revision, e.g. 1.17.4-1")
         return value
 

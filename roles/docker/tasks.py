@@ -35,6 +35,7 @@ from deepseek_infra.facts.host import hardware_part
 from deepseek_infra.hardware import OsRelease
 from deepseek_infra.nvidia_repo import KEYRING_DIR, preferences_path, render_preferences
 from deepseek_infra.operations import nvidia, sync
+from deepseek_infra.versions import PackageVersion
 from roles.nvidia_repo import tasks as nvidia_repo
 from roles.docker.defaults import DockerDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
@@ -46,7 +47,7 @@ TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base")
 TOOLKIT_MANAGED = r"^nvidia-container-toolkit(-base)?$"
 
 
-def toolkit_pins(config: DockerDefaults) -> dict[str, str]:
+def toolkit_pins(config: DockerDefaults) -> dict[str, PackageVersion]:
     return {name: config.docker_nvidia_container_toolkit_version for name in TOOLKIT_PACKAGES}
 
 

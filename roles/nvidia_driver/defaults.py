@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deepseek_infra.config import RoleDefaults
-from deepseek_infra.versions import InvalidVersionError, parse_version
+from deepseek_infra.config import DriverVersionSetting, RoleDefaults
+from deepseek_infra.versions import DriverVersion
 
 
 class NvidiaDriverDefaults(RoleDefaults):
@@ -17,8 +17,8 @@ class NvidiaDriverDefaults(RoleDefaults):
         default=550, ge=400, le=999,
         description="Driver branch the host tracks (550, 565, 570...); must be the major of nvidia_driver_version.",
     )
-    nvidia_driver_version: str = Field(
-        default="550.90.12",
+    nvidia_driver_version: DriverVersionSetting = Field(
+        default=DriverVersion.parse("550.90.12"),
         description="Exact driver release pinned and held (e.g. 550.90.12); changing it switches the host and marks it reboot-required.",
     )
     nvidia_driver_kernel_modules: Literal["open", "proprietary"] = Field(
@@ -32,7 +32,7 @@ class NvidiaDriverDefaults(RoleDefaults):
     nvidia_driver_deb_revision: str = Field(
         default="1", description="Debian revision of NVIDIA's driver packages (1 in NVIDIA's Debian repository).",
     )
-    nvidia_driver_fabricmanager_version: str | None = Field(
+    nvidia_driver_fabricmanager_version: DriverVersionSetting | None = Field(
         default=None,
         description="Fabric manager release on NVSwitch hosts; None uses the driver's (they must be equal, the gate refuses others).",
     )
@@ -48,19 +48,6 @@ class NvidiaDriverDefaults(RoleDefaults):
         description="Accept a driver at the CUDA major's minor-version-compatibility floor instead of the toolkit's own driver.",
     )
 
-    @field_validator("nvidia_driver_version", "nvidia_driver_fabricmanager_version")
-    @classmethod
-    def _release(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            parts = parse_version(value)
-        except InvalidVersionError as error:
-            raise ValueError(str(error)) from None
-        if len(parts) not in (2, 3) or "-" in value or ":" in value:
-            raise ValueError("expected a driver release like 550.90.12 (no Debian revision)")
-        return value
-
     @field_validator("nvidia_driver_deb_revision")
     @classmethod
     def _revision(cls, value: str) -> str:
@@ -70,8 +57,8 @@ class NvidiaDriverDefaults(RoleDefaults):
 
     @field_validator("nvidia_driver_version")
     @classmethod
-    def _on_branch(cls, value: str, info: ValidationInfo) -> str:
+    def _on_branch(cls, value: DriverVersion, info: ValidationInfo) -> DriverVersion:
         branch = info.data.get("nvidia_driver_branch")
-        if branch is not None and parse_version(value)[0] != branch:
+        if branch is not None and value.branch != branch:
             raise ValueError(f"{value} is not on branch nvidia_driver_branch={branch}")
         return value

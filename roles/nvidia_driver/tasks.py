@@ -37,10 +37,6 @@ NVSWITCH_PCI_CLASS = PciDevice.NVSWITCH_CLASS  # "Bridge" class of NVSwitch func
 IB_GROUP = "ib_fabric"
 
 
-def installed_toolkits(packages: dict) -> list[str]:
-    """CUDA releases of installed ``cuda-toolkit-X-Y`` packages (``12.4.1-1`` -> ``12.4.1``)."""
-    return sorted(info["version"].split("-")[0] for name, info in packages.items()
-                  if name.startswith("cuda-toolkit-") and name[13:14].isdigit())
 
 
 def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
@@ -53,7 +49,7 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
         infiniband=state["ib_stack"], peermem=peermem,
         minor_version_compat=config.nvidia_driver_minor_version_compat,
     )
-    for toolkit in installed_toolkits(state["packages"]):
+    for toolkit in state["toolkits"]:
         problems += [f"installed toolkit: {p}" for p in check_stack(
             driver=config.nvidia_driver_version, cuda=toolkit,
             minor_version_compat=config.nvidia_driver_minor_version_compat)]

@@ -6,16 +6,29 @@ import pytest
 
 from lab.mirror import catalog
 from deepseek_infra import cuda
-from deepseek_infra.nvidia_driver import apt_commands, plan_packages
+from deepseek_infra.nvidia_driver import apt_commands, parse_dpkg_status, plan_packages
+from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
 
-def held(packages: dict[str, str]) -> dict:
-    return {name: {"version": version, "held": True} for name, version in packages.items()}
+def held(packages: dict) -> dict:
+    """dpkg's view (parsed as the fact parses it) of these packages installed and held."""
+    return parse_dpkg_status([f"{name}\t{version}\thi \thold" for name, version in packages.items()])
+
+
+def target(release, cudnn=None, nccl=None, **kwargs) -> dict:
+    """target_packages from the texts host data gives."""
+    return cuda.target_packages(release and CudaRelease.parse(release), cudnn and CudnnVersion.parse(cudnn),
+                                nccl and NcclVersion.parse(nccl), **kwargs)
+
+
+def texts(packages: dict) -> dict[str, str]:
+    return {name: str(version) for name, version in packages.items()}
 
 
 def test_target_packages_for_cuda_12_4_with_cudnn9_and_nccl():
-    wanted = cuda.target_packages("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
-    assert wanted == {
+    wanted = target("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
+    assert all(isinstance(version, PackageVersion) for version in wanted.values())
+    assert texts(wanted) == {
         "cuda-toolkit-12-4": "12.4.1-1",
         "libcudnn9-cuda-12": "9.1.0.70-1", "libcudnn9-dev-cuda-12": "9.1.0.70-1",
         "libnccl2": "2.21.5-1+cuda12.4", "libnccl-dev": "2.21.5-1+cuda12.4",
@@ -23,35 +36,35 @@ def test_target_packages_for_cuda_12_4_with_cudnn9_and_nccl():
 
 
 def test_target_packages_cudnn8_ga_release_without_dev():
-    wanted = cuda.target_packages("12.2", "8.9.7.29-1+cuda12.2", None, dev=False, revision="2")
-    assert wanted == {"cuda-toolkit-12-2": "12.2.0-2", "libcudnn8": "8.9.7.29-1+cuda12.2"}
+    wanted = target("12.2", "8.9.7.29-1+cuda12.2", None, dev=False, revision="2")
+    assert texts(wanted) == {"cuda-toolkit-12-2": "12.2.0-2", "libcudnn8": "8.9.7.29-1+cuda12.2"}
 
 
 def test_nothing_wanted_and_cudnn_without_cuda():
-    assert cuda.target_packages(None) == {}
-    assert cuda.target_packages(None, nccl="2.21.5-1+cuda12.4", dev=False) == {"libnccl2": "2.21.5-1+cuda12.4"}
+    assert target(None) == {}
+    assert texts(target(None, nccl="2.21.5-1+cuda12.4", dev=False)) == {"libnccl2": "2.21.5-1+cuda12.4"}
     with pytest.raises(ValueError, match="CUDA major"):
-        cuda.target_packages(None, cudnn="9.1.0.70-1")
+        target(None, cudnn="9.1.0.70-1")
 
 
 @pytest.mark.parametrize("toolkit", sorted(catalog.TOOLKITS))
 def test_every_package_the_role_wants_is_in_the_lab_mirror(toolkit):
     spec = catalog.TOOLKITS[toolkit]
     index = {(p.name, p.version) for p in catalog.packages()}
-    for name, version in cuda.target_packages(toolkit.rsplit("-", 1)[0], spec["cudnn"], spec["nccl"]).items():
+    for name, version in texts(target(toolkit.rsplit("-", 1)[0], spec["cudnn"], spec["nccl"])).items():
         assert (name, version) in index, f"role wants {name}={version}; mirror lacks it"
 
 
 def test_managed_covers_the_role_packages_and_not_the_drivers():
-    for name in cuda.target_packages("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8"):
+    for name in target("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8"):
         assert cuda.MANAGED.match(name), name
     for name in ("libcuda1", "nvidia-smi", "cuda-drivers-550", "cuda-nvcc-12-4", "cuda-toolkit-config-common"):
         assert not cuda.MANAGED.match(name), name
 
 
 def test_version_change_unholds_installs_removes_old_toolkit_and_holds():
-    old = cuda.target_packages("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
-    new = cuda.target_packages("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8")
+    old = target("12.4.1", "9.1.0.70-1", "2.21.5-1+cuda12.4")
+    new = target("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8")
     plan = plan_packages(new, held(old), managed=cuda.MANAGED)
     assert plan.remove == ("cuda-toolkit-12-4",)
     assert set(plan.install) == set(new)
@@ -64,20 +77,34 @@ def test_version_change_unholds_installs_removes_old_toolkit_and_holds():
 
 
 def test_profile_and_ldconfig():
-    profile = cuda.render_profile("12.4.1")
+    profile = cuda.render_profile(CudaRelease.parse("12.4.1"))
+    assert profile.startswith("# Managed by deepseek-infra (cuda role): CUDA 12.4.1 for login shells.\n")
     assert "export CUDA_HOME=/usr/local/cuda-12.4\n" in profile
     assert '"/usr/local/cuda-12.4/bin:$PATH"' in profile
-    assert cuda.render_ldconfig("12.4.1", "x86_64").endswith("/usr/local/cuda-12.4/targets/x86_64-linux/lib\n")
-    assert cuda.render_ldconfig("12.8", "aarch64").endswith("/usr/local/cuda-12.8/targets/sbsa-linux/lib\n")
+    assert cuda.render_ldconfig(CudaRelease.parse("12.4.1"), "x86_64").endswith(
+        "/usr/local/cuda-12.4/targets/x86_64-linux/lib\n")
+    ga = cuda.render_ldconfig(CudaRelease.parse("12.8"), "aarch64")
+    assert "CUDA 12.8 runtime" in ga and ga.endswith("/usr/local/cuda-12.8/targets/sbsa-linux/lib\n")
     with pytest.raises(ValueError, match="riscv64"):
-        cuda.render_ldconfig("12.4.1", "riscv64")
+        cuda.render_ldconfig(CudaRelease.parse("12.4.1"), "riscv64")
 
 
 def test_installed_driver_and_drivers_to_check():
-    assert cuda.installed_driver({"libcuda1": {"version": "565.57.01-1", "held": True}}) == "565.57.01"
-    assert cuda.installed_driver({"libnccl2": {"version": "2.21.5-1+cuda12.4", "held": True}}) is None
-    assert cuda.drivers_to_check("550.90.12", "550.90.12") == [("pinned (nvidia_driver_version)", "550.90.12")]
-    assert [v for _, v in cuda.drivers_to_check("550.90.12", "565.57.01")] == ["550.90.12", "565.57.01"]
+    assert cuda.installed_driver(held({"libcuda1": "565.57.01-1"})) == DriverVersion("565.57.01")
+    assert cuda.installed_driver(held({"libcuda1": "1:535.161.08-0ubuntu1"})) == DriverVersion("535.161.08")
+    assert cuda.installed_driver(held({"libnccl2": "2.21.5-1+cuda12.4"})) is None
+    pinned, other = DriverVersion.parse("550.90.12"), DriverVersion.parse("565.57.01")
+    assert cuda.drivers_to_check(pinned, DriverVersion("550.90.12")) == [("pinned (nvidia_driver_version)", pinned)]
+    assert [v for _, v in cuda.drivers_to_check(pinned, other)] == [pinned, other]
+
+
+def test_installed_toolkits_are_the_metapackages_only():
+    # Real cuda-toolkit-12-4 pulls these siblings, at component versions (12.4.127-1).
+    packages = held({"cuda-toolkit-12-4": "12.4.1-1", "cuda-toolkit-12-4-config-common": "12.4.127-1",
+                     "cuda-toolkit-12-config-common": "12.4.127-1", "cuda-toolkit-config-common": "12.4.127-1",
+                     "cuda-toolkit-12-8": "12.8.1-1"})
+    assert cuda.installed_toolkits(packages) == (CudaRelease(12, 4, 1), CudaRelease(12, 8, 1))
+    assert cuda.installed_toolkits(held({"cuda-toolkit-12-4-config-common": "12.4.127-1"})) == ()
 
 
 def test_parse_versions_from_tools_and_headers():
@@ -92,6 +119,6 @@ def test_parse_versions_from_tools_and_headers():
     cudnn = catalog._sim("cudnn_version.h", MAJOR="9", MINOR="1", PATCH="0")
     assert cuda.parse_header_version(cudnn, "CUDNN_") == "9.1.0"
     assert cuda.parse_header_version("#define NCCL_MAJOR 2\n", "NCCL_") is None
-    assert cuda.upstream("1:2.21.5-1+cuda12.4") == "2.21.5"
+    assert PackageVersion.parse("1:2.21.5-1+cuda12.4").upstream == "2.21.5"
     assert re.fullmatch(r"\d+\.\d+", cuda.parse_nvcc_release(catalog._sim(
         "nvcc", RELEASE="12.8", NVCC="12.8.93", BUILT="x", COMPILER="y").replace("cat <<END\n", "")) or "")

@@ -6,23 +6,27 @@ from deepseek_infra.nvidia_driver import (
     PackagePlan, apt_commands, parse_dpkg_status, parse_smi, plan_packages, reboot_reasons, target_packages,
 )
 
-A, B = "550.90.12", "565.57.01"
+from deepseek_infra.versions import DriverVersion, PackageVersion
+
+A, B = DriverVersion.parse("550.90.12"), DriverVersion.parse("565.57.01")
 
 
-def installed(packages: dict[str, str], held: bool = True) -> dict:
-    return {name: {"version": version, "held": held} for name, version in packages.items()}
+def installed(packages: dict, held: bool = True) -> dict:
+    """dpkg's view, parsed as the fact parses it."""
+    return parse_dpkg_status([f"{name}\t{version}\t{'hi' if held else 'ii'} \t{'hold' if held else 'install'}"
+                              for name, version in packages.items()])
 
 
 def test_target_open_with_fabricmanager():
     wanted = target_packages(A, "open", fabricmanager=A)
-    assert wanted["nvidia-open"] == wanted["nvidia-kernel-open-dkms"] == f"{A}-1"
-    assert wanted["nvidia-fabricmanager-550"] == f"{A}-1"
+    assert wanted["nvidia-open"] == wanted["nvidia-kernel-open-dkms"] == PackageVersion.parse("550.90.12-1")
+    assert str(wanted["nvidia-fabricmanager-550"]) == "550.90.12-1"
     assert "nvidia-kernel-dkms" not in wanted and "cuda-drivers-550" not in wanted
 
 
 def test_target_proprietary_without_dkms():
     wanted = target_packages(B, "proprietary", dkms=False, revision="0ubuntu1")
-    assert wanted["cuda-drivers-565"] == f"{B}-0ubuntu1"
+    assert str(wanted["cuda-drivers-565"]) == "565.57.01-0ubuntu1"
     assert not any("dkms" in name for name in wanted)
     assert not any("fabricmanager" in name for name in wanted)
 
@@ -63,7 +67,7 @@ def test_plan_branch_switch_unholds_removes_installs_holds():
 
 def test_plan_leaves_unmanaged_packages_alone():
     wanted = target_packages(A, "open")
-    plan = plan_packages(wanted, {**installed(wanted), "cuda-toolkit-12-4": {"version": "12.4.1-1", "held": False}})
+    plan = plan_packages(wanted, {**installed(wanted), **installed({"cuda-toolkit-12-4": "12.4.1-1"}, held=False)})
     assert plan.empty
 
 
@@ -71,9 +75,17 @@ def test_parse_dpkg_status_keeps_installed_and_holds():
     lines = ["nvidia-smi\t550.90.12-1\thi \thold", "libcuda1\t550.90.12-1\tii \tinstall",
              "nvidia-open\t\tun \tunknown", "cuda-drivers-550\t550.90.12-1\trc \tdeinstall", "garbage"]
     assert parse_dpkg_status(lines) == {
-        "nvidia-smi": {"version": "550.90.12-1", "held": True},
-        "libcuda1": {"version": "550.90.12-1", "held": False},
+        "nvidia-smi": {"version": PackageVersion("550.90.12-1"), "held": True},
+        "libcuda1": {"version": PackageVersion("550.90.12-1"), "held": False},
     }
+
+
+def test_a_different_revision_is_another_version_to_install():
+    wanted = target_packages(A, "open", revision="2")
+    plan = plan_packages(wanted, installed(target_packages(A, "open")))
+    assert plan.install == wanted and (plan.driver_from, plan.driver_to) == (A, A)
+    # same driver, other packaging: the loaded module still matches, no reboot
+    assert reboot_reasons(plan, A, parse_smi(0, "550.90.12"), A) == []
 
 
 @pytest.mark.parametrize(("rc", "out", "state", "version"), [
@@ -86,17 +98,17 @@ def test_parse_dpkg_status_keeps_installed_and_holds():
 ])
 def test_parse_smi(rc, out, state, version):
     parsed = parse_smi(rc, out)
-    assert (parsed["state"], parsed["version"]) == (state, version)
+    assert (parsed["state"], parsed["version"]) == (state, version and DriverVersion.parse(version))
 
 
 def test_reboot_reason_is_the_same_on_the_switch_run_and_the_next():
     switch = plan_packages(target_packages(B, "open"), installed(target_packages(A, "open")))
-    on_switch = reboot_reasons(switch, A, parse_smi(0, A), B)
+    on_switch = reboot_reasons(switch, A, parse_smi(0, str(A)), B)
     after = reboot_reasons(PackagePlan(), None, parse_smi(18, "Driver/library version mismatch"), B)
-    assert on_switch == after and B in on_switch[0]
+    assert on_switch == after and "565.57.01" in on_switch[0]
 
 
 def test_no_reboot_on_first_install_or_when_consistent():
     fresh = plan_packages(target_packages(A, "open"), {})
     assert reboot_reasons(fresh, None, parse_smi(127, ""), A) == []
-    assert reboot_reasons(PackagePlan(), A, parse_smi(0, A), A) == []
+    assert reboot_reasons(PackagePlan(), A, parse_smi(0, str(A)), A) == []

@@ -6,6 +6,7 @@ import pytest
 
 from lab.mirror import catalog, repo_url
 from deepseek_infra.nvidia_driver import target_packages
+from deepseek_infra.versions import DriverVersion
 
 PACKAGES = catalog.packages()
 INDEX = {(p.name, p.version) for p in PACKAGES}
@@ -25,8 +26,9 @@ def test_names_and_versions_follow_nvidias_debian12_repository():
 @pytest.mark.parametrize("driver", sorted(catalog.DRIVERS))
 @pytest.mark.parametrize("flavor", ["open", "proprietary"])
 def test_every_package_the_role_wants_is_in_the_mirror(driver, flavor):
-    for name, version in target_packages(driver, flavor, fabricmanager=driver).items():
-        assert (name, version) in INDEX, f"role wants {name}={version}; mirror lacks it"
+    release = DriverVersion.parse(driver)
+    for name, version in target_packages(release, flavor, fabricmanager=release).items():
+        assert (name, str(version)) in INDEX, f"role wants {name}={version}; mirror lacks it"
 
 
 def test_versioned_dependencies_resolve_inside_the_mirror():

@@ -3,16 +3,19 @@
 import pytest
 
 from deepseek_infra.config import validate_host_data
+from deepseek_infra.nvidia_driver import parse_dpkg_status
 from roles.cuda.tasks import stack_problems, wanted_packages
 from roles.cuda.defaults import CudaDefaults
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+from roles.settings import settings_for
 
 CUDA_12_8 = {"cuda_version": "12.8.1", "cuda_cudnn_version": "9.8.0.87-1", "cuda_nccl_version": "2.25.1-1+cuda12.8"}
 CUDA_12_4 = {"cuda_version": "12.4.1", "cuda_cudnn_version": "9.1.0.70-1", "cuda_nccl_version": "2.21.5-1+cuda12.4"}
 
 
 def installed(**versions):
-    return {name: {"version": version, "held": True} for name, version in versions.items()}
+    """dpkg's view of these packages, held, parsed as the DpkgPackages fact parses it."""
+    return parse_dpkg_status([f"{name}\t{version}\thi \thold" for name, version in versions.items()])
 
 
 def test_cuda_12_8_with_the_550_driver_is_refused_naming_both():
@@ -57,3 +60,101 @@ def test_wanted_packages_follow_the_settings():
 def test_bad_values_are_refused_naming_host_and_key(data, key, text):
     problems = validate_host_data("gpu-a01", data, (CudaDefaults,))[1]
     assert any(host == "gpu-a01" and k == key and text in message for host, k, message in problems), problems
+
+
+# --- Each version setting is parsed once per run: when the inventory is validated. ---------
+
+# dpkg on a GPU node the cuda role deployed before: the driver, a toolkit (with the
+# config-common siblings a real cuda-toolkit pulls in), cuDNN and NCCL, all held.
+INSTALLED = {
+    "nvidia-smi": "550.90.12-1", "libcuda1": "550.90.12-1", "nvidia-open": "550.90.12-1",
+    "cuda-toolkit-12-2": "12.2.2-1", "cuda-toolkit-12-2-config-common": "12.2.140-1",
+    "cuda-toolkit-12-config-common": "12.2.140-1", "cuda-toolkit-config-common": "12.2.140-1",
+    "libcudnn9-cuda-12": "9.1.0.70-1", "libnccl2": "2.21.5-1+cuda12.4",
+}
+SETTINGS = {"nvidia_driver_version": "550.90.12", **CUDA_12_4}
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Every ``parse`` of a typed version: (type, text, phase); phase is "fact" inside a
+    fact's ``process()``, else what the test sets (validation, preparation)."""
+    from deepseek_infra.versions import CudaRelease, DriverVersion, PackageVersion
+
+    calls: list[tuple[str, str, str]] = []
+    phase = {"now": "validation"}
+    for kind in (CudaRelease, DriverVersion, PackageVersion):  # cuDNN / NCCL inherit PackageVersion's
+        original = kind.__dict__["parse"].__func__
+
+        def counted(cls, text, _original=original):
+            calls.append((cls.__name__, text, phase["now"]))
+            return _original(cls, text)
+
+        monkeypatch.setattr(kind, "parse", classmethod(counted))
+    return calls, phase
+
+
+def fake_facts(monkeypatch, phase: dict, tmp_path) -> None:
+    """Facts as a host answers them, parsed by the facts' own ``process()``; the rest at defaults."""
+    from pyinfra.api.host import Host
+    from pyinfra.facts.server import Arch
+
+    from deepseek_infra.facts.nvidia import DpkgPackages, NvidiaDriverState
+
+    dpkg = [f"{name}\t{version}\thi \thold" for name, version in INSTALLED.items()]
+    output = {
+        NvidiaDriverState: ["@@dpkg", *dpkg, "@@smi", "rc=0", "550.90.12", "@@module", "550.90.12",
+                            "@@nouveau", f"blacklisted_by={tmp_path}/nouveau.conf", "@@headers", "release=6.1.0-28-amd64"],
+        DpkgPackages: dpkg,
+    }
+
+    def get_fact(self, fact_class, *args, **kwargs):
+        if fact_class is Arch:
+            return "x86_64"
+        fact = fact_class()
+        if fact_class not in output:
+            return fact.default()
+        before, phase["now"] = phase["now"], "fact"
+        try:
+            return fact.process(output[fact_class])
+        finally:
+            phase["now"] = before
+
+    monkeypatch.setattr(Host, "get_fact", get_fact)
+
+
+def test_each_version_setting_is_parsed_once_over_a_driver_and_cuda_deploy(parses, monkeypatch, tmp_path):
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.deploy import add_deploy
+
+    from roles.cuda import tasks as cuda_role
+    from roles.nvidia_driver import tasks as driver_role
+
+    calls, phase = parses
+    key = tmp_path / "mirror.asc"
+    key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    data = {**SETTINGS, "nvidia_repo_source": "mirror", "nvidia_repo_mirror_url": "http://mirror/repo/",
+            "nvidia_repo_mirror_key": str(key)}
+    state = State(Inventory(([("@local", data)], {})), Config())
+    connect_all(state)
+    fake_facts(monkeypatch, phase, tmp_path)
+    host = state.inventory.get_host("@local")
+
+    settings = settings_for(host)
+    phase["now"] = "preparation"
+    add_deploy(state, driver_role.install, settings.nvidia_driver, settings.nvidia_repo, settings.cuda)
+    add_deploy(state, cuda_role.install, settings.cuda, settings.nvidia_driver, settings.nvidia_repo)
+    assert settings_for(host) is settings  # the run validates once
+
+    assert len(state.get_op_order()) > 10  # both roles were prepared in full (not refused)
+    outside_facts = sorted((kind, text) for kind, text, where in calls if where != "fact")
+    assert outside_facts == sorted([
+        ("CudaRelease", "12.4.1"), ("CudnnVersion", "9.1.0.70-1"), ("DriverVersion", "550.90.12"),
+        ("NcclVersion", "2.21.5-1+cuda12.4"),
+    ])
+    assert all(where == "validation" for _, _, where in calls if where != "fact")
+    # What hosts report is parsed where it is read: installed toolkits in NvidiaDriverState's
+    # process() (its config-common siblings are never read as releases), packages in dpkg's.
+    toolkits = [text for kind, text, where in calls if kind == "CudaRelease" and where == "fact"]
+    assert toolkits and set(toolkits) == {"12.2.2"}

@@ -31,5 +31,6 @@ def test_bad_values_are_refused_naming_host_and_key(data, key, text):
 
 
 def test_toolkit_pins_follow_the_version():
-    assert toolkit_pins(DockerDefaults(docker_nvidia_container_toolkit_version="1.17.3-1")) == {
+    pins = toolkit_pins(DockerDefaults(docker_nvidia_container_toolkit_version="1.17.3-1"))
+    assert {name: str(version) for name, version in pins.items()} == {
         "nvidia-container-toolkit": "1.17.3-1", "nvidia-container-toolkit-base": "1.17.3-1"}

@@ -6,7 +6,8 @@ from deepseek_infra.config import validate_host_data
 from deepseek_infra.nvidia_driver import target_packages
 from roles.cuda.defaults import CudaDefaults
 from deepseek_infra.hardware import Hardware
-from roles.nvidia_driver.tasks import installed_toolkits, stack_problems
+from deepseek_infra.facts.nvidia import parse_nvidia_driver_state
+from roles.nvidia_driver.tasks import stack_problems
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 
@@ -39,7 +40,9 @@ def test_bad_values_name_host_and_key(data, key, text):
 
 
 def state(packages=None, ib_stack=None):
-    return {"packages": packages or {}, "ib_stack": ib_stack}
+    """The NvidiaDriverState fact for dpkg showing ``packages`` (name -> version) installed."""
+    dpkg = [f"{name}\t{version}\tii \tinstall" for name, version in (packages or {}).items()]
+    return {**parse_nvidia_driver_state(["@@dpkg", *dpkg]), "ib_stack": ib_stack}
 
 
 def test_gate_refuses_cuda_newer_than_the_driver_naming_both():
@@ -58,13 +61,24 @@ def test_gate_refuses_a_fabricmanager_of_another_version():
 
 
 def test_gate_checks_installed_toolkits_and_peermem():
-    pkgs = {"cuda-toolkit-12-8": {"version": "12.8.1-1", "held": False}}
-    assert installed_toolkits(pkgs) == ["12.8.1"]
+    pkgs = {"cuda-toolkit-12-8": "12.8.1-1"}
     found = stack_problems(NvidiaDriverDefaults(), CudaDefaults(), False, True, state(pkgs))
     assert any(p.startswith("installed toolkit: CUDA 12.8.1 needs") for p in found)
     assert any("nvidia-peermem needs an InfiniBand stack" in p for p in found)
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True,
                           state(ib_stack="rdma-core")) == []
+
+
+def test_toolkit_config_common_packages_are_no_release_to_gate_on():
+    # What a real cuda-toolkit-12-4 pulls in beside itself: component versions, not releases.
+    pkgs = {"cuda-toolkit-12-4": "12.4.1-1", "cuda-toolkit-12-4-config-common": "12.4.127-1",
+            "cuda-toolkit-12-config-common": "12.4.127-1", "cuda-toolkit-config-common": "12.4.127-1"}
+    assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), False, False, state(pkgs)) == []
+    old = NvidiaDriverDefaults(nvidia_driver_version="550.54.14")  # below 12.4.1's 550.54.15
+    assert stack_problems(old, CudaDefaults(), False, False, state(pkgs)) == [
+        "installed toolkit: CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 550.54.14. CUDA 12.x minor-version "
+        "compatibility would run on >= 525.60.13 with restrictions; this collection requires the toolkit's own "
+        "driver unless minor_version_compat=True."]
 
 
 def test_nvswitch_from_lspci_bridge_class():
@@ -79,4 +93,4 @@ def test_nvswitch_from_lspci_bridge_class():
 def test_defaults_target_the_packages_the_role_installs():
     config = NvidiaDriverDefaults()
     wanted = target_packages(config.nvidia_driver_version, config.nvidia_driver_kernel_modules)
-    assert wanted["nvidia-open"] == "550.90.12-1"
+    assert str(wanted["nvidia-open"]) == "550.90.12-1"

@@ -15,7 +15,7 @@ from deepseek_infra import cuda
 from deepseek_infra.facts.nvidia import DpkgPackages
 from deepseek_infra.nvidia_driver import parse_dpkg_status
 from deepseek_infra.nvidia_repo import preferences_path, render_preferences
-from deepseek_infra.versions import version_at_least
+from deepseek_infra.versions import CudaRelease, PackageVersion
 from roles.cuda.tasks import RECORD_FILE, wanted_packages
 from roles.cuda.defaults import CudaDefaults
 
@@ -33,14 +33,14 @@ def settings(host) -> CudaDefaults:
 
 
 @pytest.fixture(scope="module")
-def release(host, settings) -> str:
+def release(host, settings) -> CudaRelease:
     if settings.cuda_version is None:
         pytest.skip(f"{_name(host)}: cuda_version is None: no toolkit wanted")
     return settings.cuda_version
 
 
 @pytest.fixture(scope="module")
-def wanted(settings) -> dict[str, str]:
+def wanted(settings) -> dict[str, PackageVersion]:
     return wanted_packages(settings)
 
 
@@ -55,10 +55,10 @@ def test_nvcc_version_equals_the_pin(host, release):
     nvcc = host.run(f"{home}/bin/nvcc --version")
     where = f"{_name(host)}: {home}/bin/nvcc --version"
     assert nvcc.rc == 0, f"{where}: expected exit 0, found {nvcc.rc}: {nvcc.stderr.strip()}"
-    expected = ".".join(release.split(".")[:2])
+    expected = release.short
     assert cuda.parse_nvcc_release(nvcc.stdout) == expected, f"{where}: expected release {expected}, found {nvcc.stdout.strip()}"
     version = json.loads(host.file(f"{home}/version.json").content_string)["cuda"]["version"]
-    full = cuda.toolkit_deb_version(release).rsplit("-", 1)[0]
+    full = release.full
     assert version == full, f"{_name(host)}: {home}/version.json cuda.version: expected {full}, found {version}"
 
 
@@ -68,8 +68,8 @@ def test_cuda_runtime_not_newer_than_the_driver_supports(host, release):
         pytest.fail(f"{_name(host)}: nvidia-smi: expected a loaded driver to compare CUDA {release} with, "
                     f"found exit {smi.rc}: {smi.stdout.strip()[:200]}")
     supported = cuda.parse_smi_cuda(smi.stdout)
-    toolkit = ".".join(release.split(".")[:2])
-    assert supported and version_at_least(supported, toolkit), (
+    toolkit = release.short
+    assert supported and CudaRelease.parse(supported) >= CudaRelease.parse(toolkit), (
         f"{_name(host)}: nvidia-smi CUDA Version: expected >= {toolkit} (the toolkit), found {supported}")
 
 
@@ -82,7 +82,9 @@ def test_packages_at_pins_and_held(host, wanted, packages):
         assert found is not None, f"{where}: expected {version} held, found not installed"
         assert found["version"] == version, f"{where}: expected {version}, found {found['version']}"
         assert found["held"], f"{where}: expected held (apt-mark hold), found not held"
-    extra = sorted(set(packages) - set(wanted))
+    # Only the role's own names: a toolkit also pulls cuda-toolkit-12-4-config-common and the
+    # like, cuDNN 9 its -headers package; dpkg's patterns match those too.
+    extra = sorted(name for name in set(packages) - set(wanted) if cuda.MANAGED.match(name))
     assert not extra, f"{_name(host)}: CUDA packages: expected only {sorted(wanted)}, found also {extra}"
 
 
@@ -99,7 +101,7 @@ def test_nccl_header_matches_the_pin(host, settings):
     if settings.cuda_nccl_version is None or not settings.cuda_dev_packages:
         pytest.skip(f"{_name(host)}: no NCCL headers wanted (cuda_nccl_version / cuda_dev_packages)")
     header = host.file("/usr/include/nccl.h")
-    expected = cuda.upstream(settings.cuda_nccl_version)
+    expected = settings.cuda_nccl_version.release
     assert header.exists, f"{_name(host)}: /usr/include/nccl.h: expected NCCL {expected}, found no file"
     found = cuda.parse_header_version(header.content_string, "NCCL_")
     assert found == expected, f"{_name(host)}: nccl.h NCCL_MAJOR.MINOR.PATCH: expected {expected}, found {found}"
@@ -108,7 +110,7 @@ def test_nccl_header_matches_the_pin(host, settings):
 def test_cudnn_header_matches_the_pin(host, settings):
     if settings.cuda_cudnn_version is None or not settings.cuda_dev_packages:
         pytest.skip(f"{_name(host)}: no cuDNN headers wanted (cuda_cudnn_version / cuda_dev_packages)")
-    expected = ".".join(cuda.upstream(settings.cuda_cudnn_version).split(".")[:3])
+    expected = ".".join(settings.cuda_cudnn_version.release.split(".")[:3])
     found_path = host.run("ls /usr/include/cudnn_version.h /usr/include/*/cudnn_version*.h 2>/dev/null | head -n 1").stdout.strip()
     assert found_path, f"{_name(host)}: cudnn_version.h: expected cuDNN {expected}, found no header"
     found = cuda.parse_header_version(host.file(found_path).content_string, "CUDNN_")

@@ -17,11 +17,13 @@ from deepseek_infra.facts.nvidia import PEERMEM_CONF, parse_nvidia_driver_state
 from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
 from deepseek_infra.nvidia_driver import target_packages
 from deepseek_infra.nvidia_repo import preferences_path, render_preferences
+from deepseek_infra.versions import DriverVersion, PackageVersion
 from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 
 DEFAULTS = NvidiaDriverDefaults()
-DRIVER = os.environ.get("DEEPSEEK_NVIDIA_DRIVER_VERSION", DEFAULTS.nvidia_driver_version)
+DRIVER = (DriverVersion.parse(os.environ["DEEPSEEK_NVIDIA_DRIVER_VERSION"])
+          if os.environ.get("DEEPSEEK_NVIDIA_DRIVER_VERSION") else DEFAULTS.nvidia_driver_version)
 FLAVOR = os.environ.get("DEEPSEEK_NVIDIA_DRIVER_KERNEL_MODULES", DEFAULTS.nvidia_driver_kernel_modules)
 GPU_CLASSES = ("0300", "0302")  # VGA / 3D controller
 
@@ -46,7 +48,7 @@ def state(host) -> dict:
 
 
 @pytest.fixture(scope="module")
-def wanted(nvswitch) -> dict[str, str]:
+def wanted(nvswitch) -> dict[str, PackageVersion]:
     return target_packages(DRIVER, FLAVOR, fabricmanager=DRIVER if nvswitch else None,
                            revision=DEFAULTS.nvidia_driver_deb_revision)
 
@@ -102,10 +104,10 @@ def test_persistenced_active(host):
 def test_fabricmanager_active_at_driver_version(host, nvswitch, state):
     if not nvswitch:
         pytest.skip(f"{host.backend.hostname}: no NVSwitch in lspci (class {NVSWITCH_PCI_CLASS}): no fabric manager")
-    name = f"nvidia-fabricmanager-{DRIVER.split('.')[0]}"
+    name = f"nvidia-fabricmanager-{DRIVER.branch}"
     found = state["packages"].get(name, {}).get("version")
     where = f"{host.backend.hostname}: {name}"
-    assert found == f"{DRIVER}-{DEFAULTS.nvidia_driver_deb_revision}", (
+    assert found == PackageVersion(f"{DRIVER}-{DEFAULTS.nvidia_driver_deb_revision}"), (
         f"{where}: expected the driver's version {DRIVER}, found {found}")
     service = host.service("nvidia-fabricmanager")
     assert service.is_enabled and service.is_running, f"{where}: expected enabled and active, found not"

@@ -3,6 +3,7 @@
 from deepseek_infra.facts.docker import COMMAND, parse_docker_state
 from deepseek_infra.facts.infiniband import RdmaDevices
 from deepseek_infra.facts.nvidia import DpkgPackages
+from deepseek_infra.versions import NcclVersion
 
 
 def test_docker_state_parses_sections():
@@ -26,7 +27,7 @@ def test_dpkg_packages_quotes_patterns_and_parses_holds():
     command = fact.command(patterns=("libcudnn[0-9]*", "libnccl2"))
     assert "'libcudnn[0-9]*' libnccl2" in command
     assert fact.process(["libnccl2\t2.21.5-1+cuda12.4\thi \thold", "libnccl-dev\t\tun \tunknown"]) == {
-        "libnccl2": {"version": "2.21.5-1+cuda12.4", "held": True}}
+        "libnccl2": {"version": NcclVersion.parse("2.21.5-1+cuda12.4"), "held": True}}  # equal as dpkg compares
 
 
 def test_rdma_devices():

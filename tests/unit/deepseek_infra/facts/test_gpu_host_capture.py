@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deepseek_infra import engine
+from deepseek_infra.versions import DriverVersion
 from deepseek_infra.facts.gpu import GpuInventory, GpuTopology, NvidiaSmi
 from deepseek_infra.facts.host import HostHardware
 from deepseek_infra.hardware import Gpu, Hardware, Topology, Virtualization
@@ -80,8 +81,8 @@ def test_topology_with_ansi_header_and_gpu_numa_column():
 
 def test_driver_state_reads_the_loaded_module(hardware):
     state = NvidiaDriverState().process(output("fact:NvidiaDriverState"))
-    assert state["smi"] == {"state": "ok", "version": NVML["driver_version"], "message": ""}
-    assert state["loaded_module"] == NVML["driver_version"]
+    assert state["smi"] == {"state": "ok", "version": DriverVersion.parse(NVML["driver_version"]), "message": ""}
+    assert state["loaded_module"] == DriverVersion.parse(NVML["driver_version"])
     assert state["packages"] == {}  # the driver came with the image, not from Debian packages
     assert state["kernel_release"] == hardware.kernel_release
 

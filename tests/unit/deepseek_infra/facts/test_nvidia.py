@@ -1,6 +1,7 @@
 """NvidiaDriverState parsing (deepseek_infra/facts/nvidia.py), from a lab node's real output."""
 
-from deepseek_infra.facts.nvidia import ib_stack_of, parse_nvidia_driver_state
+from deepseek_infra.facts.nvidia import COMMAND, ib_stack_of, parse_nvidia_driver_state
+from deepseek_infra.versions import CudaRelease, DriverVersion, PackageVersion
 
 # Output of the fact's command on a lab HGX node after a switch to 565 (trimmed).
 SWITCHED = """@@dpkg
@@ -9,6 +10,10 @@ nvidia-fabricmanager\t\tun \tunknown
 nvidia-fabricmanager-565\t565.57.01-1\thi \thold
 nvidia-smi\t565.57.01-1\thi \thold
 nvidia-persistenced\t565.57.01-1\tii \tinstall
+cuda-toolkit-12-4\t12.4.1-1\thi \thold
+cuda-toolkit-12-4-config-common\t12.4.127-1\tii \tinstall
+cuda-toolkit-12-config-common\t12.4.127-1\tii \tinstall
+cuda-toolkit-config-common\t12.4.127-1\tii \tinstall
 @@smi
 rc=18
 Failed to initialize NVML: Driver/library version mismatch
@@ -27,10 +32,12 @@ conf=nvidia-peermem
 
 def test_parse_switched_node():
     state = parse_nvidia_driver_state(SWITCHED)
-    assert state["packages"]["nvidia-smi"] == {"version": "565.57.01-1", "held": True}
+    assert state["packages"]["nvidia-smi"] == {"version": PackageVersion("565.57.01-1"), "held": True}
     assert state["packages"]["nvidia-persistenced"]["held"] is False
     assert "nvidia-fabricmanager" not in state["packages"]
-    assert state["smi"]["state"] == "mismatch" and state["smi"]["version"] == "565.57"
+    # the toolkit the driver must run, read once here; its config-common siblings are no release
+    assert state["toolkits"] == (CudaRelease(12, 4, 1),)
+    assert state["smi"]["state"] == "mismatch" and state["smi"]["version"] == DriverVersion("565.57")
     assert state["loaded_module"] is None and state["nouveau_loaded"] is False
     assert state["nouveau_blacklisted_by"] == ["/etc/modprobe.d/deepseek-nouveau.conf"]
     assert state["ib_stack"] == "rdma-core"
@@ -43,15 +50,24 @@ def test_parse_real_host_sections():
         "@@smi", "rc=0", "550.90.12", "@@module", "550.90.12", "@@nouveau", "loaded",
         "@@headers", "release=6.8.0-48-generic", "present=1", "@@peermem", "loaded=1",
     ])
-    assert state["smi"] == {"state": "ok", "version": "550.90.12", "message": ""}
-    assert state["loaded_module"] == "550.90.12" and state["nouveau_loaded"] is True
+    assert state["smi"] == {"state": "ok", "version": DriverVersion("550.90.12"), "message": ""}
+    assert state["loaded_module"] == DriverVersion("550.90.12") and state["nouveau_loaded"] is True
     assert state["kernel_headers"] is True and state["peermem_loaded"] is True
     assert state["nouveau_blacklisted_by"] == [] and state["ib_stack"] is None
 
 
 def test_empty_output_is_the_default():
     state = parse_nvidia_driver_state([])
-    assert state["packages"] == {} and state["smi"]["state"] == "missing"
+    assert state["packages"] == {} and state["toolkits"] == () and state["smi"]["state"] == "missing"
+
+
+def test_the_command_asks_dpkg_about_installed_toolkits_too():
+    assert "'cuda-toolkit-[0-9]*'" in COMMAND
+
+
+def test_an_unreadable_module_version_is_unknown_not_guessed():
+    state = parse_nvidia_driver_state(["@@smi", "rc=0", "N/A", "@@module", "garbage"])
+    assert state["loaded_module"] is None and state["smi"]["state"] == "no-driver"
 
 
 def test_ib_stack_names():
