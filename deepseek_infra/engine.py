@@ -22,8 +22,9 @@ Engines and their arguments (every layout value explicit, never the engine's def
   --tp --context-length --mem-fraction-static --enable-metrics``; across nodes every node
   runs it with ``--nnodes --node-rank --dist-init-addr <head>:<port>`` (one TP group over
   all GPUs) and only rank 0 serves HTTP.
-* transformers: ``python -m engine_server`` (node/deepseek_node/engine_server) with
-  ``device_map="auto"`` offload; one node, one process.
+* transformers: ``python -m deepseek_node.engine_server`` (node/deepseek_node/engine_server,
+  from the deepseek-node wheel in the engine's venv) with ``device_map="auto"`` offload;
+  one node, one process.
 
 Install methods: ``venv`` (a pinned environment under /opt/deepseek/engine) or
 ``container`` (``docker run`` of the engine image with the NVIDIA runtime, host IPC and
@@ -42,17 +43,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from deepseek_node import paths
 from deepseek_infra.catalog import ModelSpec
 from deepseek_infra.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, ServingPlan, plan_serving
+from deepseek_node import paths
+from deepseek_node.weights.plan import model_slug
 
-ENGINE_DIR: Final = f"{paths.SOFTWARE_DIR}/engine"  # venv, wheelhouse, server code, helper scripts
-VENV_DIR: Final = f"{ENGINE_DIR}/venv"
-LIB_DIR: Final = f"{ENGINE_DIR}/lib"  # engine_server package of the transformers engine
-BIN_DIR: Final = f"{ENGINE_DIR}/bin"
-HEALTH_TOOL: Final = f"{BIN_DIR}/deepseek-engine-health"
+ENGINE_DIR: Final = f"{paths.SOFTWARE_DIR}/engine"  # venvs, wheelhouse, the node wheel (dist)
+VENV_DIR: Final = f"{ENGINE_DIR}/venv"  # the engine (the transformers engine: with deepseek-node)
+TOOLS_VENV: Final = f"{ENGINE_DIR}/tools"  # deepseek-node alone (standard library): the health tool
+HEALTH_TOOL: Final = f"{TOOLS_VENV}/bin/deepseek-engine-health"  # the wheel's console script
 WEIGHTS_TOOL: Final = f"{paths.SOFTWARE_DIR}/weights/bin/deepseek-weights"  # the weights role's node tool
-DECRYPTED_MODELS_DIR: Final = "/run/deepseek/models"  # deepseek_node.weights.node.RUN_MODELS_DIR (tmpfs)
+DECRYPTED_MODELS_DIR: Final = paths.RUN_MODELS_DIR  # tmpfs copies of encrypted releases
 CACHE_NAME: Final = "deepseek-engine"  # CacheDirectory=: /var/cache/deepseek-engine, owned by the unit's user
 CACHE_DIR: Final = f"/var/cache/{CACHE_NAME}"
 ENGINE_CONFIG_FILE: Final = f"{paths.CONFIG_DIR}/engine.json"  # what runs here, for operators, health and verify
@@ -69,11 +70,6 @@ class EngineConfigError(ValueError):
 def unit_name(model_slug: str | None = None) -> str:
     """``deepseek-engine.service`` for the one model of a node, ``deepseek-engine@<slug>.service`` otherwise."""
     return UNIT if model_slug is None else f"deepseek-engine@{model_slug}.service"
-
-
-def model_slug(hf_repo: str) -> str:
-    """The weights role's directory name of a model (deepseek_node.weights.plan.model_slug)."""
-    return hf_repo.replace("/", "--")
 
 
 def default_model_path(hf_repo: str, *, encrypted: bool = False, models_dir: str = paths.MODELS_DIR) -> str:
@@ -234,7 +230,7 @@ def _sglang_args(s: EngineSettings, model: str) -> list[str]:
 
 def _transformers_args(s: EngineSettings) -> list[str]:
     return [
-        _python("venv"), "-m", "engine_server", "--model", s.model_path,
+        _python("venv"), "-m", "deepseek_node.engine_server", "--model", s.model_path,
         "--served-model-name", s.served_model_name,
         "--host", s.host, "--port", str(s.port),
         "--max-model-len", str(s.plan.max_model_len),
@@ -266,8 +262,6 @@ def engine_environment(s: EngineSettings) -> dict[str, str]:
             env["VLLM_HOST_IP"] = s.node_address or ""
     if s.engine == "sglang":
         env["SGLANG_DISABLE_USAGE_STATS"] = "1"
-    if s.engine == "transformers":
-        env["PYTHONPATH"] = LIB_DIR
     env.update(s.environment)
     return env
 

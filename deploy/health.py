@@ -1,6 +1,7 @@
 """Health gates of every serving node: `pyinfra -y inventories/prod.py deploy/health.py`.
 
-Runs the node's health tool (node/deepseek_node/engine_health.py, installed by the serve role) with
+Runs the node's health tool (``deepseek-engine-health``: node/deepseek_node/engine_health.py in
+the deepseek-node wheel, installed by the serve role) with
 what this inventory expects, changing nothing:
 
 * ``gpus``: every NVIDIA GPU on the PCI bus is visible to the driver at
@@ -28,7 +29,7 @@ settings = settings_for(host)
 config = settings.serve
 serve = engine_settings(config, settings.deployment, settings.weights)
 
-argv: list = ["/usr/bin/python3", engine.HEALTH_TOOL, "check",
+argv: list = [engine.HEALTH_TOOL, "check",
               "--url", engine.health_url(serve.host, serve.port),
               "--model", serve.served_model_name, "--timeout", str(config.serve_health_timeout_s)]
 if serve.on_cpu:

@@ -16,7 +16,7 @@ from lab.constants import STATE_DIR
 from lab.wheelhouse import wheelhouse
 from deepseek_node.gateway import keys as apikeys
 
-REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "roles" / "gateway" / "requirements.txt"
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "node" / "locks" / "gateway.txt"
 KEYS_FILE = STATE_DIR / "secrets" / "gateway-keys.yaml"
 FAKE_ENGINE = Path(__file__).resolve().parent / "fake_engine.py"
 #: users the lab seeds: user -> permission on the lab's model
@@ -29,7 +29,7 @@ def requirements() -> list[str]:
 
 
 def gateway_wheelhouse(log=print) -> str:
-    """The lab's wheelhouse for roles/gateway/requirements.txt (downloaded once)."""
+    """The lab's wheelhouse for node/locks/gateway.txt (downloaded once)."""
     return str(wheelhouse("gateway", requirements(), log=log))
 
 

@@ -22,7 +22,6 @@ from typing import Any, BinaryIO
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationValueError
-from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
 
 from deepseek_node.weights.crypto import Key
@@ -320,37 +319,6 @@ def rollback(models_dir: str, slug: str, keys_dir: str):
     yield _tool("rollback", "--models-dir", models_dir, "--model", slug)
 
 
-@operation()
-def tool_venv(venv: str, requirements: tuple[str, ...], wheelhouse: str | None = None,
-              index_url: str | None = None):
-    """
-    Ensure a venv at ``venv`` holding exactly the pinned ``requirements``.
-
-    + venv: where the virtual environment lives
-    + requirements: pinned ``name==version`` lines
-    + wheelhouse: node directory of wheels (install with ``--no-index``)
-    + index_url: package index to use instead of a wheelhouse
-
-    ``<venv>/deepseek-requirements.txt`` is written only after pip succeeded, so a failed
-    install is retried by the next run.
-    """
-    wanted = "".join(f"{r}\n" for r in requirements)
-    marker = f"{venv}/deepseek-requirements.txt"
-    have = host.get_fact(FileContents, path=marker)
-    if have is not None and "".join(f"{line}\n" for line in have) == wanted:
-        host.noop(f"{venv} holds {', '.join(requirements)}")
-        return
-    source: list[Any] = ["--no-index", "--find-links", QuoteString(wheelhouse)] if wheelhouse else []
-    if index_url:
-        source = ["--index-url", QuoteString(index_url)]
-    yield StringCommand(
-        "python3", "-m", "venv", "--clear", QuoteString(venv), "&&",
-        QuoteString(f"{venv}/bin/pip"), "install", "--quiet", "--disable-pip-version-check", *source,
-        *[QuoteString(r) for r in requirements], "&&",
-        "printf", QuoteString("%s"), QuoteString(wanted), ">", QuoteString(marker),
-    )
-
-
 def _files_tar(files: dict[str, bytes]) -> BinaryIO:
     out = tempfile.TemporaryFile()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -382,9 +350,8 @@ def files_batch(directory: str, files: dict[str, bytes], mode: str = "0644", use
 
     .. code:: python
 
-        weights.files_batch(directory="/opt/deepseek/weights/lib/modules",
-                            files={"manifest.py": Path("node/deepseek_node/weights/manifest.py").read_bytes()},
-                            exclusive=True)
+        weights.files_batch(directory="/opt/deepseek/weights/bin", mode="0755", exclusive=True,
+                            files={"deepseek-weights": b"#!/bin/sh\nexec /opt/deepseek/weights/venv/bin/deepseek-weights \"$@\"\n"})
     """
     names = sorted(files)
     if any("/" in name or not name or name.startswith(".") for name in names):

@@ -1,5 +1,5 @@
-#!/usr/bin/python3
-"""Health gates of a serving node; installed as /opt/deepseek/engine/bin/deepseek-engine-health.
+"""Health gates of a serving node: the deepseek-node wheel's ``deepseek-engine-health``, installed
+by the serve role in its own venv (/opt/deepseek/engine/tools).
 
     deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800 [--unit deepseek-engine.service]
     deepseek-engine-health check --url http://127.0.0.1:8000 --model NAME
@@ -18,19 +18,18 @@ gateway, when given). One line per gate on stdout; a failure also goes to stderr
 ``<host>: gate <name> failed: <why>`` and the exit status is 1.
 
 ``weights`` is the unit's ExecStartPre for a checkpoint placed outside the weights role
-(``serve_model_path``): when ``MANIFEST.dsw.json`` (node/deepseek_node/weights/manifest.py's format) lies next
-to the weights, it checks the manifest's own hash and that every listed file is present at
-its listed size, and exits 1 naming each bad file (in the journal) so the engine does not
+(``serve_model_path``): when ``MANIFEST.dsw.json`` (deepseek_node.weights.manifest, whose parser
+it uses) lies next to the weights, it checks the manifest's own hash and that every listed
+file is present at its listed size, and exits 1 naming each bad file (in the journal) so the engine does not
 start on a truncated checkpoint. No manifest: unchecked (exit 0), unless ``--require``.
 
-Standard library only: it runs with the node's /usr/bin/python3, outside the engine's
-environment, so it also judges a broken engine install. The pure parts are unit-tested.
+Standard library only (deepseek-node without extras): its venv is apart from the engine's,
+so it also judges a broken engine install. The pure parts are unit-tested.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import socket
@@ -42,6 +41,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from deepseek_node.weights.manifest import MANIFEST_FILENAME, Manifest, ManifestError
 
 PROMPT = "The capital of France is"
 
@@ -167,48 +168,26 @@ def wait_for_health(url: str, timeout: float, unit: str | None, interval: float 
         time.sleep(interval)
 
 
-MANIFEST_FILENAME = "MANIFEST.dsw.json"  # deepseek_node.weights.manifest.MANIFEST_FILENAME (the weights role's format)
-_MANIFEST_KEYS = {"format", "algorithm", "model", "revision", "created_by", "files", "manifest_sha384"}
+def manifest_problems(manifest: Manifest, sizes: dict[str, int]) -> list[str]:
+    """Fast check of a checkpoint against its (parsed, self-hash checked) manifest: every
+    listed file present at its listed size (not a re-hash).
 
-
-def manifest_problems(text: str, sizes: dict[str, int]) -> list[str]:
-    """Fast check of a checkpoint against its manifest: the manifest's own hash, then every
-    listed file present at its listed size (node/deepseek_node/weights/manifest.py's format; not a re-hash).
-
-    ``sizes`` maps relative path -> size of the files found (``None`` absent)."""
-    try:
-        doc = json.loads(text)
-    except ValueError as error:
-        return [f"{MANIFEST_FILENAME} is not valid JSON: {error}"]
-    if not isinstance(doc, dict) or set(doc) != _MANIFEST_KEYS or not isinstance(doc["files"], list):
-        return [f"{MANIFEST_FILENAME} is not a weights manifest (expected keys {sorted(_MANIFEST_KEYS)})"]
-    recorded = doc.pop("manifest_sha384")
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    computed = hashlib.sha384(canonical.encode("ascii")).hexdigest()
-    if recorded != computed:
-        return [f"{MANIFEST_FILENAME} hash mismatch: recorded {recorded}, computed {computed} (edited or corrupted)"]
+    ``sizes`` maps relative path -> size of the files found (absent: not there)."""
     problems = []
-    for entry in doc["files"]:
-        path, size = entry.get("path"), entry.get("size")
-        found = sizes.get(path)
+    for entry in manifest.files:
+        found = sizes.get(entry.path)
         if found is None:
-            problems.append(f"missing {path}")
-        elif found != size:
-            problems.append(f"size of {path}: expected {size}, found {found}")
+            problems.append(f"missing {entry.path}")
+        elif found != entry.size:
+            problems.append(f"size of {entry.path}: expected {entry.size}, found {found}")
     return problems
 
 
-def _listed_sizes(root: str, text: str) -> dict[str, int]:
+def _listed_sizes(root: str, manifest: Manifest) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    try:
-        listed = [entry.get("path") for entry in json.loads(text).get("files", []) if isinstance(entry, dict)]
-    except (ValueError, AttributeError):
-        return sizes
-    for path in listed:
-        if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/"):
-            continue
+    for entry in manifest.files:  # paths are checked relative, without ".." (check_path)
         try:
-            sizes[path] = os.stat(os.path.join(root, path)).st_size
+            sizes[entry.path] = os.stat(os.path.join(root, entry.path)).st_size
         except OSError:
             pass
     return sizes
@@ -226,7 +205,11 @@ def check_weights(root: str, require: bool) -> tuple[int, str]:
         return 0, f"weights {root}: no {MANIFEST_FILENAME}; not checked"
     except OSError as error:
         return 1, f"weights {root}: cannot read {MANIFEST_FILENAME}: {error.strerror}"
-    problems = manifest_problems(text, _listed_sizes(root, text))
+    try:
+        parsed = Manifest.from_json(text)
+    except ManifestError as error:
+        return 1, f"weights {root}: corrupt checkpoint: {MANIFEST_FILENAME}: {error}"
+    problems = manifest_problems(parsed, _listed_sizes(root, parsed))
     if problems:
         return 1, f"weights {root}: corrupt checkpoint: " + "; ".join(problems)
     return 0, f"weights {root}: every file of {MANIFEST_FILENAME} present at its size"

@@ -1,8 +1,9 @@
 """gateway: the access-controlled OpenAI-compatible front of the node's engine.
 
-Installs ``deepseek-gateway`` (the app in ``node/deepseek_node/gateway``, built into a wheel on the
-controller) into a venv under /opt/deepseek/gateway from a wheelhouse or an internal
-index, writes /etc/deepseek/gateway.yaml, a TLS certificate (provided, or self-signed on
+Installs ``deepseek-node[gateway]`` (the deepseek-node wheel built on the controller, whose
+``deepseek-gateway`` console script runs ``node/deepseek_node/gateway``) and its lock
+(node/locks/gateway.txt) into a venv under /opt/deepseek/gateway from a wheelhouse or an
+internal index, writes /etc/deepseek/gateway.yaml, a TLS certificate (provided, or self-signed on
 the node), the inventory's users/grants/key hashes (seed file, applied with
 ``deepseek-gateway seed``), logrotate for the request log, and a hardened systemd unit.
 The service restarts only when its software, configuration, certificate or unit changed.

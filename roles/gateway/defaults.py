@@ -74,7 +74,7 @@ class GatewayDefaults(RoleDefaults):
 
     # Software source.
     gateway_wheelhouse: str | None = Field(
-        default=None, description="Controller directory of wheels for roles/gateway/requirements.txt (air-gapped install).",
+        default=None, description="Controller directory of wheels for node/locks/gateway.txt (air-gapped install).",
     )
     gateway_index_url: str | None = Field(
         default=None, description="Internal package index for the gateway's packages; None with no wheelhouse uses the node's pip configuration.",

@@ -1,8 +1,9 @@
 """gateway: the access-controlled OpenAI-compatible front of the node's engine.
 
-Installs ``deepseek-gateway`` (the app in ``node/deepseek_node/gateway``, built into a wheel on the
-controller) into a venv under /opt/deepseek/gateway from a wheelhouse or an internal
-index, writes /etc/deepseek/gateway.yaml, a TLS certificate (provided, or self-signed on
+Installs ``deepseek-node[gateway]`` (the deepseek-node wheel built on the controller, whose
+``deepseek-gateway`` console script runs ``node/deepseek_node/gateway``) and its lock
+(node/locks/gateway.txt) into a venv under /opt/deepseek/gateway from a wheelhouse or an
+internal index, writes /etc/deepseek/gateway.yaml, a TLS certificate (provided, or self-signed on
 the node), the inventory's users/grants/key hashes (seed file, applied with
 ``deepseek-gateway seed``), logrotate for the request log, and a hardened systemd unit.
 The service restarts only when its software, configuration, certificate or unit changed.
@@ -15,11 +16,6 @@ restart; or just ``systemctl restart deepseek-gateway``, whose SIGTERM drains fo
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
-from functools import cache
-from importlib.resources import files as files_of
 from io import StringIO
 
 from pyinfra import host
@@ -27,23 +23,21 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
-from deepseek_node import paths
+from deepseek_infra import nodewheel
 from deepseek_infra.facts.host import hardware_part
 from deepseek_infra.hardware import Hostname
+from deepseek_infra.operations import sync, venv
+from deepseek_node import paths
 from deepseek_node.gateway.config import GatewayConfig
-from deepseek_infra.operations import sync
 from roles import template_path
 from roles.deployment import DeploymentDefaults
-from roles.gateway import wheel
 from roles.gateway.defaults import GatewayDefaults
 from roles.gateway.policy import read_keys_file, seed_document
 
 SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
-VENV = f"{SOFTWARE_DIR}/venv"
+VENV = f"{SOFTWARE_DIR}/venv"  # deepseek-node[gateway]
 WHEELHOUSE_DIR = f"{SOFTWARE_DIR}/wheelhouse"
-DIST_DIR = f"{SOFTWARE_DIR}/dist"
-REQUIREMENTS_FILE = f"{SOFTWARE_DIR}/requirements.txt"
-CLI = f"{VENV}/bin/deepseek-gateway"
+CLI = f"{VENV}/bin/deepseek-gateway"  # the wheel's console script
 CLI_LINK = "/usr/local/bin/deepseek-gateway"
 CONFIG_FILE = f"{paths.CONFIG_DIR}/gateway.yaml"
 ETC_DIR = f"{paths.CONFIG_DIR}/gateway"
@@ -58,6 +52,7 @@ UNIT = "deepseek-gateway.service"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 LOGROTATE_FILE = "/etc/logrotate.d/deepseek-gateway"
 PACKAGES = ("python3", "python3-venv", "logrotate")
+EXTRA, POSTGRESQL_EXTRA = "gateway", "gateway-postgresql"  # of deepseek-node; locks in node/locks/
 
 # (path, owner, group, mode): the service reads its config and key, owns its db and logs.
 DIRECTORIES = (
@@ -117,57 +112,29 @@ def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
     )
 
 
+def software_requirements(config: GatewayDefaults) -> tuple[str, ...]:
+    """The venv's pins: deepseek-node with the gateway's extras, then their locks."""
+    extras = (EXTRA, POSTGRESQL_EXTRA) if config.gateway_db_dsn else (EXTRA,)
+    return (nodewheel.load_project().requirement(*extras), *(line for extra in extras for line in nodewheel.lock(extra)))
+
+
 def _software(config: GatewayDefaults) -> bool:
-    """Push the wheels and install them into the venv; True when anything changed."""
-    # directory_synced: one round trip per directory when it is current (files.sync: two per wheel).
-    pushed = [sync.directory_synced(
-        name=f"Ensure {DIST_DIR} holds the deepseek-gateway {wheel.gateway_package.__version__} wheel",
-        src=_wheel_dir(), dest=DIST_DIR, user="root", group="root", mode="0644", delete=True,
-    ).changed]
-    if config.gateway_wheelhouse:
-        pushed.append(sync.directory_synced(
-            name=f"Ensure {WHEELHOUSE_DIR} holds the gateway's wheelhouse", src=config.gateway_wheelhouse,
-            dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644", delete=True, exclude=("*/.complete",),  # the controller-side marker
-        ).changed)
-    text = (files_of(__package__) / "requirements.txt").read_text()
-    if config.gateway_db_dsn:
-        text += (files_of(__package__) / "requirements-postgresql.txt").read_text()
-    pushed.append(sync.file_synced(
-        name=f"Ensure {REQUIREMENTS_FILE} lists the pinned runtime", src=StringIO(text), dest=REQUIREMENTS_FILE,
-        user="root", group="root", mode="0644",
-    ).changed)
+    """The venv holding the gateway (its marker: one round trip when current); True when it changed."""
+    wheel = nodewheel.wheel_for_run(host.state)
+    requirements = software_requirements(config)
+    # The wheelhouse is pushed only when the venv is to be (re)installed.
+    if config.gateway_wheelhouse and not venv.venv_current(VENV, requirements, [wheel]):
+        sync.directory_synced(
+            name=f"Ensure {WHEELHOUSE_DIR} holds the gateway's wheelhouse (venv to install)", src=config.gateway_wheelhouse,
+            dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644", dir_mode="0755", delete=True,
+            exclude=("*/.complete",),  # the lab's controller-side marker
+        )
     files.link(name=f"Ensure {CLI_LINK} points to the gateway CLI", path=CLI_LINK, target=CLI)
-    venv_missing = not host.get_fact(File, path=CLI)  # installed last, by pip
-    if not (any(pushed) or venv_missing):
-        host.noop("the gateway's venv is current")
-        return False
-    if config.gateway_wheelhouse:
-        source = f"--no-index --find-links {WHEELHOUSE_DIR}"
-    elif config.gateway_index_url:
-        source = f"--index-url {config.gateway_index_url}"
-    else:
-        source = ""
-    pip = f"{VENV}/bin/pip install --disable-pip-version-check --no-input"
-    # A failed install removes the requirements file, so the next run retries it.
-    server.shell(
-        name=f"Install deepseek-gateway and its pinned runtime into {VENV}",
-        commands=[
-            f"python3 -m venv {VENV}",
-            f"{pip} {source} -r {REQUIREMENTS_FILE} || {{ rm -f {REQUIREMENTS_FILE}; exit 1; }}",
-            f"{pip} --no-index --no-deps --force-reinstall {DIST_DIR}/{wheel.wheel_name()}"
-            f" || {{ rm -f {REQUIREMENTS_FILE}; exit 1; }}",
-        ],
-    )
-    return True
-
-
-@cache
-def _wheel_dir() -> str:
-    """A controller directory holding the freshly built wheel, once per run."""
-    directory = tempfile.mkdtemp(prefix="deepseek-gateway-wheel-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    wheel.build_wheel(directory)
-    return directory
+    return venv.pinned_venv(
+        name=f"Ensure {VENV} holds {requirements[0]} and its pinned runtime", path=VENV, requirements=requirements,
+        wheelhouse=WHEELHOUSE_DIR if config.gateway_wheelhouse else None,
+        index_url=None if config.gateway_wheelhouse else config.gateway_index_url, wheels=[wheel],
+    ).changed
 
 
 def _certificate(config: GatewayDefaults) -> bool:

@@ -1,60 +1,15 @@
-"""Operations of the serve role: the engine's Python environment, container image and start."""
+"""Operations of the serve role: the engine's container image and start (its venv: deepseek_infra.operations.venv)."""
 
 from __future__ import annotations
 
 import hashlib
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
-from pyinfra.facts.files import FileContents
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files
 
 from roles.serve.facts import DockerImageId
-
-REQUIREMENTS_MARKER = "deepseek-requirements.txt"  # inside the venv: what was installed there last
-
-
-@operation()
-def python_environment(path: str, requirements: list[str], find_links: str | None = None,
-                       index_url: str | None = None, python: str = "/usr/bin/python3"):
-    """
-    Ensure a virtual environment holds exactly these pinned requirements, installed offline.
-
-    + path: the environment's directory
-    + requirements: ``name==version`` pins
-    + find_links: directory of wheels on the host (``--no-index --find-links``)
-    + index_url: internal package index (``--index-url``), when no wheelhouse is given
-    + python: interpreter the environment is created from
-
-    The requirements installed last are recorded in ``<path>/deepseek-requirements.txt``
-    after pip succeeds, so a failed install is retried by the next run and an unchanged
-    list is a no-op (pip is not even started).
-
-    **Example:**
-
-    .. code:: python
-
-        python_environment(path="/opt/deepseek/engine/venv", requirements=["vllm==0.33.0"],
-                           find_links="/opt/deepseek/engine/wheelhouse")
-    """
-    wanted = "".join(f"{line}\n" for line in requirements)
-    marker = f"{path}/{REQUIREMENTS_MARKER}"
-    installed = host.get_fact(FileContents, path=marker)
-    if installed is not None and "".join(f"{line}\n" for line in installed) == wanted:
-        host.noop(f"{path} holds {len(requirements)} pinned requirement(s)")
-        return
-    if not find_links and not index_url:
-        raise OperationValueError(f"{host.name}: serve_wheelhouse: {path} needs a wheelhouse or an index, found neither")
-    yield StringCommand("test", "-x", QuoteString(f"{path}/bin/python"), "||",
-                        QuoteString(python), "-m", "venv", QuoteString(path))
-    source = ["--no-index", "--find-links", QuoteString(find_links)] if find_links else ["--index-url", QuoteString(index_url)]
-    yield StringCommand(
-        "PIP_CONFIG_FILE=/dev/null", QuoteString(f"{path}/bin/pip"), "install", "--quiet", "--no-input",
-        "--disable-pip-version-check", "--no-cache-dir", *source, *(QuoteString(r) for r in requirements),
-    )
-    yield from files.put._inner(src=StringIO(wanted), dest=marker, mode="0644")
 
 
 @operation()

@@ -2,7 +2,8 @@
 
 Plans the layout on this node's GPUs (deepseek_infra/sizing.py), installs the engine offline (a
 pinned venv from a wheelhouse or internal index, or a container image from the site's
-registry or a saved tarball), renders ``deepseek-engine.service`` from the plan
+registry or a saved tarball) and the health tool (the deepseek-node wheel's
+``deepseek-engine-health``, in its own standard-library venv), renders ``deepseek-engine.service`` from the plan
 (deepseek_infra/engine.py), and starts it; the start job ends only when ``/health`` answers
 (ExecStartPost), so a deploy that returns has a serving engine, and fails as soon as the
 engine's process dies while starting, with the unit's last journal lines. The engine listens on
@@ -13,30 +14,29 @@ from __future__ import annotations
 
 import json
 import shlex
-from importlib.resources import files as resources
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, systemd
 
-from deepseek_infra import engine
-from deepseek_node import paths
+from deepseek_infra import engine, nodewheel
 from deepseek_infra.catalog import get_model
 from deepseek_infra.facts.host import hardware
-from deepseek_infra.operations import sync
+from deepseek_infra.operations import sync, venv
 from deepseek_infra.preflight import summarize_gpus
+from deepseek_node import paths
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.serve.defaults import ServeDefaults
-from roles.serve.operations import REQUIREMENTS_MARKER, container_image, engine_running, gate, python_environment
+from roles.serve.operations import container_image, engine_running, gate
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
 WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
-SERVER_PACKAGE = "engine_server"
 SERVING_GROUP = "gpu_nodes"  # replicas are consecutive hosts of this group
 
 
@@ -48,21 +48,21 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
     except engine.EngineConfigError as error:
         raise DeployError(f"{host.name}: {error}") from None
 
-    venv = config.serve_install_method == "venv"
-    apt.packages(
-        name="Ensure python3 (health tool)" + (" and python3-venv are" if venv else " is") + " installed",
-        packages=["python3", *(["python3-venv"] if venv else [])], no_recommends=True,
-    )
-    for path in (engine.ENGINE_DIR, engine.BIN_DIR):
-        files.directory(name=f"Ensure {path} exists", path=path, user="root", group="root", mode="0755")
-    if venv:
-        changed = _install_venv(config, deployment.deepseek_engine)
+    apt.packages(name="Ensure python3 and python3-venv are installed (the engine's and its health tool's venvs)",
+                 packages=["python3", "python3-venv"], no_recommends=True)
+    files.directory(name=f"Ensure {engine.ENGINE_DIR} exists", path=engine.ENGINE_DIR, user="root", group="root",
+                    mode="0755")
+    wheel = nodewheel.wheel_for_run(host.state)
+    if config.serve_install_method == "venv":
+        changed = _install_venv(config, deployment.deepseek_engine, wheel)
     else:
         changed = _install_container(config, settings)
     # Neither the health tool nor the record changes the running engine: no restart for them.
-    sync.file_synced(
-        name=f"Ensure the health tool {engine.HEALTH_TOOL} is current",
-        src=str(resources("modules") / "engine_health.py"), dest=engine.HEALTH_TOOL, mode="0755",
+    # The health tool is the node wheel alone (standard library), so it also judges a broken engine venv.
+    venv.pinned_venv(
+        name=f"Ensure {engine.TOOLS_VENV} holds the health tool {Path(engine.HEALTH_TOOL).name}",
+        path=engine.TOOLS_VENV, requirements=[nodewheel.load_project().requirement()],
+        wheelhouse=venv.dist_dir(engine.TOOLS_VENV), wheels=[wheel],  # --no-index: the wheel only
     )
     sync.file_synced(
         name=f"Ensure {engine.ENGINE_CONFIG_FILE} describes the engine",
@@ -149,31 +149,35 @@ def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | Non
     return rank, config.serve_head_address or head.data.get("serve_cluster_address")
 
 
-def _install_venv(config: ServeDefaults, engine_name: str) -> bool:
-    requirements = list(getattr(config, f"serve_{engine_name}_requirements"))
+def engine_requirements(config: ServeDefaults, engine_name: str) -> tuple[str, ...]:
+    """The engine venv's pins; the transformers engine's server is the node wheel (no extra:
+    its runtime is serve_transformers_requirements, the site's torch build)."""
+    requirements = tuple(getattr(config, f"serve_{engine_name}_requirements"))
+    if engine_name == "transformers":
+        requirements += (nodewheel.load_project().requirement(),)
+    return requirements
+
+
+def _install_venv(config: ServeDefaults, engine_name: str, wheel: Path) -> bool:
     if not config.serve_wheelhouse and not config.serve_pip_index_url:
         raise DeployError(f"{host.name}: serve_wheelhouse: the {engine_name} engine needs a wheelhouse or "
                           "serve_pip_index_url (nodes have no internet); found neither")
+    requirements = engine_requirements(config, engine_name)
+    wheels = [wheel] if engine_name == "transformers" else []
     changed = False
-    marker = host.get_fact(FileContents, path=f"{engine.VENV_DIR}/{REQUIREMENTS_MARKER}")
     # The wheelhouse (hundreds of MB) is pushed only when the environment must be (re)installed.
-    if config.serve_wheelhouse and list(marker or []) != requirements:
+    if config.serve_wheelhouse and not venv.venv_current(engine.VENV_DIR, requirements, wheels):
         changed |= sync.directory_synced(
             name=f"Ensure the wheelhouse {WHEELHOUSE_DIR} matches the controller's (environment to install)",
             src=config.serve_wheelhouse, dest=WHEELHOUSE_DIR, user="root", group="root", mode="0644",
             dir_mode="0755", delete=True, exclude=("*/.complete",),
         ).changed
-    changed |= python_environment(
+    changed |= venv.pinned_venv(
         name=f"Ensure {engine.VENV_DIR} holds the pinned {engine_name} engine",
         path=engine.VENV_DIR, requirements=requirements,
-        find_links=WHEELHOUSE_DIR if config.serve_wheelhouse else None, index_url=config.serve_pip_index_url,
+        wheelhouse=WHEELHOUSE_DIR if config.serve_wheelhouse else None, index_url=config.serve_pip_index_url,
+        wheels=wheels,
     ).changed
-    if engine_name == "transformers":
-        changed |= sync.directory_synced(
-            name=f"Ensure the transformers engine server is current in {engine.LIB_DIR}",
-            src=str(resources("modules") / SERVER_PACKAGE), dest=f"{engine.LIB_DIR}/{SERVER_PACKAGE}",
-            user="root", group="root", mode="0644", dir_mode="0755", delete=True, exclude=("*.pyc",), exclude_dir=("__pycache__",),
-        ).changed
     return changed
 
 
@@ -195,13 +199,13 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
     )
     if not managed and config.serve_weights_verify != "never":
         # A checkpoint placed outside the weights role: checked when it carries a manifest.
-        verify = engine.exec_line(["/usr/bin/python3", engine.HEALTH_TOOL, "weights", "--path", settings.model_path,
+        verify = engine.exec_line([engine.HEALTH_TOOL, "weights", "--path", settings.model_path,
                                    *(["--require"] if config.serve_weights_verify == "always" else [])])
     decrypt = [engine.decrypt_unit(model)] if managed and weights.weights_encrypt else []
     post = []
     if launch.serves_http:
         post.append(engine.exec_line([
-            "/usr/bin/python3", engine.HEALTH_TOOL, "wait", "--url", engine.health_url(settings.host, settings.port),
+            engine.HEALTH_TOOL, "wait", "--url", engine.health_url(settings.host, settings.port),
             "--timeout", str(config.serve_start_timeout_s), "--unit", engine.UNIT,
         ]))
     user = "root" if launch.runs_as_root else paths.SERVICE_USER

@@ -1,8 +1,8 @@
 """weights: model weights fetched, SHA-384 verified, (encrypted at rest,) switched atomically,
 re-verified on a timer.
 
-Installs the node tool (``deepseek-weights``: node/deepseek_node/weights/, byte for byte the
-controller's, in a venv with the pinned ``cryptography``), the re-hash timer and the
+Installs the node tool (``deepseek-weights``: the deepseek-node wheel built from this
+checkout, with its ``weights`` extra, in a venv of pinned ``cryptography``), the re-hash timer and the
 decrypt-into-tmpfs unit, then places ``deepseek_model`` at ``weights_revision`` from the
 configured source. Everything that can be wrong on the controller (manifest, its pinned
 hash, model or revision mismatch, key source, wheelhouse) is refused while the run is

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deepseek_node import paths
+from deepseek_infra import nodewheel
 from deepseek_infra.config import RoleDefaults
+from deepseek_node import paths
 from deepseek_node.weights.cli import parse_size
 from deepseek_node.weights.plan import check_revision
 
@@ -83,7 +84,7 @@ class WeightsDefaults(RoleDefaults):
 
     # The node tool's Python environment.
     weights_pip_requirements: tuple[str, ...] = Field(
-        default=("cryptography==46.0.3", "cffi==2.1.1", "pycparser==3.12"),
+        default=nodewheel.lock("weights"),  # node/locks/weights.txt
         description="Pinned packages of the node tool's venv (the controller's versions).",
     )
     weights_wheelhouse: str | None = Field(

@@ -1,8 +1,8 @@
 """weights: model weights fetched, SHA-384 verified, (encrypted at rest,) switched atomically,
 re-verified on a timer.
 
-Installs the node tool (``deepseek-weights``: node/deepseek_node/weights/, byte for byte the
-controller's, in a venv with the pinned ``cryptography``), the re-hash timer and the
+Installs the node tool (``deepseek-weights``: the deepseek-node wheel built from this
+checkout, with its ``weights`` extra, in a venv of pinned ``cryptography``), the re-hash timer and the
 decrypt-into-tmpfs unit, then places ``deepseek_model`` at ``weights_revision`` from the
 configured source. Everything that can be wrong on the controller (manifest, its pinned
 hash, model or revision mismatch, key source, wheelhouse) is refused while the run is
@@ -20,11 +20,11 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files, systemd
 
-import modules
+from deepseek_infra import nodewheel
 from deepseek_node import paths
 from deepseek_node.weights.crypto import CryptoError, Key, load_key
 from deepseek_node.weights.manifest import Manifest, ManifestError, build_manifest, load_manifest
-from deepseek_infra.operations import weights
+from deepseek_infra.operations import sync, venv, weights
 from deepseek_infra.operations.weights import ReleaseSpec
 from deepseek_infra.runcache import cached, run_cache
 from deepseek_node.weights.node import KEYS_DIR, RUN_MODELS_DIR
@@ -34,16 +34,12 @@ from roles.deployment import DeploymentDefaults
 from roles.weights.defaults import WeightsDefaults
 
 TOOL_DIR = f"{paths.SOFTWARE_DIR}/weights"
-LIB_DIR = f"{TOOL_DIR}/lib"
-VENV = f"{TOOL_DIR}/venv"
+VENV = f"{TOOL_DIR}/venv"  # deepseek-node[weights]
 WHEELHOUSE = f"{TOOL_DIR}/wheelhouse"
-TOOL = f"{TOOL_DIR}/bin/deepseek-weights"
+TOOL = f"{TOOL_DIR}/bin/deepseek-weights"  # execs the venv's console script
+EXTRA = "weights"  # of deepseek-node (node/pyproject.toml)
 ENV_FILE = f"{paths.CONFIG_DIR}/weights.env"
 UNITS = ("deepseek-weights-verify.service", "deepseek-weights-verify.timer", "deepseek-weights-decrypt@.service")
-#: The node tool: these files of modules/, copied unchanged (stdlib + cryptography only).
-NODE_MODULES = ("__init__.py", "paths.py", "manifest.py", "crypto.py", "weights_cli.py",
-                "weights_plan.py", "weights_fetch.py", "weights_release.py", "weights_node.py")
-MODULES_SRC = Path(deepseek_infra.__file__).parent
 MIB = 1024 * 1024
 
 
@@ -143,20 +139,24 @@ def _render(destination: str, **values: object) -> bytes:
 def _tool(config: WeightsDefaults) -> None:
     apt.packages(name="Ensure python3-venv is installed (the weights tool's venv)", packages=["python3-venv"],
                  update=True, cache_time=3600)
-    weights.files_batch(name=f"Ensure {LIB_DIR}/modules holds the controller's weights tool, byte for byte",
-                        directory=f"{LIB_DIR}/modules", exclusive=True,
-                        files={name: (MODULES_SRC / name).read_bytes() for name in NODE_MODULES})
-    weights.files_batch(name=f"Ensure {TOOL} runs the weights tool", directory=f"{TOOL_DIR}/bin", exclusive=True,
-                        mode="0755", files={"deepseek-weights": _render(TOOL, lib_dir=LIB_DIR, venv=VENV)})
+    weights.files_batch(name=f"Ensure {TOOL} runs the weights tool of {VENV}", directory=f"{TOOL_DIR}/bin",
+                        exclusive=True, mode="0755", files={"deepseek-weights": _render(TOOL, venv=VENV)})
+    wheel = nodewheel.wheel_for_run(host.state)
+    requirement = nodewheel.load_project().requirement(EXTRA)
+    requirements = (requirement, *config.weights_pip_requirements)
     wheelhouse = None
     if config.weights_wheelhouse and not config.weights_pip_index_url:
-        wheels = {p.name: p.read_bytes() for p in sorted(Path(config.weights_wheelhouse).glob("*.whl"))}
-        weights.files_batch(name=f"Ensure {WHEELHOUSE} holds the controller's wheelhouse",
-                            directory=WHEELHOUSE, files=wheels, exclusive=True)
         wheelhouse = WHEELHOUSE
-    weights.tool_venv(name=f"Ensure {VENV} holds {', '.join(config.weights_pip_requirements)}",
-                      venv=VENV, requirements=config.weights_pip_requirements, wheelhouse=wheelhouse,
-                      index_url=config.weights_pip_index_url)
+        # Pushed only when the venv is to be (re)installed: a current venv costs its marker read.
+        if not venv.venv_current(VENV, requirements, [wheel]):
+            sync.directory_synced(
+                name=f"Ensure {WHEELHOUSE} holds the controller's wheelhouse (venv to install)",
+                src=config.weights_wheelhouse, dest=WHEELHOUSE, user="root", group="root", mode="0644",
+                dir_mode="0755", delete=True, exclude=("*/.complete",),  # the lab's controller-side marker
+            )
+    venv.pinned_venv(name=f"Ensure {VENV} holds {requirement} and its pinned runtime", path=VENV,
+                     requirements=requirements, wheelhouse=wheelhouse, index_url=config.weights_pip_index_url,
+                     wheels=[wheel])
 
 
 def _units(config: WeightsDefaults) -> None:

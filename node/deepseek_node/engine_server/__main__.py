@@ -1,7 +1,8 @@
-"""Run the transformers engine: ``python -m engine_server --model DIR --served-model-name NAME``.
+"""Run the transformers engine: ``python -m deepseek_node.engine_server --model DIR --served-model-name NAME``.
 
 The model is loaded before the socket opens, so ``/health`` answering means the engine
-can generate. Installed on nodes by the serve role under /opt/deepseek/engine/lib.
+can generate. Installed on nodes by the serve role: the deepseek-node wheel in the engine's
+venv (/opt/deepseek/engine/venv), beside the pinned transformers runtime.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="engine_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="deepseek-engine-server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint directory (config.json, safetensors, tokenizer)")
     parser.add_argument("--served-model-name", required=True, help="model id clients send and /v1/models lists")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

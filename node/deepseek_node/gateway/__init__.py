@@ -1,10 +1,11 @@
 """deepseek-gateway: the access-controlled, OpenAI-compatible front of a node's engine.
 
-Installed on every node as the ``deepseek_gateway`` package (``roles/gateway`` builds a
-wheel from this directory) and run by ``deepseek-gateway.service`` as the ``deepseek``
-user; on the controller the same code is importable as ``deepseek_node.gateway`` for the unit
-tests and for hashing seeded keys. Inside the package every import is relative, and
-importing the package itself pulls in nothing beyond the standard library.
+Installed on gateway nodes as ``deepseek-node[gateway]`` (the deepseek-node wheel the
+controller builds, deepseek_infra/nodewheel.py; its ``deepseek-gateway`` console script is
+``cli.main``) and run by ``deepseek-gateway.service`` as the ``deepseek`` user; on the
+controller the same code serves the unit tests and hashes seeded keys. Inside the package
+every import is relative, and importing the package itself pulls in nothing beyond the
+standard library.
 
 Endpoints (nothing else is exposed; the engine's own control endpoints never are):
 
@@ -66,4 +67,6 @@ in-flight requests (uvicorn's graceful shutdown), so ``systemctl restart`` never
 response short within that time.
 """
 
-__version__ = "0.1.0"
+from .. import __version__  # the deepseek-node distribution's (/health reports it)
+
+__all__ = ["__version__"]

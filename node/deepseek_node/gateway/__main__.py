@@ -1,4 +1,4 @@
-"""``python -m deepseek_gateway`` runs the CLI."""
+"""``python -m deepseek_node.gateway`` runs the CLI (as the ``deepseek-gateway`` console script does)."""
 
 import sys
 

@@ -50,7 +50,7 @@ from deepseek_node.weights.release import (
 )
 
 KEYS_DIR = f"{paths.CONFIG_DIR}/keys"  # /etc/deepseek/keys/<slug>.key, 0400 root
-RUN_MODELS_DIR = "/run/deepseek/models"  # tmpfs mounts of decrypted releases
+RUN_MODELS_DIR = paths.RUN_MODELS_DIR  # tmpfs mounts of decrypted releases
 PASSTHROUGH = ("manifest", "verify", "encrypt", "decrypt", "selftest")
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 

@@ -154,10 +154,22 @@ def test_weights_check_without_manifest_passes_unless_required(tmp_path):
     assert status == 1 and "no MANIFEST.dsw.json" in message
 
 
-def test_manifest_filename_matches_the_weights_role():
-    from deepseek_node.weights.manifest import MANIFEST_FILENAME
+def test_weights_check_refuses_what_the_weights_tool_refuses(tmp_path):
+    """One parser: a manifest whose own hash is right but that the weights tool would not
+    accept (another format version) does not pass the engine's check either."""
+    import hashlib
+    import json
 
-    assert engine_health.MANIFEST_FILENAME == MANIFEST_FILENAME
+    root = _checkpoint(tmp_path)
+    path = root / engine_health.MANIFEST_FILENAME
+    document = json.loads(path.read_text())
+    document.pop("manifest_sha384")
+    document["format"] = 2
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    document["manifest_sha384"] = hashlib.sha384(canonical.encode("ascii")).hexdigest()
+    path.write_text(json.dumps(document))
+    status, message = engine_health.check_weights(str(root), require=False)
+    assert status == 1 and "manifest format: expected 1, found 2" in message
 
 
 # --- the start's health wait gives up once the engine's process has ended --------------------

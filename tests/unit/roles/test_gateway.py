@@ -1,13 +1,10 @@
-"""The gateway role's controller-side logic: defaults, seed document, wheel, templates."""
+"""The gateway role's controller-side logic: defaults, seed document, software, templates."""
 
 from __future__ import annotations
 
 import ast
-import base64
-import hashlib
 import json
 import sys
-import zipfile
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,12 +12,12 @@ import jinja2
 import pytest
 from pydantic import ValidationError
 
+from deepseek_infra import nodewheel
 from deepseek_node.gateway import keys as apikeys
 from deepseek_node.gateway.config import GatewayConfig
 from roles.gateway import tasks as role
 from roles import template_path
 from roles.deployment import DeploymentDefaults
-from roles.gateway import wheel
 from roles.gateway.defaults import GatewayDefaults
 from roles.gateway.policy import read_keys_file, seed_document
 
@@ -111,44 +108,26 @@ def test_seed_document_holds_hashes_only_and_is_stable(keys_file):
     assert document["models"] == [MODEL] and document["users"]["alice"] == {MODEL: "admin"}
 
 
-# -- the wheel -------------------------------------------------------------------------------
+# -- the software: deepseek-node[gateway] ----------------------------------------------------
 
-def test_wheel_is_reproducible_and_complete(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    first.mkdir(), second.mkdir()
-    assert wheel.build_wheel(first).read_bytes() == wheel.build_wheel(second).read_bytes()
-    with zipfile.ZipFile(first / wheel.wheel_name()) as archive:
-        names = set(archive.namelist())
-        modules = {p.name for p in GATEWAY_SOURCES.glob("*.py")}
-        assert {f"deepseek_gateway/{m}" for m in modules} <= names
-        dist_info = f"deepseek_gateway-{wheel.gateway_package.__version__}.dist-info"
-        assert "deepseek-gateway = deepseek_gateway.cli:main" in archive.read(f"{dist_info}/entry_points.txt").decode()
-        for line in archive.read(f"{dist_info}/RECORD").decode().splitlines():
-            name, digest, size = line.split(",")
-            if digest:
-                data = archive.read(name)
-                expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-                assert (digest, int(size)) == (f"sha256={expected}", len(data)), name
+def test_venv_holds_the_gateway_extra_and_its_lock():
+    version = nodewheel.load_project().version
+    plain = role.software_requirements(GatewayDefaults())
+    assert plain == (f"deepseek-node[gateway]=={version}", *nodewheel.lock("gateway"))
+    shared = role.software_requirements(GatewayDefaults(gateway_db_dsn="postgresql://gw@db/x"))
+    assert shared[0] == f"deepseek-node[gateway,gateway-postgresql]=={version}"
+    assert set(shared[1:]) == set(plain[1:]) | {"psycopg==3.3.9", "psycopg-binary==3.3.9"}
 
 
-def test_wheel_imports_as_deepseek_gateway(tmp_path):
-    path = wheel.build_wheel(tmp_path)
-    sys.path.insert(0, str(path))
-    try:
-        import deepseek_gateway.app  # noqa: F401 - the whole app imports from the wheel alone
-        from deepseek_gateway.config import GatewayConfig as NodeConfig
-
-        assert NodeConfig.from_mapping({"port": 9443}).port == 9443
-    finally:
-        sys.path.remove(str(path))
-        for name in [n for n in sys.modules if n.startswith("deepseek_gateway")]:
-            del sys.modules[name]
+def test_cli_is_the_wheels_console_script():
+    assert nodewheel.load_project().scripts["deepseek-gateway"] == "deepseek_node.gateway.cli:main"
+    assert role.CLI == f"{role.VENV}/bin/deepseek-gateway"
 
 
 def test_gateway_package_imports_only_itself_and_its_pinned_runtime():
-    requirements = (files("roles.gateway") / "requirements.txt").read_text().splitlines()
-    pins = {line.split("==")[0].lower().replace("_", "-") for line in requirements if "==" in line}
-    assert all("==" in line for line in requirements if line and not line.startswith("#"))
+    requirements = nodewheel.lock("gateway")
+    pins = {line.split("==")[0].lower().replace("_", "-") for line in requirements}
+    assert all("==" in line for line in requirements)
     import_names = {"yaml": "pyyaml", "prometheus_client": "prometheus-client"}
     for path in GATEWAY_SOURCES.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -161,7 +140,7 @@ def test_gateway_package_imports_only_itself_and_its_pinned_runtime():
             assert top != "modules", f"{path.name}: absolute import of {node.module}; use a relative import"
             if top in sys.stdlib_module_names or top == "psycopg":
                 continue
-            assert import_names.get(top, top) in pins, f"{path.name}: imports {top}, not pinned in requirements.txt"
+            assert import_names.get(top, top) in pins, f"{path.name}: imports {top}, not pinned in node/locks/gateway.txt"
 
 
 # -- templates -------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_unit_is_hardened_and_runs_as_the_service_account():
     assert "ReadWritePaths" not in unit
     assert unit["ExecStart"][0].startswith(f"{engine.VENV_DIR}/bin/vllm serve ")
     assert unit["ExecStartPost"] == [
-        f"/usr/bin/python3 {engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800 --unit {engine.UNIT}"]
+        f"{engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800 --unit {engine.UNIT}"]
     assert '"HF_HUB_OFFLINE=1"' in unit["Environment"]
 
 
@@ -61,7 +61,7 @@ def test_weights_check_runs_when_the_tool_is_installed():
 
 
 def test_an_overridden_model_path_is_checked_against_its_manifest_not_by_the_weights_tool():
-    tool = f"/usr/bin/python3 {engine.HEALTH_TOOL} weights --path /srv/model"
+    tool = f"{engine.HEALTH_TOOL} weights --path /srv/model"
     auto = render(ServeDefaults(serve_model_path="/srv/model"), vllm_settings(model_path="/srv/model"), WeightsDefaults())
     assert auto["ExecStartPre"] == [tool]
     config = ServeDefaults(serve_model_path="/srv/model", serve_weights_verify="always")
@@ -160,3 +160,25 @@ def test_a_failed_start_reports_the_units_journal_naming_the_host():
     assert command.startswith(f"systemctl restart {engine.UNIT} || {{ rc=$?; printf ")
     assert f"'@docker/n1: {engine.UNIT} did not start' restart \"$rc\" 20 >&2;" in command
     assert command.endswith(f"journalctl --no-pager -o cat -n 20 -u {engine.UNIT} >&2; exit 1; }}")
+
+
+def test_transformers_venv_gets_the_node_wheel_without_an_extra():
+    """The server is deepseek-node's; its runtime stays serve_transformers_requirements (the
+    site's torch build), so the wheel's engine-server extra is not asked for."""
+    from deepseek_infra import nodewheel
+    from roles.serve.tasks import engine_requirements
+
+    config = ServeDefaults(serve_transformers_requirements=("torch==2.12.0+cu128", "transformers==5.24.0"))
+    assert engine_requirements(config, "transformers") == (
+        "torch==2.12.0+cu128", "transformers==5.24.0", f"deepseek-node=={nodewheel.load_project().version}")
+    assert engine_requirements(ServeDefaults(), "vllm") == ("vllm==0.33.0",)
+
+
+def test_health_tool_is_the_wheels_console_script():
+    from pathlib import PurePosixPath
+
+    from deepseek_infra import nodewheel
+
+    tool = PurePosixPath(engine.HEALTH_TOOL)
+    assert nodewheel.load_project().scripts[tool.name] == "deepseek_node.engine_health:main"
+    assert str(tool.parent.parent) == engine.TOOLS_VENV

@@ -22,6 +22,16 @@ def test_tls_on_the_port(host, local_url):
     assert plain.stdout != "200", f"{host.backend.hostname}: {local_url}: expected TLS only, found plain HTTP answered"
 
 
+def test_running_gateway_is_this_checkouts_version(host, local_url):
+    """The running process (not only the venv) is the deployed code: restarted after an upgrade."""
+    import deepseek_node
+
+    result = host.run(f"curl -sS -k --max-time 10 {local_url}/health")
+    found = json.loads(result.stdout).get("version") if result.rc == 0 and result.stdout.startswith("{") else result.stderr
+    assert found == deepseek_node.__version__, (
+        f"{host.backend.hostname}: {local_url}/health version: expected {deepseek_node.__version__}, found {found!r}")
+
+
 def test_tls_session_is_established(host, local_url):
     with host.sudo():
         result = host.run(f"curl -sS -v -k --max-time 10 -o /dev/null {local_url}/health")

@@ -4,7 +4,7 @@ import pytest
 
 from deepseek_node import paths
 from roles.gateway.tasks import (
-    CLI_LINK, DB_FILE, DIRECTORIES, LOGROTATE_FILE, REQUEST_LOG, SECRET_FILES, SEED_FILE, TLS_CERT,
+    CLI_LINK, DB_FILE, DIRECTORIES, LOGROTATE_FILE, REQUEST_LOG, SECRET_FILES, SEED_FILE, TLS_CERT, VENV,
 )
 
 
@@ -47,6 +47,10 @@ def test_cli_on_path(host):
     assert result.rc == 0 and "deepseek-gateway" in result.stdout, (
         f"{host.backend.hostname}: {CLI_LINK}: expected the gateway CLI, found rc={result.rc}"
     )
+
+
+def test_venv_holds_the_controllers_wheel(host, node_venv):
+    node_venv(VENV)
 
 
 def test_logrotate_accepts_the_config(host):

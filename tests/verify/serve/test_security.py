@@ -44,7 +44,7 @@ def test_served_weights_pass_the_start_check(host, engine_config):
     if not host.file(f"{path}/MANIFEST.dsw.json").exists:
         pytest.skip(f"{host.backend.hostname}: {path} carries no manifest; the weights role's check covers it")
     with host.sudo():
-        result = host.run(f"/usr/bin/python3 {engine.HEALTH_TOOL} weights --path {path} --require")
+        result = host.run(f"{engine.HEALTH_TOOL} weights --path {path} --require")
     assert result.rc == 0, (f"{host.backend.hostname}: weights check of {path}: expected pass, "
                             f"found rc {result.rc}: {(result.stdout + result.stderr).strip()}")
 

@@ -65,3 +65,18 @@ def test_engine_process_runs_as_the_unit_user(host, unit_properties):
     )
     status = host.check_output(f"grep -E '^CapEff:' /proc/{pid}/status").split()[1]
     assert int(status, 16) == 0, f"{host.backend.hostname}: engine pid {pid} CapEff: expected 0, found {status}"
+
+
+def test_health_tool_is_the_controllers_wheel_and_runs(host, engine_config, node_venv):
+    """The unit's ExecStartPost (and deploy/health.py) run this console script: its own venv,
+    this checkout's deepseek-node, standard library only."""
+    node_venv(engine.TOOLS_VENV)
+    result = host.run(f"{engine.HEALTH_TOOL} --help")
+    assert result.rc == 0 and "deepseek-engine-health" in result.stdout, (
+        f"{host.backend.hostname}: {engine.HEALTH_TOOL}: expected the health tool's help, found rc {result.rc}: {result.stderr}")
+
+
+def test_transformers_engine_runs_this_checkouts_server(host, engine_config, node_venv):
+    if engine_config["engine"] != "transformers":
+        pytest.skip(f"{host.backend.hostname}: engine {engine_config['engine']}: its venv holds no node code")
+    node_venv(engine.VENV_DIR)

@@ -1,4 +1,5 @@
-"""The weights role's result: the node tool, a verified current release, the re-hash timer, keys.
+"""The weights role's result: the node tool (this checkout's deepseek-node wheel in its venv), a
+verified current release, the re-hash timer, keys.
 
 Expected paths and modes come from the role (roles/weights) and the tool's constants; the
 model the host serves is read from the env file the role writes for the engine.
@@ -6,7 +7,6 @@ model the host serves is read from the env file the role writes for the engine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -14,7 +14,8 @@ import pytest
 from deepseek_node import paths
 from deepseek_node.weights.node import KEYS_DIR
 from deepseek_node.weights.plan import CURRENT_LINK, RELEASE_MARKER
-from roles.weights.tasks import ENV_FILE, LIB_DIR, MODULES_SRC, NODE_MODULES, TOOL, TOOL_DIR, UNITS
+from roles.weights.defaults import WeightsDefaults
+from roles.weights.tasks import ENV_FILE, TOOL, TOOL_DIR, UNITS, VENV
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +33,17 @@ def _where(host, path: str) -> str:
     return f"{host.backend.hostname}: {path}"
 
 
-@pytest.mark.parametrize("module", NODE_MODULES)
-def test_node_tool_is_the_controllers_code_byte_for_byte(host, weights_env, module):
-    path = f"{LIB_DIR}/modules/{module}"
-    expected = hashlib.sha256((MODULES_SRC / module).read_bytes()).hexdigest()
-    found = host.file(path).sha256sum if host.file(path).exists else "no file"
-    assert found == expected, f"{_where(host, path)}: expected sha256 {expected}, found {found}"
+def test_node_tool_is_the_controllers_wheel(host, weights_env, node_venv):
+    node_venv(VENV)
+
+
+def test_tool_runs_the_venvs_console_script(host, weights_env):
+    wrapper = host.file(TOOL)
+    assert wrapper.mode == 0o755 and f"exec {VENV}/bin/deepseek-weights " in wrapper.content_string, (
+        f"{_where(host, TOOL)}: expected a 0755 wrapper exec'ing {VENV}/bin/deepseek-weights, found {wrapper.content_string!r}")
+    crypto = host.run(f"{VENV}/bin/python -c 'import cryptography; print(cryptography.__version__)'")
+    pinned = dict(line.split("==") for line in WeightsDefaults().weights_pip_requirements)["cryptography"]
+    assert crypto.stdout.strip() == pinned, f"{_where(host, VENV)}: expected cryptography {pinned}, found {crypto.stdout or crypto.stderr}"
 
 
 def test_tool_runs_with_its_pinned_venv(host, weights_env):
