@@ -234,9 +234,10 @@ def load_ansible_inventory(path: str, vault_password_file: str | None = None) ->
             if key in MAGIC_VARIABLES:
                 continue
             try:
-                variables[key] = to_native(templar.template(value))
+                variables[str(key)] = to_native(templar.template(value))
             except AnsibleError as error:
                 raise AnsibleInventoryError(f"{host.name}: {key}: cannot be read: {error.message}") from None
-        groups = tuple(group.name for group in host.get_groups())
-        hosts.append(AnsibleHost(host.name, groups, variables))
+        groups = tuple(str(group.name) for group in host.get_groups())
+        # Plain str throughout: Ansible's tagged strings must not leak into host data.
+        hosts.append(AnsibleHost(str(host.name), groups, variables))
     return hosts

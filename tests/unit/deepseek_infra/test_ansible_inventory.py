@@ -3,8 +3,10 @@ under tests/fixtures/ansible/ (INI and YAML, group_vars/, host_vars/, vaulted va
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -98,13 +100,33 @@ def test_to_native_unwraps_containers():
 
 # --- real inventories through ansible-core -----------------------------------------------
 
-ansible = pytest.importorskip("ansible", reason="ansible-core is not installed (dev/test extra)")
+if importlib.util.find_spec("ansible") is None:  # found, not imported (see _LOAD_IN_CHILD)
+    pytest.skip("ansible-core is not installed (dev/test extra)", allow_module_level=True)
+
+
+# ansible-core replaces sys.intern process-wide on import, and torch._dynamo (the engine
+# server tests) then refuses to load in that process: each load runs in its own process,
+# as it does under pyinfra.
+_LOAD_IN_CHILD = """
+import pickle, sys
+from deepseek_infra.ansible_inventory import AnsibleInventoryError, load_ansible_inventory
+try:
+    result = load_ansible_inventory(sys.argv[1], sys.argv[2] or None)
+except AnsibleInventoryError as error:
+    result = error
+sys.stdout.buffer.write(pickle.dumps(result))
+"""
 
 
 def load(layout: str, password: Path | None = VAULT_PASSWORD):
-    from deepseek_infra.ansible_inventory import load_ansible_inventory
-
-    return {h.name: h for h in load_ansible_inventory(str(FIXTURES / layout), str(password) if password else None)}
+    child = subprocess.run([sys.executable, "-c", _LOAD_IN_CHILD, str(FIXTURES / layout), str(password or "")],
+                           capture_output=True, check=True, cwd=REPO)
+    # Unpickling a tagged Ansible value would import ansible here: the loader returns plain values.
+    assert b"ansible._internal" not in child.stdout and b"ansible.module_utils" not in child.stdout
+    result = pickle.loads(child.stdout)
+    if isinstance(result, AnsibleInventoryError):
+        raise result
+    return {h.name: h for h in result}
 
 
 def test_ini_inventory_with_group_and_host_vars():
