@@ -90,7 +90,8 @@ def request(client: httpx.Client, method: str, path: str, **kwargs) -> httpx.Res
 
 def test_first_deploy_installed_and_started_the_gateway(node):
     names = changed(node)
-    assert any("Install deepseek-gateway" in name for name in names), names
+    assert any(name.startswith("gateway: install | Ensure /opt/deepseek/gateway/venv holds deepseek-node[gateway]")
+               for name in names), names
     assert any("enabled and running" in name for name in names), names
 
 
