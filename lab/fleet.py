@@ -24,6 +24,9 @@ DEFAULT_PROFILES = ("hgx-h100-8x", "workstation-rtx6000ada-2x")
 SYSTEMD_RUN_ARGS = (
     "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    # A server's /dev/shm is half its memory; Docker's 64 MiB is too small for vLLM's
+    # shared-memory queues (160 MiB). A tmpfs uses only what is written.
+    "--shm-size", "2g",
 )
 
 

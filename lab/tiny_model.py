@@ -50,7 +50,6 @@ REPO_ID = "deepseek-lab/tiny-deepseek-v3"  # fake org: never confused with a rel
 SLUG = model_slug(REPO_ID)  # the directory the weights role would give it under MODELS_DIR
 SEED = 20250101
 VOCAB_SIZE = 512
-MAX_POSITION_EMBEDDINGS = 2048
 
 BOS, EOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
 # DeepSeek-V3's template, reduced to what the lab needs: system prompt, turns, generation prompt.
@@ -64,11 +63,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<｜Assistant｜>' }}{% endif %}"
 )
 
-# DeepSeek-V3's config.json with every size shrunk; the structure (MLA ranks, dense first
-# layer, shared + routed experts, grouped top-k routing) is kept.
-CONFIG = {
-    "architectures": ["DeepseekV3ForCausalLM"],
-    "model_type": "deepseek_v3",
+# DeepSeek-V3's released config.json (lab/reference/), every field kept but the counts.
+REFERENCE_CONFIG = Path(__file__).with_name("reference") / "deepseek-v3-config.json"
+# Counts shrunk to toy sizes; the structure (MLA latent sizes as released, a dense first
+# layer, shared + routed experts, grouped noaux_tc routing, YaRN rope) stays the real one.
+SHRUNK_COUNTS = {
     "vocab_size": VOCAB_SIZE,
     "hidden_size": 64,
     "intermediate_size": 128,
@@ -77,22 +76,30 @@ CONFIG = {
     "first_k_dense_replace": 1,
     "num_attention_heads": 4,
     "num_key_value_heads": 4,
-    "n_shared_experts": 1,
-    "n_routed_experts": 4,
+    "q_lora_rank": 32,
+    "n_routed_experts": 8,
+    "n_group": 4,
+    "topk_group": 2,
     "num_experts_per_tok": 2,
-    "n_group": 2,
-    "topk_group": 1,
-    "routed_scaling_factor": 2.5,
-    "norm_topk_prob": True,
-    "kv_lora_rank": 32,
-    "q_lora_rank": 48,
-    "qk_rope_head_dim": 16,
-    "qk_nope_head_dim": 16,
-    "v_head_dim": 16,
-    "max_position_embeddings": MAX_POSITION_EMBEDDINGS,
-    "rms_norm_eps": 1e-6,
-    "tie_word_embeddings": False,
 }
+# Not carried over: remote code (transformers and vLLM have DeepseekV3 built in), the FP8
+# block quantization (the lab checkpoint is BF16, like DeepSeek's fp8_cast_bf16.py
+# output) and the writer's metadata. The MTP layer (num_nextn_predict_layers) is declared
+# as released but has no weights: both engines skip it unless speculative decoding is on.
+DROPPED_FIELDS = ("auto_map", "quantization_config", "torch_dtype", "transformers_version", "bos_token_id", "eos_token_id")
+
+
+def tiny_config() -> dict:
+    """The tiny checkpoint's config.json fields: the released V3 config, counts shrunk."""
+    released = json.loads(REFERENCE_CONFIG.read_text())
+    unknown = set(SHRUNK_COUNTS) - set(released)
+    if unknown:
+        raise ValueError(f"{REFERENCE_CONFIG}: no field(s) {sorted(unknown)} to shrink")
+    return {**{k: v for k, v in released.items() if k not in DROPPED_FIELDS}, **SHRUNK_COUNTS}
+
+
+MAX_POSITION_EMBEDDINGS = tiny_config()["max_position_embeddings"]  # as released: YaRN 4096 x 40
+
 
 # Training text for the tokenizer: enough English to learn sensible merges.
 CORPUS = """\
@@ -107,7 +114,7 @@ def main():\n    print("hello")\n    return 0\n
 
 def checkpoint_key() -> str:
     """Hash of everything that shapes the checkpoint: a change builds a new one."""
-    text = json.dumps([CONFIG, SEED, VOCAB_SIZE, CHAT_TEMPLATE, CORPUS], sort_keys=True)
+    text = json.dumps([tiny_config(), SEED, VOCAB_SIZE, CHAT_TEMPLATE, CORPUS], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -138,7 +145,7 @@ def _save_model(destination: Path) -> None:
 
     vocab = Tokenizer.from_file(str(destination / "tokenizer.json")).get_vocab()
     config = AutoConfig.for_model(
-        **CONFIG, bos_token_id=vocab[BOS], eos_token_id=vocab[EOS], pad_token_id=vocab[EOS],
+        **tiny_config(), bos_token_id=vocab[BOS], eos_token_id=vocab[EOS], pad_token_id=vocab[EOS],
     )
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)

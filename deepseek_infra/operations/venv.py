@@ -73,7 +73,7 @@ def venv_current(path: str, requirements: Sequence[str], wheels: Sequence[str | 
 @operation()
 def pinned_venv(path: str, requirements: Sequence[str], wheelhouse: str | None = None,
                 index_url: str | None = None, wheels: Sequence[str | Path] = (),
-                python: str = "/usr/bin/python3"):
+                python: str = "/usr/bin/python3", no_deps: bool = False):
     """
     Ensure the venv at ``path`` holds the pinned ``requirements`` and local ``wheels``.
 
@@ -86,6 +86,8 @@ def pinned_venv(path: str, requirements: Sequence[str], wheelhouse: str | None =
       the venv only when installing, found there with ``--find-links`` (so
       ``deepseek-node[extra]`` resolves its extra), their sha256 recorded in the marker
     + python: interpreter the venv is created from
+    + no_deps: the requirements are a complete lock: pip installs exactly them (``--no-deps``),
+      nothing their metadata asks for beyond it
 
     No-op (no command) when ``<path>/deepseek-requirements.txt`` already says exactly this;
     otherwise pip runs and the marker is written after it succeeded.
@@ -124,7 +126,8 @@ def pinned_venv(path: str, requirements: Sequence[str], wheelhouse: str | None =
         sources += ["--no-index", "--find-links", QuoteString(wheelhouse)]
     elif index_url:
         sources += ["--index-url", QuoteString(index_url)]
-    yield StringCommand(*env, pip, *PIP_OPTIONS, *sources, *(QuoteString(r) for r in requirements))
+    yield StringCommand(*env, pip, *PIP_OPTIONS, *(["--no-deps"] if no_deps else []), *sources,
+                        *(QuoteString(r) for r in requirements))
     marker = f"{path}/{MARKER}"
     yield FileUploadCommand(StringIO(marker_text(requirements, wheels)), marker)
     yield StringCommand("chmod", "0644", QuoteString(marker))  # readable like the venv itself

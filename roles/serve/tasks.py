@@ -108,7 +108,8 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
     spec = get_model(deployment.deepseek_model)
     gpus = summarize_gpus(hardware(host))
     nodes = deployment.deepseek_nodes
-    use_gpus = config.serve_transformers_device != "cpu"
+    use_gpus = (config.serve_vllm_device if deployment.deepseek_engine == "vllm"
+                else config.serve_transformers_device) != "cpu"
     try:
         plan = engine.plan_for_node(
             spec, deployment.deepseek_engine, gpu_count=gpus.count, gpu_memory_mib=gpus.memory_mib, nodes=nodes,
@@ -131,8 +132,8 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
         nodes=nodes, node_rank=rank, head_address=head_address, node_address=config.serve_cluster_address,
         ray_port=config.serve_ray_port, dist_port=config.serve_dist_port,
         device=config.serve_transformers_device, dtype=config.serve_transformers_dtype,
-        on_cpu=engine.transformers_on_cpu(deployment.deepseek_engine, gpu_count=gpus.count,
-                                          gpu_memory_mib=gpus.memory_mib, use_gpus=use_gpus),
+        on_cpu=engine.engine_on_cpu(deployment.deepseek_engine, gpu_count=gpus.count,
+                                    gpu_memory_mib=gpus.memory_mib, use_gpus=use_gpus),
     )
 
 
@@ -176,7 +177,7 @@ def _install_venv(config: ServeDefaults, engine_name: str, wheel: Path) -> bool:
         name=f"Ensure {engine.VENV_DIR} holds the pinned {engine_name} engine",
         path=engine.VENV_DIR, requirements=requirements,
         wheelhouse=WHEELHOUSE_DIR if config.serve_wheelhouse else None, index_url=config.serve_pip_index_url,
-        wheels=wheels,
+        wheels=wheels, no_deps=config.serve_requirements_complete,
     ).changed
     return changed
 

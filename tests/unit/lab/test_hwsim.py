@@ -332,6 +332,27 @@ def test_generated_table_reproduces_capture(overlays, tmp_path, name, fix):
 # --- lscpu / numactl / lspci / ibstat -------------------------------------
 
 @pytest.mark.parametrize("name", PROFILES)
+def test_lscpu_extended_json_is_the_table_vllm_reads(overlays, name):
+    """vLLM's CPU build runs ``lscpu --json --extended=CPU,CORE,NODE --online`` at start."""
+    p = hwsim.load_profile(name)
+    cpu = p["cpu"]
+    result = run(overlays[name], "lscpu", "--json", "--extended=CPU,CORE,NODE", "--online")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["cpus"]
+    cores = cpu["sockets"] * cpu["cores_per_socket"]
+    assert [row["cpu"] for row in rows] == list(range(cores * cpu["threads_per_core"]))
+    assert set(rows[0]) == {"cpu", "core", "node"}
+    assert len({row["core"] for row in rows}) == cores  # siblings share a core
+    for node in p["numa"]["nodes"]:
+        listed = [row["cpu"] for row in rows if row["node"] == node["id"]]
+        expected = [n for part in node["cpus"].split(",")
+                    for n in range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1)]
+        assert listed == expected, f"{name}: node {node['id']}"
+    refused = run(overlays[name], "lscpu", "--caches")
+    assert refused.returncode == 1 and b"LAB SIMULATION" in refused.stderr
+
+
+@pytest.mark.parametrize("name", PROFILES)
 def test_lscpu_declared_numbers(overlays, name):
     p = hwsim.load_profile(name)
     cpu = p["cpu"]

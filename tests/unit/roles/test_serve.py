@@ -45,7 +45,7 @@ def test_unit_is_hardened_and_runs_as_the_service_account():
     for key, value in expected.items():
         assert unit.get(key) == value, f"{key}: expected {value}, found {unit.get(key)}"
     assert "ReadWritePaths" not in unit
-    assert unit["ExecStart"][0].startswith(f"{engine.VENV_DIR}/bin/vllm serve ")
+    assert unit["ExecStart"][0].startswith(f"{engine.VENV_DIR}/bin/python -m vllm.entrypoints.openai.api_server --model ")
     assert unit["ExecStartPost"] == [
         f"{engine.HEALTH_TOOL} wait --url http://127.0.0.1:8000 --timeout 1800 --unit {engine.UNIT}"]
     assert '"HF_HUB_OFFLINE=1"' in unit["Environment"]
@@ -115,7 +115,7 @@ def test_encrypted_weights_wait_for_their_decrypt_unit():
     decrypt = "deepseek-weights-decrypt@deepseek-ai--DeepSeek-R1-Distill-Qwen-7B.service"
     assert unit["Requires"] == [decrypt] and decrypt in unit["After"][0]
     assert "--decrypted /run/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B" in unit["ExecStartPre"][0]
-    assert " serve /run/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B " in unit["ExecStart"][0]
+    assert " --model /run/deepseek/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B " in unit["ExecStart"][0]
 
 
 def test_container_unit_is_a_docker_client_after_docker():
