@@ -267,8 +267,7 @@ def engine_environment(s: EngineSettings) -> dict[str, str]:
         env.update({"VLLM_NO_USAGE_STATS": "1", "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm"})
         if s.nodes > 1:
             env["VLLM_HOST_IP"] = s.node_address or ""
-    if s.engine == "sglang":
-        env["SGLANG_DISABLE_USAGE_STATS"] = "1"
+    # SGLang (0.5.23) sends no usage statistics and reads no variable to stop them: nothing to set.
     env.update(s.environment)
     return env
 

