@@ -380,7 +380,8 @@ SECURITY_EXPOSURE_MAX: Final = 3.0
 # Device groups (names in /proc/devices) an engine that drives NVIDIA GPUs itself opens.
 # systemd allows every major a name matches. Driver 580 lists /dev/nvidiaN and
 # /dev/nvidiactl (major 195) as both "nvidia" and "nvidiactl"; older drivers as
-# "nvidia-frontend" (captured on an H200: tests/fixtures/hw/gpu-host/proc-devices.txt).
+# "nvidia-frontend" (captured on an H200: the "proc-devices" command of
+# tests/fixtures/hw/gpu-host/h200-vm.capture.json).
 NVIDIA_DEVICE_GROUPS: Final = ("char-nvidia", "char-nvidiactl", "char-nvidia-frontend", "char-nvidia-uvm",
                                "char-nvidia-caps")
 RDMA_DEVICE_GROUPS: Final = ("char-infiniband_verbs", "char-infiniband_mad")  # multi-node NCCL over IB
