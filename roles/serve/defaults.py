@@ -20,6 +20,8 @@ from deepseek_infra.config import RoleDefaults
 # Pinned engine environments. Each is installed into /opt/deepseek/engine/venv from a
 # wheelhouse or an internal index, never from the internet.
 VLLM_REQUIREMENTS = ("vllm==0.33.0",)
+# vLLM's multi-node executor (--distributed-executor-backend ray) needs Ray, which vLLM does not require.
+RAY_REQUIREMENTS = ("ray==2.60.0",)
 SGLANG_REQUIREMENTS = ("sglang[all]==0.5.23",)
 # The transformers engine (node/deepseek_node/engine_server). torch 2.13.0 is the CPU build in the
 # lab's wheelhouse (2.13.0+cpu satisfies ==2.13.0); a GPU site's wheelhouse holds the
@@ -71,6 +73,7 @@ class ServeDefaults(RoleDefaults):
     serve_node_rank: int | None = Field(default=None, ge=0, description="This node's rank in its replica; None: its position among the inventory's hosts.")
     serve_head_address: str | None = Field(default=None, description="Cluster address of the replica's head node; None: the head host's serve_cluster_address.")
     serve_cluster_address: str | None = Field(default=None, description="This node's address on the cluster network (Ray/NCCL bootstrap); required for multi-node replicas.")
+    serve_ray_requirements: tuple[str, ...] = Field(default=RAY_REQUIREMENTS, description="Pinned Ray added to the vLLM environment of a multi-node replica (in a complete lock: must be in serve_vllm_requirements).")
     serve_ray_port: int = Field(default=6379, ge=1, le=65535, description="Ray head port (vLLM multi-node).")
     serve_dist_port: int = Field(default=5000, ge=1, le=65535, description="SGLang --dist-init-addr port (SGLang multi-node).")
 
@@ -92,7 +95,8 @@ class ServeDefaults(RoleDefaults):
                 raise ValueError(f"expected an IP address or host name, found {value!r}") from None
         return value
 
-    @field_validator("serve_vllm_requirements", "serve_sglang_requirements", "serve_transformers_requirements")
+    @field_validator("serve_vllm_requirements", "serve_sglang_requirements", "serve_transformers_requirements",
+                     "serve_ray_requirements")
     @classmethod
     def _pinned(cls, requirements: tuple[str, ...]) -> tuple[str, ...]:
         if not requirements:

