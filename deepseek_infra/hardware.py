@@ -406,7 +406,8 @@ class Hardware:
     cpu: Cpu = Cpu()
     online: Online = Online()
     numa: Numa = Numa()
-    ib_ports: IbPorts = IbPorts()
+    ib_ports: IbPorts = IbPorts()  # as ibstat shows them (once infiniband-diags is installed)
+    ib_sysfs_ports: IbPorts = IbPorts()  # as the kernel shows them (/sys/class/infiniband), no tool needed
     memory: Memory = Memory()
     hugepages: Hugepages = Hugepages()
     cmdline: Cmdline = Cmdline()
@@ -422,6 +423,12 @@ class Hardware:
     @property
     def pci_gpus(self) -> tuple[PciDevice, ...]:
         return tuple(device for device in self.pci_devices if device.is_gpu)
+
+    @property
+    def rdma_ports(self) -> IbPorts:
+        """The RDMA ports: the kernel's own view where it has one (a fresh node has no
+        ``ibstat`` yet), else ``ibstat``'s."""
+        return self.ib_sysfs_ports or self.ib_ports
 
     @property
     def has_nvswitch(self) -> bool:
@@ -455,6 +462,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "online": ("online", Online.from_fact),
     "numa": ("numa", Numa.from_fact),
     "ibstat": ("ib_ports", IbPorts.from_fact),
+    "ib_sysfs": ("ib_sysfs_ports", IbPorts.from_fact),
     "meminfo": ("memory", Memory.from_fact),
     "hugepages": ("hugepages", Hugepages.from_fact),
     "cmdline": ("cmdline", Cmdline.from_fact),

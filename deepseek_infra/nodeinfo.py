@@ -53,7 +53,7 @@ def node_facts_document(hostname: str, hardware: Hardware) -> dict[str, Any]:
         "nvidia_pci_devices": sorted(f"{dev.slot} {dev.device_id}" for dev in hardware.pci_devices),
         "gpus": gpus,
         "infiniband": sorted(
-            ({"ca": port.ca, "port": port.port, "link_layer": port.link_layer} for port in hardware.ib_ports),
+            ({"ca": port.ca, "port": port.port, "link_layer": port.link_layer} for port in hardware.rdma_ports),
             key=lambda port: (str(port["ca"]), port["port"] or 0),
         ),
         "block_devices": [

@@ -135,11 +135,28 @@ def _network_gbps(hardware: Hardware) -> tuple[float, str]:
         speed = nic.speed_mbps
         if nic.type != "loopback" and speed and speed / 1000 > best:
             best, where = speed / 1000, name
-    for port in hardware.ib_ports:
+    for port in hardware.rdma_ports:
         rate = port.rate_gbps or 0
         if port.state == "Active" and rate > best:
             best, where = float(rate), f"{port.ca}/{port.port}"
     return best, where
+
+
+def _fabric_check(hardware: Hardware, min_gbps: float) -> Check:
+    """InfiniBand for a multi-node replica, from the kernel's sysfs (ibstat only where sysfs has
+    nothing): a fresh node passes or fails on its fabric, not on a tool installed later."""
+    ports = hardware.rdma_ports
+    expected = f">= {min_gbps:g} Gb/s active (multi-node)"
+    why = "pipeline parallelism across nodes needs an HDR (200 Gb/s) or faster fabric"
+    if not ports:
+        source = ("no RDMA device in /sys/class/infiniband (HCA driver not loaded?)"
+                  + ("" if "ibstat" in hardware.unavailable else ", none in ibstat"))
+        return Check("infiniband", expected, source, "fail", why)
+    source = "sysfs" if hardware.ib_sysfs_ports else "ibstat"
+    active = [p for p in ports if p.state == "Active" and p.link_layer == "InfiniBand"]
+    best = max((p.rate_gbps or 0 for p in active), default=0)
+    return Check("infiniband", expected, f"{len(active)} of {len(ports)} port(s) active, best {best:g} Gb/s ({source})",
+                 "pass" if best >= min_gbps else "fail", why)
 
 
 def _fmt_gib(value: float) -> str:
@@ -233,14 +250,7 @@ def evaluate(
         "pass" if gbps >= requirements.min_network_gbps else ("warn" if not gbps else "fail"),
     ))
     if requirements.nodes > 1:
-        active = [p for p in hardware.ib_ports if p.state == "Active" and p.link_layer == "InfiniBand"]
-        best_ib = max((p.rate_gbps or 0 for p in active), default=0)
-        checks.append(Check(
-            "infiniband", f">= {requirements.min_ib_gbps_multinode:g} Gb/s active (multi-node)",
-            f"{len(active)} active port(s), best {best_ib} Gb/s",
-            "pass" if best_ib >= requirements.min_ib_gbps_multinode else "fail",
-            "pipeline parallelism across nodes needs an HDR (200 Gb/s) or faster fabric",
-        ))
+        checks.append(_fabric_check(hardware, requirements.min_ib_gbps_multinode))
 
     if gpus.driver_version:
         checks.append(Check("nvidia driver", "installed", gpus.driver_version, "pass"))

@@ -13,7 +13,7 @@ import types as _types
 from pathlib import Path as _Path
 
 from lab import hwsim
-from lab.nodes import list_nodes
+from lab.nodes import list_nodes, node_addresses
 
 
 def _lab_settings() -> dict:
@@ -32,7 +32,10 @@ if not _nodes:
 
 _hosts = [f"@docker/{node.name}" for node in _nodes]
 lab = (_hosts, _lab_settings())
-gpu_nodes = list(_hosts)
+# Each node's address on the fleet's Docker network is its cluster address (Ray / NCCL
+# bootstrap of a multi-node replica), as a real inventory sets it per host.
+_addresses = node_addresses([node.name for node in _nodes])
+gpu_nodes = [(f"@docker/{node.name}", {"serve_cluster_address": _addresses.get(node.name)}) for node in _nodes]
 # The first node is also the fleet's monitoring host (deploy/monitoring.py installs Prometheus there).
 monitoring = _hosts[:1]
 ib_fabric = [f"@docker/{node.name}" for node in _nodes if hwsim.load_profile(node.profile).get("infiniband")]

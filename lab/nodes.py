@@ -27,3 +27,17 @@ def list_nodes() -> list[Node]:
     )
     nodes = [Node(*line.split("\t")) for line in output.splitlines() if line.strip()]
     return sorted(nodes, key=lambda node: (len(node.name), node.name))
+
+
+def node_addresses(names: list[str]) -> dict[str, str]:
+    """Each running node's address on the fleet's network, in one `docker inspect`: the lab's
+    cluster network (what a real inventory sets as serve_cluster_address)."""
+    if not names:
+        return {}
+    output = docker("inspect", "-f", "{{.Name}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", *names)
+    addresses = {}
+    for line in output.splitlines():
+        name, _, ips = line.partition("\t")
+        if ips.split():
+            addresses[name.lstrip("/")] = ips.split()[0]
+    return addresses

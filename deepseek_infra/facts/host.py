@@ -23,7 +23,7 @@ from typing_extensions import override
 
 from deepseek_infra.facts.cpu import CpuInfo, OnlineCpus
 from deepseek_infra.facts.gpu import GpuInventory, GpuTopology
-from deepseek_infra.facts.infiniband import IbStat
+from deepseek_infra.facts.infiniband import IbStat, IbSysfsPorts
 from deepseek_infra.facts.kernel import KernelCmdline, KernelRelease
 from deepseek_infra.facts.memory import Hugepages, Meminfo
 from deepseek_infra.facts.network import NetworkInterfaces
@@ -47,6 +47,7 @@ HARDWARE_SECTIONS: dict[str, type[FactBase]] = {
     "online": OnlineCpus,
     "numa": NumaHardware,
     "ibstat": IbStat,
+    "ib_sysfs": IbSysfsPorts,
     "meminfo": Meminfo,
     "hugepages": Hugepages,
     "cmdline": KernelCmdline,

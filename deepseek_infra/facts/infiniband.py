@@ -1,4 +1,5 @@
-"""RDMA adapter discovery: ``ibstat``, ``ibv_devinfo`` and ``ibdev2netdev``.
+"""RDMA adapter discovery: the kernel's ``/sys/class/infiniband``, ``ibstat``, ``ibv_devinfo``
+and ``ibdev2netdev``.
 
 The ``parse_*`` functions are pure so a batched fact can feed them the output of the
 ``*_COMMAND`` constants; the facts below only wrap them.
@@ -16,6 +17,17 @@ from deepseek_infra.text import clean_line
 IBSTAT_COMMAND = "ibstat"
 IBV_DEVINFO_COMMAND = "ibv_devinfo"
 IBDEV2NETDEV_COMMAND = "ibdev2netdev"
+# One tab-separated line per port from the kernel's RDMA sysfs (drivers/infiniband/core/sysfs.c):
+# no userspace tool needed, so a fresh node (no infiniband-diags yet) reports its fabric.
+IB_SYSFS_COMMAND = (
+    "for p in /sys/class/infiniband/*/ports/*; do [ -d \"$p\" ] || continue; d=${p%/ports/*}; "
+    "printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"${d##*/}\" \"${p##*/}\" "
+    "\"$(cat \"$p/state\")\" \"$(cat \"$p/phys_state\")\" \"$(cat \"$p/rate\")\" \"$(cat \"$p/link_layer\")\" "
+    "\"$(cat \"$d/hca_type\")\" \"$(cat \"$d/fw_ver\")\"; done 2>/dev/null; true"
+)
+# sysfs port states ("4: ACTIVE") in ibstat's words (libibumad), so both sources read alike.
+_SYSFS_STATES = {"NOP": "Nop", "DOWN": "Down", "INIT": "Initializing", "ARMED": "Armed", "ACTIVE": "Active",
+                 "ACTIVE_DEFER": "Active"}
 
 _KEY_VALUE = re.compile(r"^\s*([^:]+?):\s*(.*?)\s*$")
 
@@ -81,6 +93,41 @@ def parse_ibstat(lines: list[str]) -> list[IbPort]:
             (port if port is not None else adapter)[match.group(1)] = match.group(2)
     finish_port()
     return ports
+
+
+def _sysfs_enum(text: str) -> str | None:
+    """"4: ACTIVE" -> "ACTIVE"; "5: LinkUp" -> "LinkUp" (the kernel's "<code>: <name>")."""
+    name = text.partition(":")[2].strip() if ":" in text else text.strip()
+    return name or None
+
+
+def _sysfs_rate(text: str) -> int | float | None:
+    """"400 Gb/sec (4X NDR)" -> 400, "2.5 Gb/sec (1X)" -> 2.5 (rate_show in the kernel)."""
+    match = re.match(r"\s*(\d+(?:\.\d+)?) Gb/sec", text)
+    return _rate(match.group(1)) if match else None
+
+
+def parse_ib_sysfs(lines: list[str]) -> list[IbPort]:
+    """Parse ``IB_SYSFS_COMMAND`` output (ca, port, state, phys_state, rate, link_layer,
+    hca_type, fw_ver per line) into the entries ``parse_ibstat`` gives, sorted by CA and port.
+
+    A line ``mlx5_0  1  4: ACTIVE  5: LinkUp  400 Gb/sec (4X NDR)  InfiniBand  MT4129  28.39.1002``
+    (tab-separated) gives ``{"ca": "mlx5_0", "port": 1, "state": "Active", "physical_state":
+    "LinkUp", "rate_gbps": 400, "link_layer": "InfiniBand", "ca_type": "MT4129", ...}``.
+    """
+    ports: list[IbPort] = []
+    for raw in lines:
+        fields = clean_line(raw).rstrip("\r\n").split("\t")
+        if len(fields) != 8 or not fields[1].isdigit():
+            raise ValueError(f"not a sysfs RDMA port line: {raw!r}")
+        ca, port, state, phys, rate, link_layer, hca_type, firmware = (field.strip() for field in fields)
+        kernel_state = _sysfs_enum(state)
+        ports.append({
+            "ca": ca, "ca_type": hca_type or None, "firmware": firmware or None, "port": int(port),
+            "state": _SYSFS_STATES.get(kernel_state or "", kernel_state), "physical_state": _sysfs_enum(phys),
+            "rate_gbps": _sysfs_rate(rate), "link_layer": link_layer or None,
+        })
+    return sorted(ports, key=lambda entry: (entry["ca"], entry["port"]))
 
 
 def _devinfo_value(text: str) -> str | int:
@@ -179,6 +226,23 @@ class IbStat(FactBase[list[IbPort]]):
     @override
     def process(self, output: list[str]) -> list[IbPort]:
         return parse_ibstat(output)
+
+
+class IbSysfsPorts(FactBase[list[IbPort]]):
+    """The same port entries as ``IbStat``, read from ``/sys/class/infiniband`` (no tool
+    needed: what a fresh node has before the infiniband role installs ``ibstat``); see
+    ``parse_ib_sysfs``.
+    """
+
+    default = list
+
+    @override
+    def command(self) -> str:
+        return IB_SYSFS_COMMAND
+
+    @override
+    def process(self, output: list[str]) -> list[IbPort]:
+        return parse_ib_sysfs(output)
 
 
 class IbvDevinfo(FactBase[list[dict]]):

@@ -67,7 +67,7 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
         state = {**state, "ib_stack": "rdma-core"}
     in_container = bool(hardware.virtualization.container)
     nvswitch = hardware.has_nvswitch
-    ib_present = IB_GROUP in host.groups or bool(hardware.ib_ports)
+    ib_present = IB_GROUP in host.groups or bool(hardware.rdma_ports)
     peermem = config.nvidia_driver_peermem
     if peermem is None:
         peermem = ib_present and state["ib_stack"] is not None

@@ -51,6 +51,11 @@ def gate(failure: str = "", passed: str = "ok"):
 
 
 
+# A Python traceback's last line ("ValueError: ...", "torch.OutOfMemoryError: ...").
+EXCEPTION_LINE = r"^([A-Za-z_][A-Za-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*(Error|Exception)(: |$)"
+EXCEPTION_SCAN_LINES = 2000
+
+
 def start_command(host_name: str, unit: str, action: str, journal_lines: int = 30) -> StringCommand:
     """``systemctl start|restart UNIT``; when that fails: ``<host>: <unit> did not start`` and
     the unit's last journal lines on stderr, exit 1."""
@@ -59,6 +64,11 @@ def start_command(host_name: str, unit: str, action: str, journal_lines: int = 3
         "printf", QuoteString("%s (systemctl %s exited %s); its last %s journal lines:\\n"),
         QuoteString(f"{host_name}: {unit} did not start"), action, '"$rc"', str(journal_lines), ">&2;",
         "journalctl", "--no-pager", "-o", "cat", "-n", str(journal_lines), "-u", QuoteString(unit), ">&2;",
+        # The root cause is often far above the tail (vLLM's engine core logs its traceback,
+        # then the API server its own): the exception lines of the recent journal too.
+        "printf", QuoteString("%s: exceptions in its recent journal:\\n"), QuoteString(host_name), ">&2;",
+        "journalctl", "--no-pager", "-o", "cat", "-n", str(EXCEPTION_SCAN_LINES), "-u", QuoteString(unit),
+        "|", "grep", "-E", QuoteString(EXCEPTION_LINE), "|", "uniq", "|", "tail", "-n", "5", ">&2;",
         "exit", "1;", "}",
     )
 

@@ -159,3 +159,55 @@ def test_nvswitch_functions_are_not_counted_as_gpus(device_id):
     hardware = {**hgx_h100_without_driver(), "nvidia_pci": pci_gpus("2330", 8) + [switch]}
     report = evaluate("hgx", hardware, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
     assert report.gpus.count == 8
+
+
+# The kernel's RDMA sysfs (drivers/infiniband/core/sysfs.c): state_show "%d: %s" (DOWN, INIT,
+# ARMED, ACTIVE), phys_state_show "%u: %s" (Polling, LinkUp, ...), rate_show "%d%s Gb/sec (%dX%s)".
+SYSFS_STATE = {"Down": "1: DOWN", "Initializing": "2: INIT", "Armed": "3: ARMED", "Active": "4: ACTIVE"}
+SYSFS_PHYS = {"Sleep": "1: Sleep", "Polling": "2: Polling", "Disabled": "3: Disabled", "LinkUp": "5: LinkUp"}
+SYSFS_SPEED = {400: "4X NDR", 200: "4X HDR", 100: "4X EDR", 40: "4X QDR", 25: "1X EDR", 10: "4X"}
+
+
+def sysfs_lines(ports: list[dict]) -> list[str]:
+    """What IB_SYSFS_COMMAND prints for these ports, in the kernel's own formats."""
+    return ["\t".join([p["ca"], str(p["port"]), SYSFS_STATE[p["state"]], SYSFS_PHYS[p["physical_state"]],
+                       f"{p['rate_gbps']} Gb/sec ({SYSFS_SPEED[p['rate_gbps']]})", p["link_layer"],
+                       p["ca_type"], p["firmware"]]) for p in ports]
+
+
+def test_sysfs_reads_the_same_ports_as_ibstat():
+    from deepseek_infra.facts.infiniband import parse_ib_sysfs
+
+    ibstat = parse_ibstat(lines("ib/gpud-h100-node-ibstat-12ca-some-down.txt"))
+    from_sysfs = parse_ib_sysfs(list(reversed(sysfs_lines(ibstat))))  # glob order is the kernel's
+    assert from_sysfs == sorted(ibstat, key=lambda p: (p["ca"], p["port"]))
+    assert parse_ib_sysfs(["mlx4_0\t1\t4: ACTIVE\t5: LinkUp\t2.5 Gb/sec (1X)\tInfiniBand\tMT4099\t2.10.0"])[0][
+        "rate_gbps"] == 2.5
+    with pytest.raises(ValueError, match="not a sysfs RDMA port line"):
+        parse_ib_sysfs(["mlx5_0 1 ACTIVE"])
+
+
+def test_a_fresh_node_passes_the_fabric_check_from_sysfs_before_ibstat_is_installed():
+    ports = parse_ibstat(lines("ib/gpud-h100-node-ibstat-12ca-some-down.txt"))
+    fresh = {**hgx_h100_without_driver(), "ibstat": [], "unavailable": {"ibstat": "ibstat not found"},
+             "ib_sysfs": ports}
+    report = evaluate("hgx-1", fresh, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
+    assert report.passed, report.render_table()
+    (fabric,) = [check for check in report.checks if check.name == "infiniband"]
+    assert fabric.found.endswith("best 400 Gb/s (sysfs)") and "of 12 port(s) active" in fabric.found, fabric
+
+
+def test_the_kernels_view_wins_over_ibstat():
+    ports = parse_ibstat(lines("ib/gpud-h100-node-ibstat-12ca-some-down.txt"))
+    down = [{**port, "state": "Down", "physical_state": "Polling"} for port in ports]
+    hardware = {**hgx_h100_without_driver(), "ib_sysfs": down}  # ibstat (stale) says Active
+    report = evaluate("hgx-1", hardware, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
+    assert [check.name for check in report.failures] == ["infiniband"]
+    assert report.failures[0].found.startswith("0 of 12 port(s) active"), report.failures[0]
+
+
+def test_no_rdma_device_says_so_instead_of_blaming_the_fabric():
+    fresh = {**hgx_h100_without_driver(), "ibstat": [], "unavailable": {"ibstat": "ibstat not found"}}
+    report = evaluate("hgx-1", fresh, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
+    assert [check.found for check in report.failures] == [
+        "no RDMA device in /sys/class/infiniband (HCA driver not loaded?)"]

@@ -175,13 +175,37 @@ def test_bad_values_are_refused_naming_the_field(data, field):
     assert error.value.errors()[0]["loc"][0] == field
 
 
-def test_a_failed_start_reports_the_units_journal_naming_the_host():
+def test_a_failed_start_reports_the_units_journal_and_its_root_cause_naming_the_host(tmp_path):
+    """Run the command against a systemctl that fails and a journal shaped like vLLM's real one
+    (engine core traceback far above the tail, then the API server's): the host's stderr names
+    the host, carries the tail and the root-cause exception line."""
+    import subprocess
+
     from roles.serve.operations import start_command
 
+    journal = [
+        "(EngineCore pid=7826) ERROR 12-06 04:42:34 [core.py:1510]     raise ValueError(",
+        "(EngineCore pid=7826) ERROR 12-06 04:42:34 [core.py:1510] ValueError: current platform cpu does not support ray.",
+        "Traceback (most recent call last):", "    raise ValueError(",
+        "ValueError: current platform cpu does not support ray.",
+        *[f"  File \"/opt/x.py\", line {n}, in f" for n in range(40)],
+        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+        "deepseek-engine.service: Main process exited, code=exited, status=1/FAILURE",
+    ]
+    (tmp_path / "journal.txt").write_text("\n".join(journal) + "\n")
+    for name, body in {"systemctl": "exit 3", "journalctl": f'n=$5; tail -n "$n" {tmp_path}/journal.txt'}.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
     command = start_command("@docker/n1", engine.UNIT, "restart", journal_lines=20).get_raw_value()
-    assert command.startswith(f"systemctl restart {engine.UNIT} || {{ rc=$?; printf ")
-    assert f"'@docker/n1: {engine.UNIT} did not start' restart \"$rc\" 20 >&2;" in command
-    assert command.endswith(f"journalctl --no-pager -o cat -n 20 -u {engine.UNIT} >&2; exit 1; }}")
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                            env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert f"@docker/n1: {engine.UNIT} did not start (systemctl restart exited 3); its last 20 journal lines:" in result.stderr
+    tail, _, causes = result.stderr.partition("@docker/n1: exceptions in its recent journal:")
+    assert "ValueError" not in tail and "status=1/FAILURE" in tail  # the cause is above the tail...
+    assert causes.split("\n")[1:3] == [  # ...and reported on its own
+        "ValueError: current platform cpu does not support ray.",
+        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"], causes
 
 
 def test_transformers_venv_gets_the_node_wheel_without_an_extra():

@@ -39,8 +39,8 @@ def test_command_reuses_each_fact_command_and_covers_every_section():
     for name, fact_class in HARDWARE_SECTIONS.items():
         assert section_script(name, fact_class()) in command, name
     assert set(HARDWARE_SECTIONS) == {
-        "hostname", "nvidia_pci", "gpu_topology", "gpu_inventory", "cpu", "online", "numa", "ibstat", "meminfo",
-        "hugepages", "cmdline", "kernel_release", "block_devices", "network",
+        "hostname", "nvidia_pci", "gpu_topology", "gpu_inventory", "cpu", "online", "numa", "ibstat", "ib_sysfs",
+        "meminfo", "hugepages", "cmdline", "kernel_release", "block_devices", "network",
         "virtualization", "os_release",
     }
 
@@ -129,6 +129,8 @@ def test_dispatch_of_proc_captures_and_failed_sections():
         # a CSV row with a missing value makes the GPU parser raise
         *marked("gpu_inventory", 0, ["index, name", "0"]),
         *marked("ibstat", MISSING_TOOL_RC, []),
+        # a fresh node: no ibstat yet, but the kernel lists its HCA ports
+        *marked("ib_sysfs", 0, ["mlx5_0\t1\t4: ACTIVE\t5: LinkUp\t400 Gb/sec (4X NDR)\tInfiniBand\tMT4129\t28.39.1002"]),
         *marked("numa", 0, []),  # ran fine, printed nothing: default, not an error
     ]
     hardware = parse_host_hardware(lines)
@@ -142,6 +144,7 @@ def test_dispatch_of_proc_captures_and_failed_sections():
     assert hardware["gpu_topology"] == {"gpus": [], "nics": []}
     assert hardware["gpu_inventory"] == [] and hardware["ibstat"] == []
     assert hardware["numa"] == {"nodes": {}, "distances": {}}
+    assert [(p["ca"], p["state"], p["rate_gbps"]) for p in hardware["ib_sysfs"]] == [("mlx5_0", "Active", 400)]
 
     unavailable = hardware[UNAVAILABLE_KEY]
     assert unavailable["gpu_topology"] == "exited with 9"
