@@ -52,7 +52,7 @@ from typing import Final, Literal
 from deepseek_infra.catalog import ModelSpec
 from deepseek_infra.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, ServingPlan, plan_serving
 from deepseek_node import paths
-from deepseek_node.weights.plan import model_slug
+from deepseek_node.weights.plan import CURRENT_LINK, model_slug
 
 ENGINE_DIR: Final = f"{paths.SOFTWARE_DIR}/engine"  # venvs, wheelhouse, the node wheel (dist)
 VENV_DIR: Final = f"{ENGINE_DIR}/venv"  # the engine (the transformers engine: with deepseek-node)
@@ -80,11 +80,17 @@ def unit_name(model_slug: str | None = None) -> str:
     return UNIT if model_slug is None else f"deepseek-engine@{model_slug}.service"
 
 
-def default_model_path(hf_repo: str, *, encrypted: bool = False, models_dir: str = paths.MODELS_DIR) -> str:
-    """Where the weights role publishes ``hf_repo``: the ``current`` release, or its decrypted
-    copy in tmpfs when the release is encrypted at rest."""
+def default_model_path(hf_repo: str, *, encrypted: bool = False, models_dir: str = paths.MODELS_DIR,
+                       revision: str | None = None) -> str:
+    """Where the engine reads the weights role's release of ``hf_repo``: the directory of
+    ``revision`` itself (the unit then names the revision it serves, so publishing another one
+    changes the unit and restarts the engine, and the engine reports the path it loaded), the
+    ``current`` link when no revision is pinned, or the decrypted copy in tmpfs when the
+    release is encrypted at rest."""
     slug = model_slug(hf_repo)
-    return f"{DECRYPTED_MODELS_DIR}/{slug}" if encrypted else f"{models_dir}/{slug}/current"
+    if encrypted:
+        return f"{DECRYPTED_MODELS_DIR}/{slug}"
+    return f"{models_dir}/{slug}/{revision or CURRENT_LINK}"
 
 
 def decrypt_unit(hf_repo: str) -> str:
@@ -92,9 +98,13 @@ def decrypt_unit(hf_repo: str) -> str:
     return f"deepseek-weights-decrypt@{model_slug(hf_repo)}.service"
 
 
-def weights_check(hf_repo: str, *, encrypted: bool = False, models_dir: str = paths.MODELS_DIR) -> tuple[str, ...]:
-    """The weights role's fast check of the current release (and of its decrypted copy)."""
+def weights_check(hf_repo: str, *, encrypted: bool = False, models_dir: str = paths.MODELS_DIR,
+                  revision: str | None = None) -> tuple[str, ...]:
+    """The weights role's fast check of the current release (and of its decrypted copy); with
+    ``revision``, also that ``current`` is that release (the one this unit was rendered for)."""
     argv = [WEIGHTS_TOOL, "check", "--models-dir", models_dir, "--model", model_slug(hf_repo)]
+    if revision:
+        argv += ["--revision", revision]
     if encrypted:
         argv += ["--decrypted", default_model_path(hf_repo, encrypted=True)]
     return tuple(argv)

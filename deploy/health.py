@@ -8,6 +8,10 @@ what this inventory expects, changing nothing:
   ``nvidia_driver_version`` (skipped when the engine runs on the CPU: the transformers
   engine with ``serve_transformers_device: cpu``, as in the lab);
 * ``engine-health``: the engine's /health answers;
+* ``engine-weights``: the checkpoint the engine reports having loaded (``/v1/models``) is the
+  release of ``weights_revision`` and that release is the published ``current`` (weights the
+  weights role places unencrypted; an overridden ``serve_model_path`` or a decrypted copy
+  names no revision);
 * ``engine-completion``: a real completion of the served model through the engine;
 * ``gateway-completion``: the same through the gateway, when ``serve_health_gateway_url``
   is set.
@@ -32,6 +36,8 @@ serve = engine_settings(config, settings.deployment, settings.weights)
 argv: list = [engine.HEALTH_TOOL, "check",
               "--url", engine.health_url(serve.host, serve.port),
               "--model", serve.served_model_name, "--timeout", str(config.serve_health_timeout_s)]
+if config.serve_model_path is None and settings.weights.weights_revision and not settings.weights.weights_encrypt:
+    argv += ["--expect-model-path", serve.model_path]
 if serve.on_cpu:
     argv += ["--skip-gpus", f"the {serve.engine} engine runs on the CPU here"]
 else:

@@ -4,6 +4,7 @@ by the serve role in its own venv (/opt/deepseek/engine/tools).
     deepseek-engine-health wait --url http://127.0.0.1:8000 --timeout 1800 [--unit deepseek-engine.service]
     deepseek-engine-health check --url http://127.0.0.1:8000 --model NAME
         [--expect-driver 550.90.12 | --skip-gpus REASON] [--gateway-url URL --gateway-token-file F]
+        [--expect-model-path /var/lib/deepseek/models/<slug>/<revision>]
     deepseek-engine-health weights --path /var/lib/deepseek/models/<slug>/current [--require]
 
 ``wait`` polls ``/health`` until it answers 200 (the unit's ExecStartPost: the start job
@@ -12,8 +13,11 @@ the engine is still starting: once the engine's process has died (a checkpoint i
 load, a crash) or the unit failed or is stopping, it gives up at once, naming the host, the
 unit and how the process ended, instead of waiting out TimeoutStartSec. ``check`` runs the gates in order and stops at the first
 failure: ``gpus`` (every NVIDIA GPU on the PCI bus is visible to the driver, at the
-expected driver version), ``engine-health`` (/health answers), ``engine-completion`` (a
-real greedy completion of the served model), ``gateway-completion`` (the same through the
+expected driver version), ``engine-health`` (/health answers), ``engine-weights`` (with
+``--expect-model-path``: the checkpoint the engine itself reports in ``/v1/models`` (its
+``root``, the path it loaded) is the deployed release, and that release is the published
+``current``; an engine still serving what it loaded before a weights switch fails here),
+``engine-completion`` (a real greedy completion of the served model), ``gateway-completion`` (the same through the
 gateway, when given). One line per gate on stdout; a failure also goes to stderr as
 ``<host>: gate <name> failed: <why>`` and the exit status is 1.
 
@@ -255,6 +259,45 @@ def _health(url: str) -> GateResult:
     return GateResult("engine-health", "pass" if status == 200 else "fail", f"/health HTTP {status}")
 
 
+def weights_gate(reported: str | None, expected: str, published: str | None) -> GateResult:
+    """The engine's own answer to "which checkpoint did you load" against the deployment:
+    ``reported`` is /v1/models' root, ``expected`` the release directory the unit names,
+    ``published`` what the model's ``current`` link points at (None: no link)."""
+    gate = "engine-weights"
+    if not reported:
+        return GateResult(gate, "fail", "/v1/models names no checkpoint path (root)")
+    if reported.rstrip("/") != expected.rstrip("/"):
+        return GateResult(gate, "fail", f"the engine serves {reported}, deployed is {expected}: "
+                                        "restart it onto the deployed release (deploy/serve.py)")
+    release = os.path.basename(expected.rstrip("/"))
+    if published is not None and published != release:
+        return GateResult(gate, "fail", f"the engine serves release {release!r}, the published current is "
+                                        f"{published!r}: deploy the engine for the published release")
+    return GateResult(gate, "pass", f"serves release {release!r}" + (" (current)" if published else ""))
+
+
+def served_root(status: int, body: str, model: str) -> str | None:
+    """/v1/models' ``root`` of the served model (vLLM, SGLang and the transformers server
+    report the --model path there)."""
+    if status != 200:
+        return None
+    try:
+        cards = json.loads(body).get("data") or []
+    except (ValueError, AttributeError):
+        return None
+    return next((card.get("root") for card in cards if isinstance(card, dict) and card.get("id") == model), None)
+
+
+def _engine_weights(url: str, model: str, expected: str) -> GateResult:
+    status, body = _http(f"{url}/v1/models", timeout=30)
+    link = os.path.join(os.path.dirname(expected.rstrip("/")), "current")
+    try:
+        published: str | None = os.readlink(link)
+    except OSError:
+        published = None
+    return weights_gate(served_root(status, body, model), expected, published)
+
+
 def _completion(gate: str, url: str, model: str, token: str | None = None, cafile: str | None = None) -> GateResult:
     payload = {"model": model, "prompt": PROMPT, "max_tokens": 4, "temperature": 0}
     status, body = _http(f"{url}/v1/completions", payload, token=token, timeout=120, cafile=cafile)
@@ -281,6 +324,10 @@ def run_gates(args: argparse.Namespace) -> list[GateResult]:
     results.append(named("engine-health", _retry(lambda: _health(args.url), args.timeout)))
     if results[-1].status == "fail":
         return results
+    if args.expect_model_path:
+        results.append(_engine_weights(args.url, args.model, args.expect_model_path))
+        if results[-1].status == "fail":
+            return results
     results.append(named("engine-completion", _retry(
         lambda: _completion("engine-completion", args.url, args.model), args.timeout)))
     if results[-1].status == "fail" or not args.gateway_url:
@@ -310,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--model", required=True, help="served model name a completion must report")
     check.add_argument("--expect-driver", default=None, help="driver version every GPU must report")
     check.add_argument("--skip-gpus", default=None, metavar="REASON", help="skip the GPU gate, saying why")
+    check.add_argument("--expect-model-path", default=None,
+                       help="the release directory the engine must report having loaded (/v1/models root)")
     check.add_argument("--worker", action="store_true", help="a multi-node worker: only the GPU gate applies")
     check.add_argument("--gateway-url", default=None)
     check.add_argument("--gateway-token-file", default=None)

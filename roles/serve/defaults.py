@@ -41,7 +41,7 @@ class ServeDefaults(RoleDefaults):
     serve_port: int = Field(default=8000, ge=1, le=65535, description="Port of the engine's OpenAI-compatible API.")
 
     # Which weights and under which name.
-    serve_model_path: str | None = Field(default=None, pattern=r"^/", description="Checkpoint directory on the node; None: /var/lib/deepseek/models/<hf_repo>/current (published by the weights role).")
+    serve_model_path: str | None = Field(default=None, pattern=r"^/", description="Checkpoint directory on the node; None: the weights role's release of weights_revision, /var/lib/deepseek/models/<slug>/<revision> (current when no revision is pinned).")
     serve_served_model_name: str | None = Field(default=None, min_length=1, description="Model id clients send and /v1/models lists; None: the model's Hugging Face repo id.")
     serve_weights_verify: Literal["auto", "always", "never"] = Field(default="auto", description="ExecStartPre fast verify of the weights: auto runs it when the weights tool is installed, always requires it.")
     serve_after_units: tuple[str, ...] = Field(default=(), description="Units the engine needs first (After= and Requires=), e.g. the weights decrypt service of an encrypted model.")

@@ -56,11 +56,12 @@ EXCEPTION_LINE = r"^([A-Za-z_][A-Za-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*(Error|Exceptio
 EXCEPTION_SCAN_LINES = 2000
 
 
-def start_command(host_name: str, unit: str, action: str, journal_lines: int = 30) -> StringCommand:
-    """``systemctl start|restart UNIT``; when that fails: ``<host>: <unit> did not start`` and
-    the unit's last journal lines on stderr, exit 1."""
+def start_command(host_name: str, unit: str, action: str, journal_lines: int = 30,
+                  with_units: tuple[str, ...] = ()) -> StringCommand:
+    """``systemctl start|restart [WITH_UNITS...] UNIT`` (one transaction); when that fails:
+    ``<host>: <unit> did not start`` and the unit's last journal lines on stderr, exit 1."""
     return StringCommand(
-        "systemctl", action, QuoteString(unit), "||", "{", "rc=$?;",
+        "systemctl", action, *(QuoteString(other) for other in with_units), QuoteString(unit), "||", "{", "rc=$?;",
         "printf", QuoteString("%s (systemctl %s exited %s); its last %s journal lines:\\n"),
         QuoteString(f"{host_name}: {unit} did not start"), action, '"$rc"', str(journal_lines), ">&2;",
         "journalctl", "--no-pager", "-o", "cat", "-n", str(journal_lines), "-u", QuoteString(unit), ">&2;",
@@ -74,7 +75,7 @@ def start_command(host_name: str, unit: str, action: str, journal_lines: int = 3
 
 
 @operation()
-def engine_running(unit: str, restarted: bool = False, journal_lines: int = 30):
+def engine_running(unit: str, restarted: bool = False, journal_lines: int = 30, restart_with: tuple[str, ...] = ()):
     """
     Ensure the engine's unit is running: started when it is not, restarted when asked (its
     unit or software changed). A start that fails fails the host with the unit's last journal
@@ -83,6 +84,8 @@ def engine_running(unit: str, restarted: bool = False, journal_lines: int = 30):
     + unit: the engine's systemd unit
     + restarted: restart it when it runs already
     + journal_lines: how many journal lines to report when it does not start
+    + restart_with: units restarted in the same transaction when it is restarted (the decrypt
+      unit of an encrypted release: a new release must be decrypted before the engine loads it)
 
     **Example:**
 
@@ -94,4 +97,5 @@ def engine_running(unit: str, restarted: bool = False, journal_lines: int = 30):
     if running and not restarted:
         host.noop(f"service {unit} is running")
         return
-    yield start_command(host.name, unit, "restart" if running else "start", journal_lines)
+    yield start_command(host.name, unit, "restart" if running or restarted else "start", journal_lines,
+                        with_units=restart_with if restarted else ())

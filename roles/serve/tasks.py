@@ -96,9 +96,13 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
     if config.serve_enabled:
         # A start that fails (the health wait sees the engine die) fails this host with the
         # unit's last journal lines.
+        # The unit names the weights revision it serves (its model path, its weights check):
+        # publishing another revision changes it, so the engine restarts onto what was deployed.
+        managed_encrypted = weights.weights_encrypt and not config.serve_model_path
         engine_running(
             name=f"Ensure {engine.UNIT} is serving", unit=engine.UNIT,
             restarted=unit.changed or changed or ray_head_changed,
+            restart_with=(engine.decrypt_unit(deployment.deepseek_model),) if managed_encrypted else (),
         )
 
 
@@ -153,7 +157,8 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
     return engine.EngineSettings(
         engine=deployment.deepseek_engine, plan=plan,
         model_path=config.serve_model_path or engine.default_model_path(
-            spec.hf_repo, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir),
+            spec.hf_repo, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir,
+            revision=weights.weights_revision),
         served_model_name=config.serve_served_model_name or spec.hf_repo,
         host=config.serve_listen_address, port=config.serve_port, install=config.serve_install_method,
         image=config.serve_container_image, container_args=config.serve_container_extra_args,
@@ -238,7 +243,8 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
     managed = not config.serve_model_path  # an overridden path is not the weights role's to check
     verify = weights_verify_command(
         config.serve_weights_verify if managed else "never",
-        engine.weights_check(model, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir),
+        engine.weights_check(model, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir,
+                             revision=weights.weights_revision),
     )
     if not managed and config.serve_weights_verify != "never":
         # A checkpoint placed outside the weights role: checked when it carries a manifest.

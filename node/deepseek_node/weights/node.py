@@ -104,7 +104,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     doc = check_current(Path(args.models_dir), args.model, full=args.full, rate_limit=args.rate_limit,
-                        decrypted=Path(args.decrypted) if args.decrypted else None)
+                        decrypted=Path(args.decrypted) if args.decrypted else None, revision=args.revision)
     _emit(doc)
     return EXIT_OK if doc["ok"] else EXIT_MISMATCH
 
@@ -181,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="also re-hash every byte")
     p.add_argument("--rate-limit", type=parse_size)
     p.add_argument("--decrypted", help="also check this decrypted copy (tmpfs) against the manifest")
+    p.add_argument("--revision", type=check_revision,
+                   help="the release the engine is set up to load: fail unless current is this release")
     p = command("verify-current", _verify_current, "full re-hash of every model's current release", model=False)
     p.add_argument("--rate-limit", type=parse_size, help="max read bytes/s, e.g. 200M")
     p = command("decrypt-current", _decrypt_current, "decrypt current into a tmpfs sized from the manifest")

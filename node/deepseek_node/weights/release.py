@@ -415,11 +415,17 @@ def rollback(models_dir: Path, slug: str) -> dict[str, Any]:
 
 
 def check_current(models_dir: Path, slug: str, *, full: bool = False, rate_limit: int | None = None,
-                  decrypted: Path | None = None) -> dict[str, Any]:
+                  decrypted: Path | None = None, revision: str | None = None) -> dict[str, Any]:
+    """Check the current release; ``revision``: the one the caller (the engine's unit) is set up
+    to load, which must be current: a unit rendered for another release refuses to start."""
     mdir = models_dir / slug
     current = current_revision(mdir)
     if current is None:
         return {"ok": False, "model": slug, "problems": [f"{mdir / CURRENT_LINK}: no current release"]}
+    if revision is not None and revision != current:
+        return {"ok": False, "model": slug, "revision": current, "problems": [
+            f"{mdir / CURRENT_LINK}: is release {current!r}, the engine is set up for {revision!r}: "
+            "publish that release first (deploy/weights.py), or deploy the engine for the current one"]}
     out = {"model": slug, "revision": current, **check_release(mdir / current, full=full, rate_limit=rate_limit)}
     if decrypted is not None and out["ok"]:
         manifest = load_manifest(mdir / current / MANIFEST_FILENAME)

@@ -66,7 +66,15 @@ class _Engine(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body.encode())
 
+    loaded = None  # the --model path the engine was started with (/v1/models root)
+
     def do_GET(self):
+        if self.path == "/v1/models" and _Engine.loaded:
+            # vLLM's shape: one card per served name, root the path it loaded.
+            self._send(200, json.dumps({"object": "list", "data": [{
+                "id": "m", "object": "model", "created": 1, "owned_by": "vllm", "root": _Engine.loaded,
+                "parent": None, "max_model_len": 4096}]}))
+            return
         self._send(200 if self.path == "/health" else 404, "{}")
 
     def do_POST(self):
@@ -95,6 +103,44 @@ def test_check_runs_every_gate_and_uses_the_gateway_key(fake_engine, tmp_path, c
                                                  "gate=gateway-completion"]
     assert out[0].startswith("SKIP") and all(line.startswith("PASS") for line in out[1:])
     assert _Engine.tokens[-1] == "Bearer sk-lab"
+
+
+def test_engine_weights_gate_asks_the_engine_which_release_it_loaded(fake_engine, tmp_path, capsys):
+    models = tmp_path / "org--m"
+    for revision in ("r1", "r2"):
+        (models / revision).mkdir(parents=True)
+    (models / "current").symlink_to("r2")
+    check = ["check", "--url", fake_engine, "--model", "m", "--skip-gpus", "CPU engine", "--timeout", "5",
+             "--expect-model-path", str(models / "r2")]
+    _Engine.loaded = str(models / "r2")
+    try:
+        assert engine_health.main(check) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split()[2] for line in lines][:3] == ["gate=gpus", "gate=engine-health", "gate=engine-weights"]
+        assert "serves release 'r2' (current)" in lines[2]
+        # The weights switched to r2 but the engine still serves what it loaded before.
+        _Engine.loaded = str(models / "r1")
+        assert engine_health.main(check) == 1
+        captured = capsys.readouterr()
+        assert f"gate engine-weights failed: the engine serves {models / 'r1'}, deployed is {models / 'r2'}" in captured.err
+        assert "engine-completion" not in captured.out  # stops at the first failure
+        # The engine serves the deployed r2, but current was rolled back to r1 under it.
+        _Engine.loaded = str(models / "r2")
+        (models / "current").unlink()
+        (models / "current").symlink_to("r1")
+        assert engine_health.main(check) == 1
+        assert "the engine serves release 'r2', the published current is 'r1'" in capsys.readouterr().err
+    finally:
+        _Engine.loaded = None
+
+
+def test_served_root_reads_the_card_of_the_served_model():
+    from deepseek_node.engine_health import served_root
+
+    body = json.dumps({"data": [{"id": "other", "root": "/x"}, {"id": "m", "root": "/m/r1"}]})
+    assert served_root(200, body, "m") == "/m/r1"
+    assert served_root(200, body, "absent") is None
+    assert served_root(500, body, "m") is None and served_root(200, "not json", "m") is None
 
 
 def test_unreachable_engine_fails_naming_host_and_gate(capsys):

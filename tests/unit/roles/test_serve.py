@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import jinja2
 import pytest
 from pydantic import ValidationError
@@ -240,3 +242,59 @@ def test_health_tool_is_the_wheels_console_script():
     tool = PurePosixPath(engine.HEALTH_TOOL)
     assert nodewheel.load_project().scripts[tool.name] == "deepseek_node.engine_health:main"
     assert str(tool.parent.parent) == engine.TOOLS_VENV
+
+
+def _role_unit(monkeypatch, revision: str | None, **weights) -> str:
+    """deepseek-engine.service as the role renders it on a CPU node for this weights revision
+    (engine_settings and unit_context, the role's own wiring; the node's hardware is empty)."""
+    import types
+
+    from deepseek_infra.hardware import Hardware
+    from roles.deployment import DeploymentDefaults
+    from roles.serve import tasks
+
+    monkeypatch.setattr(tasks, "host", types.SimpleNamespace(name="@docker/n1"))
+    monkeypatch.setattr(tasks, "hardware", lambda _host: Hardware())
+    config = ServeDefaults(serve_transformers_device="cpu")
+    deployment = DeploymentDefaults(deepseek_model=MODEL, deepseek_engine="transformers")
+    weights_config = WeightsDefaults(weights_revision=revision, **weights)
+    settings = tasks.engine_settings(config, deployment, weights_config)
+    context = tasks.unit_context(config, settings, engine.render_launch(settings), weights_config, MODEL)
+    return jinja2.Template(open(template_path("roles.serve", UNIT_PATH)).read()).render(**context)
+
+
+def test_a_weights_only_change_changes_the_unit_and_a_rerun_does_not(monkeypatch, tmp_path):
+    """The engine restarts when its unit changes (engine_running(restarted=unit.changed)): the
+    unit names the revision it serves, so a new weights_revision alone restarts the engine, and
+    the same revision renders the same bytes (a no-op run restarts nothing)."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.operation import add_op
+    from pyinfra.api.operations import run_ops
+
+    from deepseek_infra.operations.sync import file_synced
+
+    lab1, again, lab2 = (_role_unit(monkeypatch, r) for r in ("lab-1", "lab-1", "lab-2"))
+    slug = engine.model_slug(MODEL)
+    assert f"engine_server --model /var/lib/deepseek/models/{slug}/lab-2 " in lab2  # what it loads
+    assert f"check --models-dir /var/lib/deepseek/models --model {slug} --revision lab-2;" in lab2  # its gate
+    assert "lab-1" not in lab2
+    assert lab1 == again
+    # What the role's restart decision reads: file_synced(...).changed on a real pyinfra run.
+    dest = tmp_path / engine.UNIT
+    changed = []
+    for text in (lab1, again, lab2):
+        state = State(Inventory((["@local"], {})), Config())
+        connect_all(state)
+        meta = add_op(state, file_synced, src=StringIO(text), dest=str(dest))
+        local = state.inventory.get_host("@local")
+        changed.append(meta[local].changed)
+        run_ops(state)
+    assert changed == [True, False, True]
+
+
+def test_no_pinned_revision_keeps_the_current_link_and_encrypted_weights_their_decrypted_copy(monkeypatch):
+    slug = engine.model_slug(MODEL)
+    assert f"/var/lib/deepseek/models/{slug}/current" in _role_unit(monkeypatch, None)
+    encrypted = _role_unit(monkeypatch, "lab-2", weights_encrypt=True, weights_key="env:K")
+    assert f"/run/deepseek/models/{slug}" in encrypted and "--revision lab-2" in encrypted

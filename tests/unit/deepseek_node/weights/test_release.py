@@ -174,6 +174,22 @@ def test_check_finds_a_truncated_file_fast_and_a_flipped_byte_in_full(tmp_path, 
     assert tool(["check", "--models-dir", str(tmp_path), "--model", SLUG]) == 1
 
 
+def test_check_with_a_revision_refuses_a_unit_rendered_for_another_release(tmp_path, mirror, capsys):
+    for revision in ("r1", "r2"):
+        assert fetch_release(tmp_path, mirror, revision).ok
+        place(tmp_path, SLUG, revision, group=GROUP)
+    check = ["check", "--models-dir", str(tmp_path), "--model", SLUG]
+    assert tool([*check, "--revision", "r2"]) == 0
+    capsys.readouterr()
+    assert tool([*check, "--revision", "r1"]) == 1  # the engine set up for r1, but r2 is published
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["revision"] == "r2" and "is release 'r2', the engine is set up for 'r1'" in doc["problems"][0], doc
+    rollback(tmp_path, SLUG)
+    assert tool([*check, "--revision", "r1"]) == 0
+    with pytest.raises(SystemExit):  # not a revision: refused by the parser
+        tool([*check, "--revision", "../r1"])
+
+
 def test_receive_batches_and_parts(tmp_path):
     import io
     import tarfile
