@@ -197,22 +197,6 @@ def node_role(nodes: int, rank: int) -> Role:
     return "head" if rank == 0 else "worker"
 
 
-def replica_position(host_names: Sequence[str], host_name: str, nodes: int) -> tuple[int, str]:
-    """(rank, head host) of ``host_name`` when consecutive hosts form replicas of ``nodes`` nodes.
-
-    >>> replica_position(["a", "b", "c", "d"], "d", 2)
-    (1, 'c')
-    """
-    if host_name not in host_names:
-        raise EngineConfigError(f"{host_name}: not among the serving hosts {list(host_names)}")
-    if len(host_names) % nodes:
-        raise EngineConfigError(
-            f"deepseek_nodes: {len(host_names)} serving hosts do not split into replicas of {nodes} nodes"
-        )
-    index = list(host_names).index(host_name)
-    return index % nodes, host_names[index - index % nodes]
-
-
 def _python(install: str) -> str:
     return f"{VENV_DIR}/bin/python" if install == "venv" else "python3"
 

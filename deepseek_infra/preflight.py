@@ -69,6 +69,7 @@ class PreflightReport:
     gpus: GpuSummary
     checks: list[Check] = field(default_factory=list)
     plan: ServingPlan | None = None
+    replica: str | None = None  # "replica 'r1' (a head, b)" for a host of a multi-node replica
 
     @property
     def passed(self) -> bool:
@@ -80,7 +81,7 @@ class PreflightReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "host": self.host, "model": self.model, "engine": self.engine, "passed": self.passed,
+            "host": self.host, "replica": self.replica, "model": self.model, "engine": self.engine, "passed": self.passed,
             "gpus": asdict(self.gpus),
             "checks": [asdict(check) for check in self.checks],
             "plan": asdict(self.plan) if self.plan else None,
@@ -90,7 +91,8 @@ class PreflightReport:
         rows = [("check", "needed", "found", "verdict")]
         rows += [(c.name, c.needed, c.found, c.verdict.upper()) for c in self.checks]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = [f"preflight {self.host}: {self.model} on {self.engine}: {'PASS' if self.passed else 'FAIL'}"]
+        where = f"{self.host} ({self.replica})" if self.replica else self.host
+        lines = [f"preflight {where}: {self.model} on {self.engine}: {'PASS' if self.passed else 'FAIL'}"]
         lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
         plan_reason = self.plan.reason if self.plan else None
         lines += [f"  - {c.name}: {c.detail}" for c in self.checks

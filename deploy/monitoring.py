@@ -1,6 +1,7 @@
 """Prometheus for the whole fleet: `pyinfra inventories/prod.py deploy/monitoring.py`.
 
-Scrape targets come from every host of the inventory (their exporters settings); hosts in
+Scrape targets come from every host of the inventory (their exporters settings; engine and
+gateway on replica heads only, every serving host labelled with its replica); hosts in
 the `monitoring` group get Debian's prometheus with the generated prometheus.yml, rules
 and dashboard. For your own Prometheus, write the files locally and change no host:
 
@@ -14,16 +15,17 @@ from pyinfra import host, logger
 from deepseek_infra.monitoring import host_label
 from deepseek_infra.runcache import run_cache
 from roles.monitoring import tasks as monitoring
-from roles.settings import settings_for
+from roles.settings import replica_for, settings_for
 
 config = settings_for(host).monitoring
-targets = [
-    monitoring.scrape_host(
+targets = []
+for member in host.state.inventory:
+    replica = replica_for(member) if monitoring.GPU_GROUP in member.groups else None
+    targets.append(monitoring.scrape_host(
         host_label(member.name), member.data.get("ssh_hostname") or host_label(member.name),
         settings_for(member).exporters, monitoring.GPU_GROUP in member.groups,
-    )
-    for member in host.state.inventory
-]
+        replica=replica.name if replica else None, head=replica is None or replica.is_head(member.name),
+    ))
 fleet = monitoring.fleet_files(targets, config)
 
 if config.monitoring_output_dir:

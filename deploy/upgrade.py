@@ -4,15 +4,16 @@
         --set weights_manifest=/path/lab-2/MANIFEST.dsw.json \\
         --batch-size 1 --canary 1 --max-fail 0 --report upgrade.json
 
-Per batch (canary hosts first, then ``--batch-size`` hosts at a time; a count or ``25%``):
-drain each host's gateway (``deepseek-gateway drain --wait``, after ``--lb-drain CMD`` on
+The unit is the replica (``deepseek_replica``; a host of its own by default): per batch
+(canary replicas first, then ``--batch-size`` replicas at a time; a count or ``25%``), all
+hosts of a replica together: drain each head's gateway (``deepseek-gateway drain --wait``, after ``--lb-drain CMD`` on
 this controller), apply the deploy files (default ``deploy/full.py``; name per-role files
 such as ``deploy/weights.py deploy/serve.py`` to apply only those roles) with the
 ``--set`` overrides, reboot hosts a role marked reboot-required (``deploy/reboot.py``;
 containers are reported, never rebooted), run the health gates (``deploy/health.py``),
-then re-admit (``drain --resume``, then ``--lb-admit CMD``). Once more hosts failed than
-``--max-fail`` (a count or a percentage) the rollout stops and the failed hosts are rolled
-back: the same deploy files with the inventory's own data (the previous revision and
+then re-admit (``drain --resume``, then ``--lb-admit CMD``). A host that fails fails its
+replica. Once more replicas failed than ``--max-fail`` (a count or a percentage) the rollout
+stops and every host of the failed replicas is rolled back: the same deploy files with the inventory's own data (the previous revision and
 engine settings) plus ``--rollback-set`` (e.g. ``weights_action=rollback``); hosts not
 started stay untouched. ``--host-set HOST:KEY=VALUE`` overrides data for one host only.
 
@@ -35,7 +36,7 @@ import json
 
 from fleet.audit import configure_logging, parse_data
 from fleet.rollout import RolloutError, load_or_start, target_key
-from fleet.upgrade import UpgradeSpec, execute, inventory_hosts, validate
+from fleet.upgrade import UpgradeSpec, execute, inventory_hosts, inventory_units, validate
 
 
 def host_data(pairs: list[str]) -> dict[str, dict]:
@@ -55,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="host data of the upgrade (every host)")
     parser.add_argument("--host-set", action="append", default=[], metavar="HOST:KEY=VALUE", help="host data of the upgrade, one host")
     parser.add_argument("--rollback-set", action="append", default=[], metavar="KEY=VALUE", help="host data of the rollback run")
-    parser.add_argument("--batch-size", default="1", help="hosts per batch: a count or a percentage (default 1)")
-    parser.add_argument("--canary", default="1", help="hosts of the first, canary batch: count or percentage, 0 for none (default 1)")
-    parser.add_argument("--max-fail", default="0", help="failed hosts tolerated before stopping: count or percentage (default 0)")
+    parser.add_argument("--batch-size", default="1", help="replicas per batch: a count or a percentage (default 1)")
+    parser.add_argument("--canary", default="1", help="replicas of the first, canary batch: count or percentage, 0 for none (default 1)")
+    parser.add_argument("--max-fail", default="0", help="failed replicas tolerated before stopping: count or percentage (default 0)")
     parser.add_argument("--drain-wait", type=float, default=30, help="seconds the gateway waits for in-flight requests (default 30)")
-    parser.add_argument("--lb-drain", help="controller command run per host before draining ({host} is replaced)")
-    parser.add_argument("--lb-admit", help="controller command run per host after re-admitting ({host} is replaced)")
+    parser.add_argument("--lb-drain", help="controller command run per replica head before draining ({host} is replaced)")
+    parser.add_argument("--lb-admit", help="controller command run per replica head after re-admitting ({host} is replaced)")
     parser.add_argument("--limit", action="append", default=[], metavar="HOST_OR_GROUP", help="upgrade only these hosts or groups")
     parser.add_argument("--report", default="upgrade-report.json", help="JSON report path (default upgrade-report.json)")
     parser.add_argument("--state", help="state file for resuming (default: REPORT.state.json)")
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RolloutError(f"--host-set: {', '.join(unknown)} not in this rollout's hosts {hosts}")
         validate(spec)
         key = target_key(args.deploy, spec.data, spec.host_data)
-        rollout = load_or_start(state_path, key, hosts, args.batch_size, args.canary, args.max_fail)
+        units = inventory_units(spec, hosts)
+        rollout = load_or_start(state_path, key, hosts, args.batch_size, args.canary, args.max_fail, units)
     except (RolloutError, SystemExit, Exception) as error:  # noqa: BLE001  refused before any host was changed
         print(f"upgrade refused, no host was changed: {error}", file=sys.stderr)
         return 2

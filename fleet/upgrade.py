@@ -1,6 +1,9 @@
 """Rolling upgrade driver: runs the plan of ``fleet/rollout.py`` through pyinfra's API.
 
-Per batch, each step is one pyinfra run limited to the batch's hosts (the inventory and
+A batch is whole replicas (fleet/rollout.py): every host of a replica is drained, applied,
+gated and re-admitted in the same runs, a host failing a step fails its replica's other hosts
+with it, and a rollback puts all of them back. Load-balancer hooks run for replica heads
+(the hosts with a gateway). Per batch, each step is one pyinfra run limited to the batch's hosts (the inventory and
 deploy files loaded exactly as the CLI does, via ``pyinfra_cli``): drain the gateway
 (``deepseek-gateway drain --wait N``; an optional load-balancer hook runs on the
 controller first), apply the selected deploy files with the upgrade's data overrides,
@@ -36,9 +39,10 @@ from pyinfra_cli.inventory import make_inventory
 from pyinfra_cli.util import load_deploy_file
 
 from fleet.audit import cli_context
-from fleet.rollout import RolloutState
+from fleet.rollout import RolloutError, RolloutState
 from deepseek_node.paths import MODELS_DIR
-from roles.settings import validate_inventory
+from deepseek_infra.replicas import ReplicaError
+from roles.settings import replica_plan, validate_inventory
 
 GATEWAY_CLI = "deepseek-gateway"
 # What "before" and "after" record per host: every model's current weights release.
@@ -98,6 +102,32 @@ def inventory_hosts(spec: UpgradeSpec) -> list[str]:
     for pattern in spec.limit:
         chosen |= {host.name for host in inventory.get_group(pattern, default=[])}
     return [name for name in names if name in chosen]
+
+
+def inventory_units(spec: UpgradeSpec, hosts: list[str]) -> list[tuple[str, list[str]]]:
+    """The rollout's replicas as (name, hosts head first), in the order of ``hosts``; a host
+    that serves nothing (not in gpu_nodes) is a unit of its own. A ``limit`` that takes only
+    part of a replica is refused: a replica is upgraded as one."""
+    state, config, cwd = cli_context()
+    inventory = make_inventory(spec.inventory, cwd=cwd, override_data=spec.data)
+    ctx_inventory.set(inventory)
+    state.init(inventory, config)
+    try:
+        plan = replica_plan(state, validate_inventory(state))
+    except ReplicaError as error:
+        raise RolloutError(f"inventory: {error}") from None
+    units: dict[str, list[str]] = {}
+    for host in hosts:
+        replica = plan.get(host)
+        if replica is None:
+            units[host] = [host]
+            continue
+        missing = [member for member in replica.hosts if member not in hosts]
+        if missing:
+            raise RolloutError(f"limit: {replica.describe()} is upgraded as one, and this rollout leaves out "
+                               f"{', '.join(missing)}: limit to all its hosts or none")
+        units.setdefault(replica.name, list(replica.hosts))
+    return list(units.items())
 
 
 def run_step(spec: UpgradeSpec, hosts: list[str], deploy_files: Iterable[str] = (),
@@ -217,18 +247,27 @@ def _batch(spec: UpgradeSpec, rollout: RolloutState, hosts: list[str], data: dic
             if error and host in live:
                 failed[host] = (name, error)
                 log(f"  {host}: {name} FAILED: {error}")
+        for host in list(failed):  # a replica fails as one: its other hosts stop here too
+            replica = rollout.replica_of(host)
+            for sibling in rollout.hosts_of(replica):
+                if sibling in live and sibling not in failed:
+                    failed[sibling] = (name, f"replica {replica}: {host} failed {name}")
+                    log(f"  {sibling}: {name} FAILED with its replica {replica}")
         live = [host for host in live if host not in failed]
         for host in live:
             log(f"  {host}: {name} ok")
 
+    def heads() -> list[str]:  # the load balancer knows replica heads (gateways) only
+        return [host for host in live if rollout.hosts_of(rollout.replica_of(host))[0] == host]
+
     for name, run in (
-        ("lb-drain", lambda: _hook(spec.lb_drain, live, log)),
+        ("lb-drain", lambda: _hook(spec.lb_drain, heads(), log)),
         ("drain", lambda: run_step(spec, live, ops=gateway_op("drain", spec.drain_wait_s))),
         ("apply", lambda: run_step(spec, live, spec.deploy_files, data, host_data)),
         ("reboot", lambda: run_step(spec, live, ["deploy/reboot.py"], data, host_data)),
         ("health", lambda: run_step(spec, live, ["deploy/health.py"], data, host_data)),
         ("resume", lambda: run_step(spec, live, ops=gateway_op("resume", 0))),
-        ("lb-admit", lambda: _hook(spec.lb_admit, live, log)),
+        ("lb-admit", lambda: _hook(spec.lb_admit, heads(), log)),
     ):
         if not live:
             break
@@ -249,7 +288,8 @@ def _batch(spec: UpgradeSpec, rollout: RolloutState, hosts: list[str], data: dic
 
 
 def rollback(spec: UpgradeSpec, rollout: RolloutState, save: Callable[[], None], log) -> None:
-    """Put the failed hosts back on what they ran: the inventory's own data plus rollback_data."""
+    """Put the failed hosts (every host of a failed replica) back on what they ran: the
+    inventory's own data plus rollback_data."""
     hosts = rollout.rollback_candidates()
     if not hosts:
         return

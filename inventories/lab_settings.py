@@ -60,8 +60,16 @@ weights_manifest = str(weights_mirror.manifest_path())
 # The weights tool's wheels, downloaded once on the lab host (nodes reach no package index).
 weights_wheelhouse = str(weights_mirror.wheelhouse_dir())
 
-# The engine serves lab/tiny_model.py's random DeepSeek-V3-architecture checkpoint (placed by `python -m lab.tiny_model place`).
-serve_model_path = tiny_model.node_current_path()
+# Where the engine's weights come from: "placed" (default), lab/tiny_model.py's checkpoint that
+# `python -m lab up` copies onto each node; or "role", the production path: the weights role
+# places the lab model's release from the mirror (published loadable: weights-mirror up
+# --loadable-revision) and the engine loads that release of weights_revision.
+_LAB_WEIGHTS = os.environ.get("DEEPSEEK_LAB_WEIGHTS", "placed")
+if _LAB_WEIGHTS not in ("placed", "role"):
+    raise SystemExit(f"inventories/lab_settings.py: DEEPSEEK_LAB_WEIGHTS: expected placed or role, found {_LAB_WEIGHTS!r}")
+if _LAB_WEIGHTS == "placed":
+    # The engine serves lab/tiny_model.py's random DeepSeek-V3-architecture checkpoint (placed by `python -m lab.tiny_model place`).
+    serve_model_path = tiny_model.node_current_path()
 # ... under its own, clearly fake name, never the catalog model's.
 serve_served_model_name = tiny_model.REPO_ID
 # The lab's torch is the CPU build: the transformers engine runs on the CPU even where GPUs are simulated.

@@ -7,7 +7,8 @@
 Groups the collection reads:
   gpu_nodes  every GPU server that serves the model
   ib_fabric  the GPU servers on the InfiniBand fabric (RDMA, nvidia-peermem)
-Group-wide settings go in group_data/<group>.py; per-host settings in the host's dict
+Hosts that serve one replica together (deepseek_nodes > 1) name it in deepseek_replica
+(README, "Multi-node replicas"). Group-wide settings go in group_data/<group>.py; per-host settings in the host's dict
 below. Every key is validated before any host is changed (see README, "Variables").
 """
 

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     weights.add_argument("action", choices=("up", "down", "generate"))
     weights.add_argument("directory", nargs="?", help="generate: where to write the checkpoint")
     weights.add_argument("--revision", action="append", help="revision(s) to publish (default lab-1)")
+    weights.add_argument("--loadable-revision", action="append", default=[],
+                         help="revision(s) to publish as the tiny V3-layout checkpoint the engines load")
     weights.add_argument("--model", default=None, help="repo id (default: the lab inventory's model)")
     weights.add_argument("--shard-mib", type=int, default=8, help="size of the big shard, MiB")
     weights.add_argument("--bench-gib", type=float, default=0, help="also publish revision 'bench' of this size")
@@ -89,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from lab import weights_mirror
 
             model = args.model or weights_mirror.LAB_MODEL
-            revisions = tuple(args.revision or weights_mirror.LAB_REVISIONS)
+            loadable = tuple(args.loadable_revision)
+            revisions = tuple(args.revision or ([] if loadable else weights_mirror.LAB_REVISIONS))
             if args.action == "up":
-                weights_mirror.up(revisions, model, args.shard_mib, args.bench_gib)
+                weights_mirror.up(revisions, model, args.shard_mib, args.bench_gib, loadable=loadable)
             elif args.action == "down":
                 weights_mirror.down()
             elif not args.directory:

@@ -5,7 +5,10 @@
     python -m lab weights-mirror down
 
 ``up`` generates small synthetic checkpoints (a few JSON files, one multi-MB shard of
-random bytes, a small second shard, a nested file) with their SHA-384 manifest, builds the
+random bytes, a small second shard, a nested file) with their SHA-384 manifest, and with
+``--loadable-revision R`` publishes lab/tiny_model.py's DeepSeek-V3-layout checkpoint, which
+the engines load, as the lab model at revision R (so the weights role places what the engine
+serves: DEEPSEEK_LAB_WEIGHTS=role in inventories/lab_settings.py); it builds the
 weights tool's wheelhouse, and runs ``lab/weights_mirror_server.py`` in a container from
 the lab node image on the fleet's network, so nodes reach it as
 ``http://<fleet>-weights:8080``: plain layout ``/<repo>/<revision>/<file>`` and Hugging
@@ -84,6 +87,24 @@ def generate_checkpoint(dest: Path, model: str, revision: str, shard_mib: int = 
     return dest
 
 
+def publish_loadable(dest: Path, model: str, revision: str, log=print) -> Path:
+    """Publish the tiny V3-layout checkpoint (its files as built, its own manifest for
+    ``model@revision``) at ``dest``: a release an engine really loads."""
+    import shutil
+
+    from lab import tiny_model
+
+    source = tiny_model.build(log=log)
+    marker = dest / ".tiny-source"
+    if (dest / MANIFEST_FILENAME).exists() and marker.exists() and marker.read_text().strip() == source.name:
+        return dest  # this build, published already (a synthetic checkpoint of the same revision is replaced)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(MANIFEST_FILENAME, ".complete"))
+    (dest / ".tiny-source").write_text(source.name + "\n")  # which build, listed in the manifest like the rest
+    save_manifest(build_manifest(dest, model, revision), dest / MANIFEST_FILENAME)
+    return dest
+
+
 def generate_large(dest: Path, model: str, revision: str, total_gib: float, shards: int = 8) -> Path:
     """Benchmark data: ``shards`` random shards totalling ``total_gib`` GiB, plus manifest."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -129,7 +150,7 @@ def wheelhouse_dir(log=print) -> Path:
 
 
 def up(revisions: tuple[str, ...] = LAB_REVISIONS, model: str = LAB_MODEL, shard_mib: int = 8,
-       bench_gib: float = 0, log=print) -> str:
+       bench_gib: float = 0, log=print, loadable: tuple[str, ...] = ()) -> str:
     """Generate the checkpoints and run the mirror container; return its URL."""
     ensure_daemon(STATE_DIR)
     image = ensure_image(log=log)
@@ -138,6 +159,9 @@ def up(revisions: tuple[str, ...] = LAB_REVISIONS, model: str = LAB_MODEL, shard
     for revision in revisions:
         generate_checkpoint(checkpoint_dir(model, revision), model, revision, shard_mib)
         log(f"{MIRROR_NAME}: {model}@{revision} at {checkpoint_dir(model, revision)}")
+    for revision in loadable:
+        publish_loadable(checkpoint_dir(model, revision), model, revision, log=log)
+        log(f"{MIRROR_NAME}: {model}@{revision} (the tiny V3-layout checkpoint) at {checkpoint_dir(model, revision)}")
     if bench_gib:
         generate_large(checkpoint_dir(model, "bench"), model, "bench", bench_gib)
     wheelhouse_dir(log=log)

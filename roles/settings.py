@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, get_type_hints
 from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
+from deepseek_infra.replicas import Replica, ReplicaError, ReplicaMember, plan_replicas
 from deepseek_infra.runcache import cached, run_cache
 from roles.base.defaults import BaseDefaults
 from roles.cuda.defaults import CudaDefaults
@@ -34,6 +35,9 @@ from roles.weights.defaults import WeightsDefaults
 from roles.reboot.defaults import RebootDefaults
 from roles.serve.defaults import ServeDefaults
 from roles.tuning.defaults import TuningDefaults
+
+#: The hosts that serve (GPUs, engine, gateway); without this group, every host of the inventory.
+SERVING_GROUP = "gpu_nodes"
 
 if TYPE_CHECKING:
     from pyinfra.api.host import Host
@@ -91,10 +95,39 @@ def validate_inventory(state: State) -> dict[str, HostSettings]:
             )
     if problems:
         raise DeployError(str(HostDataError(problems)))
+    try:
+        replica_plan(state, settings)
+    except ReplicaError as error:
+        raise DeployError(f"inventory: {error}") from None
     return settings
+
+
+def serving_hosts(state: State) -> list[str]:
+    """The serving hosts' names in inventory order."""
+    group = state.inventory.get_group(SERVING_GROUP, default=None)
+    return [member.name for member in (group if group else state.inventory)]
+
+
+def replica_plan(state: State, settings: dict[str, HostSettings]) -> dict[str, Replica]:
+    """Serving host -> its replica (deepseek_infra/replicas.py), from the validated settings."""
+    members = []
+    for name in serving_hosts(state):
+        host_settings = settings[name]
+        deployment = host_settings.deployment
+        members.append(ReplicaMember(name, deployment.deepseek_nodes, deployment.deepseek_replica,
+                                     host_settings.serve.serve_node_rank, deployment.deepseek_model))
+    return plan_replicas(members)
 
 
 def settings_for(host: Host) -> HostSettings:
     """The validated settings of ``host``; validates the whole inventory once per run."""
     settings = cached(run_cache(host.state, "settings"), "inventory", lambda: validate_inventory(host.state))
     return settings[host.name]
+
+
+def replica_for(host: Host) -> Replica | None:
+    """The replica ``host`` serves in; None for a host that serves nothing (not a serving host)."""
+    cache = run_cache(host.state, "settings")
+    settings = cached(cache, "inventory", lambda: validate_inventory(host.state))
+    plan = cached(cache, "replicas", lambda: replica_plan(host.state, settings))
+    return plan.get(host.name)

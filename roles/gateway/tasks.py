@@ -8,6 +8,16 @@ the node), the inventory's users/grants/key hashes (seed file, applied with
 ``deepseek-gateway seed``), logrotate for the request log, and a hardened systemd unit.
 The service restarts only when its software, configuration, certificate or unit changed.
 
+Gateways run on replica heads only (deepseek_infra/replicas.py): the head's engine has
+the API, a worker of a multi-node replica has none, so a worker gets no gateway (one
+installed earlier is stopped and disabled), never one that answers 502. Clients reach the
+replicas through the site's front load balancer (HAProxy, F5, a cloud LB: any that health
+checks ``https://<head>:8443/health``, which turns 503 while the gateway drains), which
+spreads them over the heads; deploy/upgrade.py's ``--lb-drain``/``--lb-admit`` hooks take
+a replica out of it during its upgrade. Why not a gateway that forwards to other nodes'
+replicas: each gateway's health then says exactly whether its replica serves, and a request
+crosses no second proxy hop.
+
 Draining for rolling upgrades (the fleet-operations side): ``deepseek-gateway drain
 --wait 120`` on the node (health turns 503, in-flight requests finish), then upgrade and
 restart; or just ``systemctl restart deepseek-gateway``, whose SIGTERM drains for up to
@@ -33,6 +43,7 @@ from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway.defaults import GatewayDefaults
 from roles.gateway.policy import read_keys_file, seed_document
+from roles.settings import replica_for
 
 SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
 VENV = f"{SOFTWARE_DIR}/venv"  # deepseek-node[gateway]
@@ -84,6 +95,10 @@ def node_config(config: GatewayDefaults, deployment: DeploymentDefaults) -> Gate
 
 @deploy("gateway: install")
 def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
+    replica = replica_for(host)
+    if replica is not None and not replica.is_head(host.name):
+        _none_on_worker(replica.describe())
+        return
     settings = node_config(config, deployment)
     apt.packages(name="Ensure the gateway's system packages are installed", packages=list(PACKAGES))
     for path, owner, group, mode in DIRECTORIES:
@@ -110,6 +125,15 @@ def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
         name=f"Ensure {UNIT} is enabled and running", service=UNIT, enabled=True, running=True,
         daemon_reload=unit.changed, restarted=software or conf.changed or tls or unit.changed,
     )
+
+
+def _none_on_worker(replica: str) -> None:
+    """A worker has no engine API to front: no gateway there, and one left from before is stopped."""
+    if host.get_fact(File, path=UNIT_FILE):
+        systemd.service(name=f"Ensure {UNIT} is stopped and disabled on {host.name}, a worker of {replica}",
+                        service=UNIT, enabled=False, running=False)
+    else:
+        host.noop(f"{host.name} is a worker of {replica}: no gateway (the head's serves the replica)")
 
 
 def software_requirements(config: GatewayDefaults) -> tuple[str, ...]:

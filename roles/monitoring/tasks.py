@@ -41,14 +41,20 @@ def dashboard() -> str:
     return (resources(__package__) / "files" / DASHBOARD).read_text()
 
 
-def scrape_host(label: str, address: str, exporters: ExportersDefaults, gpu_node: bool) -> ScrapeHost:
+def scrape_host(label: str, address: str, exporters: ExportersDefaults, gpu_node: bool,
+                replica: str | None = None, head: bool = True) -> ScrapeHost:
+    """One host's targets. The engine and gateway are scraped on replica heads only: a worker
+    of a multi-node replica serves no API (never an EngineDown or GatewayDown of its own);
+    its node and GPU exporters are, with the replica's name as a label."""
+    serves_api = gpu_node and head
     return ScrapeHost(
         name=label, address=exporters.exporters_scrape_address or address,
         node_port=exporters.exporters_node_exporter_port,
         dcgm_port=exporters.exporters_dcgm_exporter_port if gpu_node and exporters.exporters_dcgm_enabled else None,
-        engine_port=exporters.exporters_engine_relay_port if gpu_node else None,
-        gateway_port=exporters.exporters_gateway_port if gpu_node else None,
+        engine_port=exporters.exporters_engine_relay_port if serves_api else None,
+        gateway_port=exporters.exporters_gateway_port if serves_api else None,
         gateway_path=exporters.exporters_gateway_metrics_path,
+        labels={"replica": replica} if replica else {},
     )
 
 

@@ -8,6 +8,7 @@ changes anything. Runs unchanged with ``--dry``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pyinfra import host, logger
@@ -24,6 +25,7 @@ from roles.tuning import tasks as tuning
 from roles.tuning.defaults import TuningDefaults
 from roles.deployment import DeploymentDefaults
 from roles.preflight.defaults import PreflightDefaults
+from roles.settings import replica_for
 
 
 def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults) -> Requirements:
@@ -59,12 +61,17 @@ def check(config: PreflightDefaults, deployment: DeploymentDefaults, tuning_conf
         deployment.deepseek_engine,
         requirements_from(config, deployment),
     )
+    replica = replica_for(host)
+    if replica is not None and len(replica.hosts) > 1:  # name the replica a failing host stops
+        report = replace(report, replica=replica.describe())
     _write_report(config, report)
     logger.info(report.render_table())
     logger.info(tuning.pinning_summary(tuning_config, deployment))  # what the tuning role will write
     if report.passed:
         return True
     reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" for c in report.failures)
+    if report.replica:
+        reasons += f"; {report.replica} cannot serve without it"
     if config.preflight_on_failure == "run":
         raise DeployError(f"{host.name}: preflight failed ({reasons}); no host was changed")
     preflight_gate(name="Ensure the host passed preflight", failures=reasons)

@@ -70,7 +70,7 @@ class ServeDefaults(RoleDefaults):
     serve_enabled: bool = Field(default=True, description="Enable and start the engine; False installs it stopped (e.g. before weights arrive).")
 
     # Multi-node replicas (deepseek_nodes > 1).
-    serve_node_rank: int | None = Field(default=None, ge=0, description="This node's rank in its replica; None: its position among the inventory's hosts.")
+    serve_node_rank: int | None = Field(default=None, ge=0, description="This node's rank in its replica (0: the head); None: its position among the replica's hosts in the inventory.")
     serve_head_address: str | None = Field(default=None, description="Cluster address of the replica's head node; None: the head host's serve_cluster_address.")
     serve_cluster_address: str | None = Field(default=None, description="This node's address on the cluster network (Ray/NCCL bootstrap); required for multi-node replicas.")
     serve_ray_requirements: tuple[str, ...] = Field(default=RAY_REQUIREMENTS, description="Pinned Ray added to the vLLM environment of a multi-node replica (in a complete lock: must be in serve_vllm_requirements).")

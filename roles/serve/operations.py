@@ -6,6 +6,7 @@ import hashlib
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files
 
@@ -36,19 +37,22 @@ def container_image(image: str, tarball: str | None = None, remote_dir: str = "/
         yield StringCommand("docker", "pull", "--quiet", QuoteString(image))
 
 
-@operation(is_idempotent=False)
-def gate(failure: str = "", passed: str = "ok"):
+@operation()
+def present_when_started(path: str, failure: str):
     """
-    Fail this host (and only it) with ``failure``; changes nothing either way.
+    Ensure ``path`` exists when the operations after this one run; changes nothing.
 
-    + failure: what is wrong, naming host and field; empty means pass (no command)
-    + passed: what the noop says when it passes
+    Present now: nothing to run. Absent now: an earlier role of the same run may still place
+    it (the weights role publishes a release the engine is to load), so the check runs on the
+    host, in order, and fails the host with ``failure`` when it is still missing.
+
+    + path: the file that must exist
+    + failure: what is wrong, naming host and field
     """
-    if failure:
-        yield StringCommand("echo", QuoteString(failure), ">&2", "&&", "exit", "1")
-    else:
-        host.noop(passed)
-
+    if host.get_fact(File, path=path):
+        host.noop(f"{path} is present")
+        return
+    yield StringCommand("test", "-e", QuoteString(path), "||", "{", "echo", QuoteString(failure), ">&2;", "exit", "1;", "}")
 
 
 # A Python traceback's last line ("ValueError: ...", "torch.OutOfMemoryError: ...").

@@ -32,13 +32,13 @@ from deepseek_node import paths
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.serve.defaults import ServeDefaults
-from roles.serve.operations import container_image, engine_running, gate
+from roles.serve.operations import container_image, engine_running, present_when_started
+from roles.settings import replica_for
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
 RAY_HEAD_UNIT_PATH = f"/etc/systemd/system/{engine.RAY_HEAD_UNIT}"
 WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
-SERVING_GROUP = "gpu_nodes"  # replicas are consecutive hosts of this group
 
 
 @deploy("serve: install")
@@ -81,13 +81,12 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
         **unit_context(config, settings, launch, weights, deployment.deepseek_model),
     )
     published = _published_path(config, weights, deployment.deepseek_model, settings.model_path)
-    gate(
-        name=f"Ensure the weights are published at {published}",
-        failure="" if host.get_fact(File, path=published) or not config.serve_enabled else (
-            f"{host.name}: serve_model_path: expected the model at {published}, found nothing; "
-            "publish the weights first (deploy/weights.py)"),
-        passed=f"{published} is present",
-    )
+    if config.serve_enabled:
+        present_when_started(
+            name=f"Ensure the weights are published at {published}", path=published,
+            failure=(f"{host.name}: serve_model_path: expected the model at {published}, found nothing; "
+                     "publish the weights first (deploy/weights.py)"),
+        )
     systemd.service(
         name=f"Ensure {engine.UNIT} is " + ("enabled" if config.serve_enabled else "installed, stopped"),
         service=engine.UNIT, enabled=config.serve_enabled, running=None if config.serve_enabled else False,
@@ -172,16 +171,13 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
 
 
 def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | None]:
-    if config.serve_node_rank is not None:
-        return config.serve_node_rank, config.serve_head_address or config.serve_cluster_address
-    group = host.inventory.get_group(SERVING_GROUP, [])
-    names = [member.name for member in group]
-    try:
-        rank, head_name = engine.replica_position(names, host.name, nodes)
-    except engine.EngineConfigError as error:
-        raise DeployError(f"{host.name}: {error}") from None
-    head = host.inventory.get_host(head_name)
-    return rank, config.serve_head_address or head.data.get("serve_cluster_address")
+    """This host's rank in its replica (roles/settings.py: replica_for) and the head's cluster address."""
+    replica = replica_for(host)
+    if replica is None:
+        raise DeployError(f"{host.name}: deepseek_nodes = {nodes} but the host is not a serving host "
+                          "(not in the gpu_nodes group): it belongs to no replica")
+    head = host.inventory.get_host(replica.head)
+    return replica.rank(host.name), config.serve_head_address or head.data.get("serve_cluster_address")
 
 
 def engine_requirements(config: ServeDefaults, engine_name: str, nodes: int = 1) -> tuple[str, ...]:

@@ -1,20 +1,23 @@
 """Lab integration of the rolling upgrade (deploy/upgrade.py) on a six-node fleet of its own.
 
 Only the roles a serving node needs run on it (base, weights, serve, gateway: no NVIDIA
-stack), all six nodes at once (pyinfra's parallelism). A client keeps sending real chat
-completions through the gateways (TLS, a lab API key) of the hosts a load balancer has
-admitted; the load balancer is lab/lb_backends.py, driven by the upgrade's own hooks
-(``--lb-drain``/``--lb-admit``): a host leaves the client's backend set before its gateway
-drains and comes back after it is re-admitted.
+stack), all six nodes at once (pyinfra's parallelism). The engines load what the weights
+role placed, as in production (``DEEPSEEK_LAB_WEIGHTS=role``): the lab mirror publishes the
+tiny DeepSeek-V3-layout checkpoint as releases lab-1, lab-2 and lab-3, and a synthetic
+release lab-broken (a config.json and random shards, nothing a model loads from). A client
+keeps sending real chat completions through the gateways (TLS, a lab API key) of the hosts
+a load balancer has admitted; the load balancer is lab/lb_backends.py, driven by the
+upgrade's own hooks (``--lb-drain``/``--lb-admit``): a host leaves the client's backend set
+before its gateway drains and comes back after it is re-admitted.
 
-1. Rollout of the engine (``serve_environment`` gains ``OMP_NUM_THREADS=1``: the unit
-   changes and every engine restarts with it) and of the weights release lab-1 -> lab-2:
-   canary 1, then batches of 50% (3, then 2). Zero failed requests; requests served while
-   each batch was out; the new setting in the running engine of every node; the report.
-2. Rollout to lab-3 with a fault on one host of the second batch (its engine pointed at a
-   checkpoint it cannot load): the apply step fails in seconds (the health wait sees the
-   engine process die), the rollout stops at max_fail=0, that host is rolled back to lab-2
-   and serves again through its gateway; the hosts of the last batch are untouched (same
+1. A weights-only rollout, lab-1 -> lab-2 (``weights_revision`` and its manifest, nothing
+   else): canary 1, then batches of 50% (3, then 2). Zero failed requests; requests served
+   while each batch was out; every engine was restarted and reports (``/v1/models``' root,
+   the engine's own word, not the symlink) that it serves lab-2; the report.
+2. Rollout to lab-3 with a fault on one host of the second batch (its release is
+   lab-broken): the apply step fails in seconds (the health wait sees the engine process
+   die), the rollout stops at max_fail=0, that host is rolled back and its engine serves
+   lab-2 again through its gateway; the hosts of the last batch are untouched (same
    release, same unit file, same engine process).
 
 The fleet is DEEPSEEK_LAB_UPGRADE_FLEET (default ``uplab``); a fleet that already runs is
@@ -58,13 +61,15 @@ MIRROR_DATA = Path(os.environ.get("DEEPSEEK_LAB_STATE", REPO / ".lab")) / "fleet
 # What a serving node needs, and what a release upgrade touches.
 SETUP = ("deploy/base.py", "deploy/weights.py", "deploy/serve.py", "deploy/gateway.py")
 ROLES = ("deploy/weights.py", "deploy/serve.py")
-# The engine change of the rollout: one more variable in the engine's environment.
-ENGINE_ENV = {"OMP_NUM_THREADS": "1"}
+# The engines load the weights role's release of weights_revision (inventories/lab_settings.py).
+LAB_ENV = {"DEEPSEEK_LAB_WEIGHTS": "role"}
+LOADABLE = ("lab-1", "lab-2", "lab-3")  # the tiny V3-layout checkpoint, published three times
+BROKEN = "lab-broken"  # synthetic: a config.json and random shards
 BATCHES = [HOSTS[:1], HOSTS[1:4], HOSTS[4:]]  # --canary 1 --batch-size 50%
 FAULTY = HOSTS[2]  # in the second batch
 
 
-run = partial(fleet_run, FLEET, timeout=1200)
+run = partial(fleet_run, FLEET, timeout=1200, env=LAB_ENV)
 
 
 def node(name: str, command: str, check: bool = True) -> str:
@@ -76,21 +81,36 @@ def current(name: str) -> str:
 
 
 def engine_process(name: str) -> dict[str, str]:
-    """The running engine as its unit and process show it: pid, start time, unit file hash, environment."""
-    pid = node(name, f"systemctl show -p MainPID --value {engine.UNIT}").strip()
-    environ = node(name, f"tr '\\0' '\\n' < /proc/{pid}/environ", check=False) if pid != "0" else ""
+    """The running engine as its unit shows it: pid, start time, unit file hash."""
     return {
-        "pid": pid,
+        "pid": node(name, f"systemctl show -p MainPID --value {engine.UNIT}").strip(),
         "started": node(name, f"systemctl show -p ExecMainStartTimestampMonotonic --value {engine.UNIT}").strip(),
         "unit": hashlib.sha256(node(name, f"cat /etc/systemd/system/{engine.UNIT}").encode()).hexdigest(),
-        "omp": next((line.split("=", 1)[1] for line in environ.splitlines() if line.startswith("OMP_NUM_THREADS=")), ""),
     }
+
+
+def served_release(name: str) -> str:
+    """The release the engine itself says it loaded: the last part of /v1/models' root."""
+    body = node(name, "python3 -c \"import urllib.request; "
+                      "print(urllib.request.urlopen('http://127.0.0.1:8000/v1/models', timeout=20).read().decode())\"",
+                check=False)
+    try:
+        cards = json.loads(body)["data"]
+    except (ValueError, KeyError, TypeError):
+        return f"no answer: {body[:200]!r}"
+    root = next((card.get("root", "") for card in cards if card.get("id") == tiny_model.REPO_ID), "")
+    assert root.startswith(f"{MODELS}/{SLUG}/"), f"{name}: the engine serves {root!r}, not a release of {SLUG}"
+    return root.rstrip("/").rsplit("/", 1)[-1]
 
 
 def release_data(revision: str, flag: str = "--set") -> list[str]:
     manifest = MIRROR_DATA / MODEL / revision / "MANIFEST.dsw.json"
-    return [flag, f"weights_revision={revision}", flag, f"weights_manifest={manifest}",
-            flag, f"serve_environment={json.dumps(ENGINE_ENV)}"]
+    return [flag, f"weights_revision={revision}", flag, f"weights_manifest={manifest}"]
+
+
+def host_release(host: str, revision: str) -> list[str]:
+    manifest = MIRROR_DATA / MODEL / revision / "MANIFEST.dsw.json"
+    return ["--host-set", f"{host}:weights_revision={revision}", "--host-set", f"{host}:weights_manifest={manifest}"]
 
 
 def upgrade(tmp_path: Path, name: str, lb: Backends, *args: str) -> tuple[subprocess.CompletedProcess, dict, float]:
@@ -191,7 +211,8 @@ def fleet():
     reused = listing.returncode == 0 and all(name in listing.stdout.split() for name in NODES)
     if not reused:
         run(str(BIN / "python"), "-m", "lab", "up", "6", "--profile", "workstation-rtx6000ada-2x", "--recreate")
-    run(str(BIN / "python"), "-m", "lab", "weights-mirror", "up", "--revision", "lab-1", "--revision", "lab-2", "--revision", "lab-3")
+    run(str(BIN / "python"), "-m", "lab", "weights-mirror", "up", "--revision", BROKEN,
+        *(arg for revision in LOADABLE for arg in ("--loadable-revision", revision)))
     # The starting release (the inventory's data: lab-1, no extra engine environment), every node at once.
     run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", *SETUP, timeout=1800)
     print(f"\nfleet of 6 ready in {time.monotonic() - started:.0f}s")
@@ -215,9 +236,10 @@ def test_refused_before_any_host_is_changed(fleet, tmp_path):
     assert [current(name) for name in NODES] == ["lab-1"] * 6
 
 
-def test_rollout_of_engine_and_weights_keeps_serving_through_the_gateways(fleet, lb, tmp_path):
+def test_weights_only_rollout_keeps_serving_and_every_engine_serves_the_new_release(fleet, lb, tmp_path):
     assert [current(name) for name in NODES] == ["lab-1"] * 6
-    assert {engine_process(name)["omp"] for name in NODES} == {""}, "the starting engines have no OMP_NUM_THREADS"
+    assert [served_release(name) for name in NODES] == ["lab-1"] * 6
+    engines = {name: engine_process(name) for name in NODES}
     client = Client(lb, tmp_path)
     since = time.time()
     client.start()
@@ -254,8 +276,8 @@ def test_rollout_of_engine_and_weights_keeps_serving_through_the_gateways(fleet,
         assert outcome["after"][SLUG].rsplit("/", 1)[-1] == "lab-2", f"{host}: after: {outcome['after']}"
         assert set(outcome["seconds"]) >= {"drain", "apply", "health", "resume"}, f"{host}: {outcome['seconds']}"
         assert current(name) == "lab-2", f"{name}: current expected lab-2, found {current(name)}"
-        found = engine_process(name)["omp"]
-        assert found == "1", f"{name}: engine OMP_NUM_THREADS expected 1, found {found!r}"
+        assert served_release(name) == "lab-2", f"{name}: the engine serves {served_release(name)!r}, deployed is lab-2"
+        assert engine_process(name)["pid"] != engines[name]["pid"], f"{name}: the engine was not restarted"
     # Rerun: the state file says every host is done; nothing is drained or applied again.
     again, _, _ = upgrade(tmp_path, "up", lb, *release_data("lab-2"))
     assert again.returncode == 0 and "resuming" in again.stdout and "drain ok" not in again.stdout, again.stdout
@@ -267,10 +289,9 @@ def test_fault_on_one_host_stops_at_max_fail_and_rolls_it_back(fleet, lb, tmp_pa
     client = Client(lb, tmp_path)
     since = time.time()
     client.start()
-    bad = f"{MODELS}/{SLUG}/current"  # the synthetic release: a config.json, but nothing a model loads from
     try:
         result, report, took = upgrade(
-            tmp_path, "fault", lb, *release_data("lab-3"), "--host-set", f"{FAULTY}:serve_model_path={bad}",
+            tmp_path, "fault", lb, *release_data("lab-3"), *host_release(FAULTY, BROKEN),
             # Rolling back: the previous release and engine settings (what the inventory says after rollout 1).
             *release_data("lab-2", "--rollback-set"))
     finally:
@@ -293,16 +314,18 @@ def test_fault_on_one_host_stops_at_max_fail_and_rolls_it_back(fleet, lb, tmp_pa
     for host in (*BATCHES[0], *BATCHES[1]):
         if host != FAULTY:
             assert report["hosts"][host]["status"] == "upgraded", report["hosts"][host]
-            assert current(NAME_OF[host]) == "lab-3"
+            assert current(NAME_OF[host]) == "lab-3" and served_release(NAME_OF[host]) == "lab-3"
     assert report["untouched"] == BATCHES[2]
     for host in BATCHES[2]:
         name = NAME_OF[host]
         assert report["hosts"][host]["status"] == "pending", report["hosts"][host]
         assert current(name) == "lab-2", f"{name}: current expected lab-2, found {current(name)}"
+        assert served_release(name) == "lab-2", f"{name}: the engine serves {served_release(name)!r}"
         assert engine_process(name) == untouched[host], f"{name}: engine expected untouched {untouched[host]}"
         assert node(name, f"test -e {MODELS}/{SLUG}/lab-3 && echo touched || echo untouched").strip() == "untouched"
 
     name = NAME_OF[FAULTY]
-    assert current(name) == "lab-2" and engine_process(name)["omp"] == "1", f"{name}: not back on the previous release"
+    assert current(name) == "lab-2", f"{name}: current expected lab-2 after the rollback, found {current(name)}"
+    assert served_release(name) == "lab-2", f"{name}: the engine serves {served_release(name)!r} after the rollback"
     assert node(name, f"systemctl is-active {engine.UNIT}").strip() == "active"
     assert client.served_since(FAULTY, readmitted[-1]), f"{FAULTY}: no request served through its gateway after the rollback"

@@ -161,13 +161,6 @@ def test_vllm_without_gpus_is_refused():
         engine.plan_for_node(get_model(V3), "vllm", gpu_count=0, gpu_memory_mib=None)
 
 
-def test_replica_position_splits_consecutive_hosts():
-    hosts = ["n1", "n2", "n3", "n4"]
-    assert [engine.replica_position(hosts, h, 2) for h in hosts] == [(0, "n1"), (1, "n1"), (0, "n3"), (1, "n3")]
-    with pytest.raises(EngineConfigError, match="deepseek_nodes"):
-        engine.replica_position(hosts[:3], "n1", 2)
-
-
 def test_systemd_quoting():
     assert engine.systemd_word("--port") == "--port"
     assert engine.systemd_word("a b") == '"a b"'

@@ -109,6 +109,21 @@ def test_prometheus_config_jobs_targets_and_host_labels():
     assert document["rule_files"] == ["rules/*.yml"]
 
 
+def test_a_replica_worker_is_scraped_for_node_and_gpus_only_with_its_replica_label():
+    """A worker of a multi-node replica has no API: no engine or gateway target, so no
+    EngineDown or GatewayDown can fire for it; the head carries the replica's."""
+    targets = [
+        monitoring.scrape_host("gpu-a01", "10.0.0.11", ExportersDefaults(), gpu_node=True, replica="r1", head=True),
+        monitoring.scrape_host("gpu-a02", "10.0.0.12", ExportersDefaults(), gpu_node=True, replica="r1", head=False),
+    ]
+    jobs = {job["job_name"]: job for job in yaml.safe_load(monitoring.fleet_files(targets, MonitoringDefaults())["prometheus.yml"])["scrape_configs"]}
+    assert [c["labels"] for c in jobs["engine"]["static_configs"]] == [{"host": "gpu-a01", "replica": "r1"}]
+    assert [c["labels"]["host"] for c in jobs["gateway"]["static_configs"]] == ["gpu-a01"]
+    assert [c["labels"] for c in jobs["node"]["static_configs"]] == [
+        {"host": "gpu-a01", "replica": "r1"}, {"host": "gpu-a02", "replica": "r1"}]
+    assert [c["labels"]["host"] for c in jobs["dcgm"]["static_configs"]] == ["gpu-a01", "gpu-a02"]
+
+
 def test_prometheus_config_ipv6_and_duplicate_labels():
     document = prometheus_config([ScrapeHost(name="v6", address="fd00::5", dcgm_port=None, engine_port=None,
                                              gateway_port=None)])

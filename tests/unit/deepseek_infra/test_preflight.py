@@ -150,6 +150,12 @@ def test_report_json_and_table_name_the_host_and_each_requirement():
     assert "serving plan" in table and "FAIL" in table
     document = reports_to_json([report])
     assert '"passed": false' in document and '"host": "hgx-1"' in document
+    # A host of a multi-node replica: the table and the report name the replica it stops.
+    from dataclasses import replace
+
+    of_replica = replace(report, replica="replica 'r1' (hgx-1 head, hgx-2)")
+    assert of_replica.render_table().startswith("preflight hgx-1 (replica 'r1' (hgx-1 head, hgx-2)): deepseek-ai/DeepSeek-V3")
+    assert '"replica": "replica \'r1\' (hgx-1 head, hgx-2)"' in reports_to_json([of_replica])
 
 
 @pytest.mark.parametrize("device_id", ["1af1", "22a3"])  # NVSwitch bridges of HGX boards are not GPUs

@@ -139,3 +139,42 @@ def test_a_state_file_written_before_step_timings_existed_still_resumes(tmp_path
     path.write_text(json.dumps(doc))
     resumed = load_or_start(path, key, HOSTS[:2], 1, 0, 0)
     assert resumed.hosts["n1"].status == "upgraded" and resumed.hosts["n1"].seconds == {}
+
+
+# --- replicas as the unit -------------------------------------------------------------------
+REPLICAS = [("r1", ["a1", "a2"]), ("r2", ["b1", "b2"]), ("r3", ["c1", "c2"]), ("r4", ["d1", "d2"])]
+REPLICA_HOSTS = [host for _name, members in REPLICAS for host in members]
+
+
+def test_batches_canary_and_max_fail_count_replicas_never_splitting_one():
+    state = RolloutState.new("k", REPLICA_HOSTS, "50%", 1, max_fail="25%", units=REPLICAS)
+    # canary: one replica (2 hosts); then 50% of 4 replicas = 2 replicas (4 hosts); then the last one
+    assert state.batches == [["a1", "a2"], ["b1", "b2", "c1", "c2"], ["d1", "d2"]]
+    assert state.max_fail == 1 and state.replicas == dict(REPLICAS)
+    state.record("b1", "failed", "health", "engine down")
+    state.record("b2", "failed", "health", "replica r2: b1 failed health")
+    assert state.failed_replicas() == ["r2"] and not state.over_budget()  # two hosts, one replica
+    state.record("c2", "failed", "apply", "boom")
+    assert state.over_budget()
+    state.finish()
+    assert "2 replica(s) failed (r2 (b1, b2), r3 (c1, c2))" in state.stopped
+
+
+def test_replicas_must_cover_the_hosts_exactly():
+    with pytest.raises(RolloutError, match="do not cover"):
+        plan_batches(REPLICA_HOSTS, 1, 0, REPLICAS[:3])
+
+
+def test_single_node_replicas_plan_as_hosts_and_record_no_replicas():
+    units = [(host, [host]) for host in HOSTS]
+    assert plan_batches(HOSTS, 2, 1, units) == plan_batches(HOSTS, 2, 1)
+    assert RolloutState.new("k", HOSTS, 2, 1, 0, units).replicas == {}
+
+
+def test_a_state_file_of_other_replicas_is_refused(tmp_path):
+    path = tmp_path / "state.json"
+    RolloutState.new("k", REPLICA_HOSTS, 1, 0, 0, units=REPLICAS).save(path)
+    regrouped = [("r1", ["a1", "b1"]), ("r2", ["a2", "b2"]), ("r3", ["c1", "c2"]), ("r4", ["d1", "d2"])]
+    with pytest.raises(RolloutError, match="records replicas"):
+        load_or_start(path, "k", REPLICA_HOSTS, 1, 0, 0, regrouped)
+    assert load_or_start(path, "k", REPLICA_HOSTS, 1, 0, 0, REPLICAS).runs == 1

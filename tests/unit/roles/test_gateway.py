@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import sys
+import types
 from importlib.resources import files
 from pathlib import Path
 
@@ -164,3 +165,50 @@ def test_unit_template_is_hardened():
     for line in ("User=deepseek", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
                  f"ReadWritePaths={role.DB_DIR} {role.LOG_DIR}", "TimeoutStopSec=135", "PrivateTmp=yes"):
         assert line in unit.splitlines(), line
+
+
+def _gateway_run(monkeypatch, tmp_path, unit_exists: bool, data: dict):
+    """gateway.install on the replica host @local (worker: listed second), on a real pyinfra state."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.deploy import add_deploy
+
+    from roles.gateway import tasks as gateway
+    from roles.settings import settings_for
+
+    unit = tmp_path / "deepseek-gateway.service"
+    if unit_exists:
+        unit.write_text("[Unit]\n")
+    monkeypatch.setattr(gateway, "UNIT_FILE", str(unit))
+    calls: list[dict] = []  # systemd.service reads systemctl, which this machine's PID 1 does not answer
+    monkeypatch.setattr(gateway, "systemd", types.SimpleNamespace(service=lambda **kwargs: calls.append(kwargs)))
+    state = State(Inventory(([("head-node", data), ("@local", data)], {}),
+                            gpu_nodes=(["head-node", "@local"], {})), Config())
+    local = state.inventory.get_host("@local")
+    state.activated_hosts.add(local)
+    local.connect()
+    settings = settings_for(local)
+    add_deploy(state, gateway.install, settings.gateway, settings.deployment, host=[local])
+    return calls, len(state.get_op_order())
+
+
+def test_a_replica_worker_gets_no_gateway_and_one_left_from_before_is_stopped(monkeypatch, tmp_path):
+    worker = {"deepseek_nodes": 2, "deepseek_replica": "r1"}
+    assert _gateway_run(monkeypatch, tmp_path, unit_exists=False, data=worker) == ([], 0)
+    assert _gateway_run(monkeypatch, tmp_path, unit_exists=True, data=worker) == ([{
+        "name": "Ensure deepseek-gateway.service is stopped and disabled on @local, "
+                "a worker of replica 'r1' (head-node head, @local)",
+        "service": "deepseek-gateway.service", "enabled": False, "running": False}], 0)
+
+
+def test_a_single_node_host_is_its_own_head_and_gets_the_gateway(monkeypatch, tmp_path):
+    from roles.gateway import tasks as gateway
+
+    class Installing(Exception):
+        pass
+
+    def node_config(*_args):
+        raise Installing
+
+    monkeypatch.setattr(gateway, "node_config", node_config)
+    with pytest.raises(Installing):
+        _gateway_run(monkeypatch, tmp_path, unit_exists=True, data={})

@@ -298,3 +298,36 @@ def test_no_pinned_revision_keeps_the_current_link_and_encrypted_weights_their_d
     assert f"/var/lib/deepseek/models/{slug}/current" in _role_unit(monkeypatch, None)
     encrypted = _role_unit(monkeypatch, "lab-2", weights_encrypt=True, weights_key="env:K")
     assert f"/run/deepseek/models/{slug}" in encrypted and "--revision lab-2" in encrypted
+
+
+def test_weights_placed_earlier_in_the_same_run_satisfy_the_published_check(tmp_path):
+    """deploy/full.py on a fresh node: the weights role places the release in the same run as
+    the serve role's check, so the check must run on the host, after the weights' operations,
+    not fail on what the node had before the run. A release still missing fails the host."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.operation import add_op
+    from pyinfra.api.operations import run_ops
+    from pyinfra.operations import server
+
+    from roles.serve.operations import present_when_started
+
+    def run(placed_by_an_earlier_op: bool) -> tuple[bool, list[str]]:
+        release = tmp_path / f"release-{placed_by_an_earlier_op}"
+        state = State(Inventory((["@local"], {})), Config())
+        connect_all(state)
+        local = state.inventory.get_host("@local")
+        if placed_by_an_earlier_op:
+            add_op(state, server.shell, name="weights: place", commands=[f"mkdir -p {release} && touch {release}/config.json"])
+        add_op(state, present_when_started, name="published", path=f"{release}/config.json",
+               failure="n1: serve_model_path: expected the model, found nothing")
+        try:
+            run_ops(state)
+        except Exception:  # noqa: BLE001  pyinfra: "No hosts remaining!"
+            pass
+        return local not in state.failed_hosts, [line for meta in state.ops[local].values()
+                                                 for line in meta.operation_meta.stderr_lines]
+
+    assert run(placed_by_an_earlier_op=True) == (True, [])
+    ok, stderr = run(placed_by_an_earlier_op=False)
+    assert not ok and "n1: serve_model_path: expected the model, found nothing" in stderr

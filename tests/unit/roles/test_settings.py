@@ -105,3 +105,42 @@ def test_settings_for_validates_once_per_state():
     host = state.inventory.get_host("node")
     first = settings_for(host)
     assert settings_for(host) is first
+
+
+def test_replicas_come_from_deepseek_replica_and_a_wrong_size_is_refused_naming_the_hosts():
+    from roles.settings import replica_plan
+
+    hosts = [(f"n{i}", {"deepseek_nodes": 2, "deepseek_replica": f"r{(i + 1) // 2}"}) for i in range(1, 5)]
+    state = make_state(hosts + [("mon", {})], gpu_nodes=([name for name, _ in hosts], {}))
+    plan = replica_plan(state, validate_inventory(state))
+    assert {host: (replica.name, replica.rank(host)) for host, replica in plan.items()} == {
+        "n1": ("r1", 0), "n2": ("r1", 1), "n3": ("r2", 0), "n4": ("r2", 1)}  # mon serves nothing
+    short = make_state(hosts[:3], gpu_nodes=([name for name, _ in hosts[:3]], {}))
+    with pytest.raises(DeployError, match=r"inventory: deepseek_replica: replica 'r2' has 1 host\(s\) \(n3\)"):
+        validate_inventory(short)
+
+
+def test_a_bad_replica_name_is_refused_naming_host_and_field():
+    with pytest.raises(DeployError) as raised:
+        validate_inventory(make_state([("n1", {"deepseek_replica": "r 1; rm"})]))
+    assert "n1" in str(raised.value) and "deepseek_replica" in str(raised.value)
+
+
+def test_the_readme_two_node_replica_inventory_validates_into_two_replicas():
+    """README "Multi-node replicas": its inventory lines, as written, make r1 and r2."""
+    import re
+    from pathlib import Path
+
+    from roles.settings import replica_plan
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("### Multi-node replicas", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    names: dict = {"_ssh": {"ssh_user": "deploy"}}
+    exec(block, names)  # noqa: S102  the README's own lines
+    hosts = [(name, {**data, "deepseek_nodes": names["deepseek_nodes"]}) for name, data in names["gpu_nodes"]]
+    state = make_state(hosts, gpu_nodes=([name for name, _ in hosts], {}))
+    plan = replica_plan(state, validate_inventory(state))
+    assert sorted({(r.name, r.hosts) for r in plan.values()}) == [
+        ("r1", ("gpu-a01.dc1.example.internal", "gpu-a02.dc1.example.internal")),
+        ("r2", ("gpu-a03.dc1.example.internal", "gpu-a04.dc1.example.internal"))]
