@@ -1,7 +1,7 @@
 """Prometheus for the whole fleet: `pyinfra inventories/prod.py deploy/monitoring.py`.
 
 Scrape targets come from every host of the inventory (their exporters settings; engine and
-gateway on replica heads only, every serving host labelled with its replica); hosts in
+gateway on replica heads only, hosts of multi-node replicas labelled with it); hosts in
 the `monitoring` group get Debian's prometheus with the generated prometheus.yml, rules
 and dashboard. For your own Prometheus, write the files locally and change no host:
 
@@ -24,7 +24,8 @@ for member in host.state.inventory:
     targets.append(monitoring.scrape_host(
         host_label(member.name), member.data.get("ssh_hostname") or host_label(member.name),
         settings_for(member).exporters, monitoring.GPU_GROUP in member.groups,
-        replica=replica.name if replica else None, head=replica is None or replica.is_head(member.name),
+        replica=replica.name if replica and len(replica.hosts) > 1 else None,  # labels multi-node replicas
+        head=replica is None or replica.is_head(member.name),
     ))
 fleet = monitoring.fleet_files(targets, config)
 
