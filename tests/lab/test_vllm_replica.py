@@ -16,6 +16,11 @@ the deploy reports the engine's failure on the head with the engine's own words 
 reporting success. The completion through the replica is an expected failure, citing that
 line, until a vLLM CPU build supports Ray; on GPUs the same units serve (CUDA's platform has
 the key).
+
+The two hosts are declared as one named replica (``deepseek_replica=r1``): the gateway role
+puts a gateway on the head only (the worker has no API to front, so nothing there answers
+502), and the generated Prometheus configuration scrapes the engine and gateway of the head
+only (no EngineDown for the worker), with the replica as a label on both nodes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ ENV = {"DEEPSEEK_LAB_ENGINE": "vllm"}
 # vLLM's CPU platform (ray_device_key "") in its Ray executor: the one known limit of the lab.
 CPU_RAY_LIMIT = "current platform cpu does not support ray"
 
+REPLICA_DATA = ("--data", "deepseek_nodes=2", "--data", "deepseek_replica=r1")  # both hosts: one replica
+
 run = partial(fleet_run, FLEET, timeout=1800, env=ENV)
 
 
@@ -57,7 +64,7 @@ def address(node: str) -> str:
 
 def deploy(name: str, check: bool = True) -> dict:
     result = run(str(BIN / "pyinfra"), "-y", "--json", "inventories/lab.py", f"deploy/{name}.py",
-                 "--data", "deepseek_nodes=2", check=False)
+                 *REPLICA_DATA, check=False)
     report = json.loads(result.stdout[result.stdout.index("{"):]) if "{" in result.stdout else {}
     if check:
         assert result.returncode == 0 and report["results"]["totals"]["error"] == 0, (
@@ -123,3 +130,21 @@ def test_the_replica_serves_or_the_deploy_reports_the_engines_own_error(replica)
     reply = on(HEAD, "curl -sf http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
                      f"-d '{json.dumps({'model': tiny_model.REPO_ID, 'prompt': 'hello', 'max_tokens': 4})}'").stdout
     assert json.loads(reply)["usage"]["completion_tokens"] == 4, reply
+
+
+def test_only_the_head_runs_a_gateway_and_only_its_api_is_scraped(replica, tmp_path):
+    deploy("gateway")
+    assert on(HEAD, "systemctl is-active deepseek-gateway", check=False).stdout.strip() == "active"
+    assert on(WORKER, "systemctl is-active deepseek-gateway", check=False).stdout.strip() == "inactive"
+    assert on(WORKER, "test -e /etc/systemd/system/deepseek-gateway.service || echo none").stdout.strip() == "none"
+    assert on(WORKER, "ss -ltn | grep -c ':8443 ' || true").stdout.strip() == "0", "something listens on 8443"
+    out = tmp_path / "monitoring"
+    run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploy/monitoring.py", *REPLICA_DATA,
+        "--data", f"monitoring_output_dir={out}")
+    import yaml
+
+    jobs = {job["job_name"]: job for job in yaml.safe_load((out / "prometheus.yml").read_text())["scrape_configs"]}
+    labels = {job: [c["labels"] for c in jobs[job]["static_configs"]] for job in ("node", "engine", "gateway")}
+    assert [label["replica"] for label in labels["node"]] == ["r1", "r1"], labels
+    assert len(labels["engine"]) == 1 and len(labels["gateway"]) == 1, labels
+    assert labels["engine"][0]["host"] == labels["gateway"][0]["host"] != labels["node"][1]["host"], labels
