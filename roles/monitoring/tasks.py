@@ -25,10 +25,11 @@ from deepseek_infra.monitoring import (
 from deepseek_infra.operations import sync
 from roles.exporters.defaults import ExportersDefaults
 from roles.monitoring.defaults import MonitoringDefaults
+from roles.settings import SERVING_GROUP
 
 PROMETHEUS_DIR = "/etc/prometheus"
 DASHBOARD = "grafana/deepseek-fleet.json"
-GPU_GROUP = "gpu_nodes"  # hosts that run GPUs, the engine and the gateway
+GPU_GROUP = SERVING_GROUP  # hosts that run GPUs, the engine and the gateway
 HEADER = "Managed by deepseek-infra (roles/monitoring): generated from the inventory."
 
 
