@@ -48,7 +48,7 @@ def repo_url() -> str:
 
 def inputs_digest() -> str:
     digest = hashlib.sha256()
-    for path in sorted([*catalog.SIM_DIR.iterdir(), Path(catalog.__file__), BUILD_SCRIPT]):
+    for path in sorted([*catalog.SIM_DIR.iterdir(), *Path(catalog.__file__).parent.glob("*.py"), BUILD_SCRIPT]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

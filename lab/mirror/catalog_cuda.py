@@ -1,0 +1,56 @@
+"""LAB SIMULATION: CUDA toolkits and the cuDNN/NCCL builds for them, named and versioned
+as in NVIDIA's CUDA repository (see catalog.py)."""
+
+from __future__ import annotations
+
+from lab.mirror.debs import LIB_DIR, Package, _marker, _sim
+
+# CUDA toolkit (deb version) -> (nvcc release line, NCCL deb version, cuDNN 9 deb version).
+TOOLKITS: dict[str, dict[str, str]] = {
+    "12.4.1-1": {"nvcc": "12.4.131-1", "cudart": "12.4.127-1", "nvcc_build": "Thu_Mar_28_02:18:24_PDT_2024",
+                 "compiler": "34097967_0", "nccl": "2.21.5-1+cuda12.4", "cudnn": "9.1.0.70-1"},
+    "12.8.1-1": {"nvcc": "12.8.93-1", "cudart": "12.8.90-1", "nvcc_build": "Fri_Feb_21_20:23:50_PST_2025",
+                 "compiler": "35583870_0", "nccl": "2.25.1-1+cuda12.8", "cudnn": "9.8.0.87-1"},
+}
+
+def cuda_packages(toolkit: str, spec: dict[str, str]) -> list[Package]:
+    """Toolkit (nvcc, cudart, version.json) and the cuDNN/NCCL builds for its CUDA major.minor."""
+    release = toolkit.rsplit("-", 1)[0]  # 12.4.1
+    major, minor = release.split(".")[:2]
+    dashed, dotted = f"{major}-{minor}", f"{major}.{minor}"
+    prefix = f"usr/local/cuda-{dotted}"
+    nccl = spec["nccl"].split("-")[0].split(".")
+    cudnn = spec["cudnn"].split("-")[0].split(".")
+    version_json = (
+        '{\n   "cuda" : {\n      "name" : "CUDA SDK",\n      "version" : "%s"\n   },\n'
+        '   "cuda_nvcc" : {\n      "name" : "CUDA NVCC",\n      "version" : "%s"\n   }\n}\n'
+        % (release, spec["nvcc"].split("-")[0])
+    )
+    return [
+        Package(f"cuda-nvcc-{dashed}", spec["nvcc"], f"CUDA nvcc {dotted}", files={
+            f"{prefix}/bin/nvcc": (_sim("nvcc", RELEASE=dotted, NVCC=spec["nvcc"].split("-")[0],
+                                        BUILT=spec["nvcc_build"], COMPILER=spec["compiler"]), 0o755)}),
+        Package(f"cuda-cudart-{dashed}", spec["cudart"], f"CUDA Runtime native Libraries {dotted}", files={
+            f"{prefix}/targets/x86_64-linux/lib/libcudart.so.{spec['cudart'].split('-')[0]}": _marker("libcudart"),
+            f"{prefix}/targets/x86_64-linux/lib/libcudart.so.{major}": (
+                f"->libcudart.so.{spec['cudart'].split('-')[0]}", 0)}),
+        Package(f"cuda-toolkit-{dashed}", toolkit, f"CUDA Toolkit {dotted} meta-package",
+                depends=(f"cuda-nvcc-{dashed} (= {spec['nvcc']})", f"cuda-cudart-{dashed} (= {spec['cudart']})"),
+                files={f"{prefix}/version.json": (version_json, 0o644)},
+                scripts={"postinst": _sim("toolkit.postinst", PREFIX=f"/{prefix}", PRIORITY=f"{major}{minor}"),
+                         "prerm": _sim("toolkit.prerm", PREFIX=f"/{prefix}")}),
+        Package("libnccl2", spec["nccl"], "NVIDIA Collective Communication Library (NCCL) Runtime", files={
+            f"{LIB_DIR}/libnccl.so.{'.'.join(nccl)}": _marker(f"libnccl.so.{'.'.join(nccl)}"),
+            f"{LIB_DIR}/libnccl.so.2": (f"->libnccl.so.{'.'.join(nccl)}", 0)}),
+        Package("libnccl-dev", spec["nccl"], "NVIDIA Collective Communication Library (NCCL) Development Files",
+                depends=(f"libnccl2 (= {spec['nccl']})",), files={
+                    "usr/include/nccl.h": (_sim("nccl.h", MAJOR=nccl[0], MINOR=nccl[1], PATCH=nccl[2],
+                                                CUDA_MAJOR=major, CUDA_MINOR=minor), 0o644)}),
+        Package(f"libcudnn9-cuda-{major}", spec["cudnn"], f"cuDNN runtime libraries for CUDA {major}", files={
+            f"{LIB_DIR}/libcudnn.so.{'.'.join(cudnn[:3])}": _marker("libcudnn"),
+            f"{LIB_DIR}/libcudnn.so.9": (f"->libcudnn.so.{'.'.join(cudnn[:3])}", 0)}),
+        Package(f"libcudnn9-dev-cuda-{major}", spec["cudnn"], f"cuDNN development headers for CUDA {major}",
+                depends=(f"libcudnn9-cuda-{major} (= {spec['cudnn']})",), files={
+                    "usr/include/x86_64-linux-gnu/cudnn_version_v9.h": (
+                        _sim("cudnn_version.h", MAJOR=cudnn[0], MINOR=cudnn[1], PATCH=cudnn[2]), 0o644)}),
+    ]
