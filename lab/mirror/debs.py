@@ -21,6 +21,8 @@ class Package:
     conflicts: tuple[str, ...] = ()
     replaces: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    breaks: tuple[str, ...] = ()
+    source: str = ""  # the source package (apt pins by src:), when it is not the package's name
     # path inside the package -> (content, mode); a content of "->target" makes a symlink
     files: dict[str, tuple[str, int]] = field(default_factory=dict)
     scripts: dict[str, str] = field(default_factory=dict)  # postinst, prerm, postrm
@@ -30,7 +32,9 @@ class Package:
             f"Package: {self.name}", f"Version: {self.version}", f"Architecture: {ARCH}",
             f"Maintainer: {MAINTAINER}", "Section: contrib/misc", "Priority: optional",
         ]
-        for key, values in (("Depends", self.depends), ("Conflicts", self.conflicts),
+        if self.source:
+            lines.insert(1, f"Source: {self.source}")
+        for key, values in (("Depends", self.depends), ("Conflicts", self.conflicts), ("Breaks", self.breaks),
                             ("Replaces", self.replaces), ("Provides", self.provides)):
             if values:
                 lines.append(f"{key}: {', '.join(values)}")
