@@ -240,11 +240,12 @@ def _check_fabricmanager(
             f"nvidia-fabricmanager must equal the driver version {driver}; "
             f"found {fabricmanager}."
         )
-def _check_peermem(infiniband: str | None, problems: list[str]) -> None:
-    # nvidia-peermem (in the driver since R470) registers with the ib_core
-    # peer-memory API, so it only loads on top of an InfiniBand stack:
-    # MLNX_OFED / DOCA-OFED, or distribution rdma-core kernels that carry the
-    # peer-memory patch (GPUDirect RDMA user manual).  Without one, use dma-buf.
+def _check_peermem(infiniband: str | None, peer_memory: bool | None, problems: list[str]) -> None:
+    # nvidia-peermem (in the driver since R470) registers with ib_core's peer-memory API,
+    # which MLNX_OFED / DOCA-OFED provide and inbox kernels only with the peer-memory patch
+    # (Debian 12 has none; Ubuntu dropped it from its 6.8 kernels, discourse.ubuntu.com/t/44425).
+    # Without it the module's init returns -EINVAL ("modprobe: ... Invalid argument",
+    # NVIDIA/gpu-operator#2868).  Open modules on kernels >= 5.12 use DMA-BUF instead, no peermem.
     if not infiniband:
         problems.append(
             "nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or "
@@ -259,6 +260,13 @@ def _check_peermem(infiniband: str | None, problems: list[str]) -> None:
             f"nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or "
             f"inbox rdma-core); found unknown stack {infiniband!r}."
         )
+    elif _IB_STACKS[key] == "inbox rdma-core" and peer_memory is False:
+        problems.append(
+            "nvidia-peermem needs ib_core's peer-memory API (ib_register_peer_memory_client), "
+            "which this kernel's inbox rdma-core lacks (no peer-memory patch): it cannot load. "
+            "Use DMA-BUF (open kernel modules, kernel >= 5.12; NCCL uses it without peermem), "
+            "or install MLNX_OFED / DOCA-OFED."
+        )
 
 
 def check_stack(
@@ -272,6 +280,7 @@ def check_stack(
     peermem: bool = False,
     *,
     minor_version_compat: bool = False,
+    peer_memory: bool | None = None,
 ) -> list[str]:
     """Return the incompatibilities of an NVIDIA software stack.
 
@@ -283,6 +292,8 @@ def check_stack(
     + nvswitch: the node has NVSwitches (fabric manager is then required).
     + infiniband: IB stack: ``"mlnx_ofed"``, ``"doca_ofed"``, ``"rdma-core"``.
     + peermem: nvidia-peermem is to be loaded.
+    + peer_memory: the kernel exports ib_core's peer-memory API (None: unknown, not checked);
+      needed by nvidia-peermem on an inbox rdma-core stack.
     + minor_version_compat: accept drivers at the CUDA major's minor-version
       compatibility floor instead of the toolkit's own driver.
 
@@ -303,5 +314,5 @@ def check_stack(
         _check_nccl(nccl, cuda.major if cuda is not None else None, problems)
     _check_fabricmanager(driver, fabricmanager, nvswitch, problems)
     if peermem:
-        _check_peermem(infiniband, problems)
+        _check_peermem(infiniband, peer_memory, problems)
     return problems

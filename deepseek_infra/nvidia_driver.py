@@ -1,42 +1,25 @@
-"""The NVIDIA driver's package set and how to move a host to it (pure, no pyinfra).
+"""How to move a host to the NVIDIA driver's package set (pure, no pyinfra).
 
-Package names are those of NVIDIA's CUDA repository for Debian 12: per release
-``nvidia-driver`` / ``nvidia-open`` metapackages, the kernel module as
-``nvidia-kernel-dkms`` (proprietary) or ``nvidia-kernel-open-dkms`` (open),
-``nvidia-driver-cuda``, ``nvidia-smi``, ``libnvidia-ml1``, ``libcuda1``,
-``nvidia-persistenced``, the branch metapackage ``cuda-drivers-<branch>`` and
-``nvidia-fabricmanager-<branch>``, all versioned ``<driver>-1``.
-
-``plan_packages()`` compares the wanted set with what dpkg reports and returns what to
-unhold, install at exact versions, remove (the other kernel-module flavour, another
-branch's metapackage or fabric manager) and hold again.
+Which packages make up a driver on which distribution and branch is data, in
+``deepseek_infra.nvidia_packages`` (``driver_set``). ``plan_packages()`` compares the
+wanted set with what dpkg reports and returns what to unhold, install at exact versions,
+remove (the other kernel-module flavour, another branch's packages or fabric manager) and
+hold again; ``apt_commands()`` turns the plan into one apt transaction, after checking
+that every version it installs is in a configured repository.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypedDict
 
+from deepseek_infra.nvidia_packages import DPKG_PATTERNS, MANAGED, SMI, Flavor, driver_set
 from deepseek_infra.versions import DriverVersion, PackageVersion
 
-Flavor = Literal["open", "proprietary"]
+__all__ = ["DPKG_PATTERNS", "MANAGED", "Flavor", "target_packages"]
 
-# Every package this role may own; anything matching that is not wanted is removed.
-MANAGED: Final = re.compile(
-    r"^(cuda-drivers(-\d+)?|nvidia-open(-\d+)?|nvidia-driver|nvidia-driver-cuda|nvidia-smi|"
-    r"libnvidia-ml1|libcuda1|nvidia-persistenced|nvidia-kernel-(open-)?dkms|nvidia-fabricmanager(-\d+)?)$"
-)
-# dpkg-query patterns covering MANAGED (what the fact asks dpkg about).
-DPKG_PATTERNS: Final = (
-    "cuda-drivers*", "nvidia-open*", "nvidia-driver", "nvidia-driver-cuda", "nvidia-smi",
-    "libnvidia-ml1", "libcuda1", "nvidia-persistenced", "nvidia-kernel-dkms",
-    "nvidia-kernel-open-dkms", "nvidia-fabricmanager*",
-    "cuda-toolkit-[0-9]*",  # not managed here: the installed toolkits the driver is gated against
-)
-COMMON: Final = ("nvidia-driver", "nvidia-driver-cuda", "nvidia-smi", "libnvidia-ml1", "libcuda1",
-                 "nvidia-persistenced")
-KERNEL_PACKAGE: Final[dict[str, str]] = {"open": "nvidia-kernel-open-dkms", "proprietary": "nvidia-kernel-dkms"}
 SMI_MISMATCH: Final = "Driver/library version mismatch"
 
 
@@ -45,35 +28,21 @@ class InstalledPackage(TypedDict):
     held: bool
 
 
-def deb_version(driver: DriverVersion, revision: str = "1") -> PackageVersion:
-    """550.90.12 -> ``550.90.12-1``."""
-    return PackageVersion(f"{driver}-{revision}")
+def target_packages(driver: DriverVersion, flavor: Flavor, *, distro: str = "debian12",
+                    fabricmanager: DriverVersion | None = None, desktop: bool = False, nvlink5: bool = False,
+                    revision: str | None = None) -> dict[str, PackageVersion]:
+    """Package -> exact version for a driver release on ``distro`` (``driver_set``'s packages).
 
-
-def fabricmanager_package(driver: DriverVersion) -> str:
-    return f"nvidia-fabricmanager-{driver.branch}"
-
-
-def target_packages(driver: DriverVersion, flavor: Flavor, *, fabricmanager: DriverVersion | None = None,
-                    dkms: bool = True, revision: str = "1") -> dict[str, PackageVersion]:
-    """Package -> exact Debian version for a driver release.
-
-    + driver: driver release, 550.90.12
-    + flavor: ``"open"`` (nvidia-open, open GPU kernel modules) or ``"proprietary"``
-      (cuda-drivers-<branch>, the proprietary modules)
-    + fabricmanager: fabric manager release to install (NVSwitch systems), None for none
-    + dkms: include the DKMS kernel-module package (False: modules come precompiled)
-    + revision: Debian revision of NVIDIA's packages (``1`` in the Debian repository)
+    + driver: driver release, 580.95.05
+    + flavor: ``"open"`` (open GPU kernel modules) or ``"proprietary"``
+    + distro: NVIDIA's repository directory of the host (``debian12``, ``ubuntu2404``...)
+    + fabricmanager: fabric manager (and NSCQ) release on NVSwitch systems, None for none
+    + desktop: also the desktop metapackage (Xorg, GL); servers get the compute-only set
+    + nvlink5: NVLink5 systems: IMEX and NVSDM too
+    + revision: one Debian revision for all (None: the distribution's, from the map)
     """
-    version = deb_version(driver, revision)
-    names = list(COMMON)
-    names.append("nvidia-open" if flavor == "open" else f"cuda-drivers-{driver.branch}")
-    if dkms:
-        names.append(KERNEL_PACKAGE[flavor])
-    packages = {name: version for name in names}
-    if fabricmanager is not None:
-        packages[fabricmanager_package(fabricmanager)] = deb_version(fabricmanager, revision)
-    return packages
+    return dict(driver_set(distro, driver, flavor, desktop=desktop, fabricmanager=fabricmanager,
+                           nvlink5=nvlink5, revision_override=revision).packages)
 
 
 @dataclass(frozen=True)
@@ -109,9 +78,10 @@ def plan_packages(wanted: dict[str, PackageVersion], installed: dict[str, Instal
     moving = set(install) | set(remove)
     unhold = tuple(sorted(name for name in moving if installed.get(name, {}).get("held")))
     hold = tuple(sorted(name for name in wanted if name in install or not installed[name]["held"]))
-    old = installed.get("nvidia-smi", {}).get("version")
-    new = wanted.get("nvidia-smi")
-    changed = install.get("nvidia-smi") is not None and old is not None
+    # nvidia-smi's package (its name depends on distribution and branch) tells the driver.
+    old = next((info["version"] for name, info in sorted(installed.items()) if SMI.match(name)), None)
+    new = next((version for name, version in wanted.items() if SMI.match(name)), None)
+    changed = new is not None and old is not None and old != new
     return PackagePlan(
         install=install, remove=remove, unhold=unhold, hold=hold,
         driver_from=DriverVersion.of_package(old) if changed and old is not None else None,
@@ -119,11 +89,34 @@ def plan_packages(wanted: dict[str, PackageVersion], installed: dict[str, Instal
     )
 
 
-def apt_commands(plan: PackagePlan) -> list[str]:
-    """Shell commands carrying out ``plan`` in one apt transaction, holds around it."""
+def availability_check(packages: dict[str, PackageVersion], where: str) -> str:
+    """A shell command that fails, naming each package, version and ``where`` (the
+    distribution), when a configured repository does not carry that exact version.
+
+    Run after ``apt-get update`` and before the install, so a package the map could not
+    confirm (or a version the mirror lacks) stops the host with its name, not with apt's
+    "held broken packages" halfway through.
+    """
+    pairs = " ".join(shlex.quote(f"{name}={version}") for name, version in sorted(packages.items()))
+    return (
+        f"missing=''; for pv in {pairs}; do n=${{pv%%=*}}; v=${{pv#*=}}; "
+        "apt-cache madison \"$n\" 2>/dev/null | awk -F'|' '{gsub(/ /, \"\", $2); print $2}' | grep -qxF \"$v\" "
+        "|| missing=\"$missing $n=$v\"; done; "
+        f"[ -z \"$missing\" ] || {{ echo \"not in any configured repository for {where}:$missing\" >&2; exit 1; }}"
+    )
+
+
+def apt_commands(plan: PackagePlan, where: str | None = None) -> list[str]:
+    """Shell commands carrying out ``plan`` in one apt transaction, holds around it.
+
+    + where: the host's distribution: check first that every version installed is in a
+      configured repository (``availability_check``); None skips the check
+    """
     commands: list[str] = []
     if plan.unhold:
         commands.append("apt-mark unhold " + " ".join(plan.unhold))
+    if plan.changes_packages and where and plan.install:
+        commands.append(availability_check(plan.install, where))
     if plan.changes_packages:
         items = [f"{name}={version}" for name, version in sorted(plan.install.items())]
         items += [f"{name}-" for name in plan.remove]  # "pkg-" removes in the same transaction

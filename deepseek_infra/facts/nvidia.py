@@ -19,12 +19,14 @@ from deepseek_infra.cuda import installed_toolkits
 from deepseek_infra.nvidia_driver import DPKG_PATTERNS, InstalledPackage, driver_or_none, parse_dpkg_status, parse_smi
 
 PEERMEM_CONF = "/etc/modules-load.d/nvidia-peermem.conf"
+# The driver's packages, and the installed CUDA toolkits the driver is gated against.
+_PATTERNS = (*DPKG_PATTERNS, "cuda-toolkit-[0-9]*")
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\t${db:Status-Want}\n"
 _MODPROBE_DIRS = "/etc/modprobe.d /run/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d"
 
 COMMAND = "; ".join([
     "echo @@dpkg",
-    f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)} {' '.join(shlex.quote(p) for p in DPKG_PATTERNS)} 2>/dev/null",
+    f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)} {' '.join(shlex.quote(p) for p in _PATTERNS)} 2>/dev/null",
     "echo @@smi",
     "if command -v nvidia-smi >/dev/null 2>&1; then "
     "out=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1); echo \"rc=$?\"; "
@@ -44,6 +46,18 @@ COMMAND = "; ".join([
     "echo @@peermem",
     f"[ -f {PEERMEM_CONF} ] && grep -vE '^[[:space:]]*(#|$)' {PEERMEM_CONF} | sed 's/^/conf=/'",
     "grep -q '^nvidia_peermem ' /proc/modules 2>/dev/null && echo loaded=1",
+    # ib_core's peer-memory API (MLNX_OFED, or an inbox kernel with the peer-memory patch):
+    # listed in modules.symbols without loading anything, or live in kallsyms / sysfs.
+    "{ grep -qs ' ib_register_peer_memory_client$' /proc/kallsyms || "
+    "grep -qs 'symbol:ib_register_peer_memory_client ' \"/lib/modules/$(uname -r)/modules.symbols\" || "
+    "[ -d /sys/kernel/mm/memory_peers ]; } && echo peer_memory=1",
+    "echo @@secureboot",
+    # mokutil prints "SecureBoot enabled|disabled"; without it, the EFI variable's last byte.
+    "if command -v mokutil >/dev/null 2>&1; then mokutil --sb-state 2>&1 | sed 's/^/sb=/'; "
+    "elif [ -d /sys/firmware/efi ]; then f=$(ls /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -1); "
+    "[ -n \"$f\" ] && echo \"efivar=$(od -An -tu1 \"$f\" | awk '{print $NF}')\"; else echo sb=bios; fi",
+    "[ -f /var/lib/dkms/mok.pub ] && echo dkms_key=1 && command -v mokutil >/dev/null 2>&1 && "
+    "mokutil --test-key /var/lib/dkms/mok.pub 2>&1 | grep -q 'is already enrolled' && echo dkms_key_enrolled=1",
     "true",
 ])
 
@@ -81,6 +95,26 @@ def ib_stack_of(ofed_version: str | None, rdma_core: bool) -> str | None:
     return "rdma-core" if rdma_core else None
 
 
+def secure_boot_of(lines: list[str]) -> bool | None:
+    """Secure Boot from ``mokutil --sb-state`` (or the SecureBoot EFI variable): True when
+    enforcing, False when off or a BIOS boot, None when it cannot be told.
+
+    >>> secure_boot_of(["sb=SecureBoot enabled"]), secure_boot_of(["sb=SecureBoot disabled"])
+    (True, False)
+    """
+    pairs = _pairs(lines)
+    for state in pairs.get("sb", []):
+        text = state.lower()
+        if "secureboot enabled" in text:
+            return True
+        if "secureboot disabled" in text or "doesn't support secure boot" in text or text == "bios":
+            return False
+    for value in pairs.get("efivar", []):
+        if value.isdigit():
+            return value == "1"
+    return None
+
+
 def parse_nvidia_driver_state(lines: list[str]) -> dict[str, Any]:
     sections = _sections(lines)
     smi_lines = sections.get("smi", [])
@@ -108,6 +142,10 @@ def parse_nvidia_driver_state(lines: list[str]) -> dict[str, Any]:
         "kernel_headers": bool(headers.get("present")),
         "peermem_conf": [line.partition("=")[2].strip() for line in peermem if line.startswith("conf=")],
         "peermem_loaded": any(line.strip() == "loaded=1" for line in peermem),
+        "peer_memory": any(line.strip() == "peer_memory=1" for line in peermem),
+        "secure_boot": secure_boot_of(sections.get("secureboot", [])),
+        "dkms_key": "dkms_key=1" in (line.strip() for line in sections.get("secureboot", [])),
+        "dkms_key_enrolled": "dkms_key_enrolled=1" in (line.strip() for line in sections.get("secureboot", [])),
     }
 
 
@@ -142,7 +180,9 @@ class NvidiaDriverState(FactBase[dict[str, Any]]):
          "loaded_module": DriverVersion("550.90.12"), "nouveau_loaded": False,
          "nouveau_blacklisted_by": ["/etc/modprobe.d/deepseek-nouveau.conf"],
          "ib_stack": "rdma-core", "kernel_release": "6.1.0-28-amd64", "kernel_headers": False,
-         "peermem_conf": ["nvidia-peermem"], "peermem_loaded": False}
+         "peermem_conf": ["nvidia-peermem"], "peermem_loaded": False,
+         "peer_memory": False,  # ib_core's peer-memory API (nvidia-peermem can load)
+         "secure_boot": False, "dkms_key": True, "dkms_key_enrolled": False}
     """
 
     @override

@@ -43,7 +43,7 @@ def nvidia_repo_key(url: str, dest: str, fingerprint: str = NVIDIA_REPO_KEY_FING
 
 @operation()
 def pinned_packages(packages: dict[str, PackageVersion], managed: str | None = None,
-                    patterns: tuple[str, ...] | None = None, what: str = "NVIDIA"):
+                    patterns: tuple[str, ...] | None = None, what: str = "NVIDIA", where: str | None = None):
     """
     Install exactly these package versions, remove the managed ones not listed, hold them.
 
@@ -52,6 +52,8 @@ def pinned_packages(packages: dict[str, PackageVersion], managed: str | None = N
       None: the driver's (``deepseek_infra.nvidia_driver.MANAGED``)
     + patterns: dpkg-query patterns covering ``managed``; None: the driver's state fact
     + what: the package family, in the no-change message
+    + where: the host's distribution (``debian12``): before installing, check that the
+      configured repositories carry every version, failing with the missing ones named
 
     One apt transaction: held packages that must move are unheld first, conflicting
     packages (the other kernel-module flavour, another branch's fabric manager, another
@@ -77,5 +79,5 @@ def pinned_packages(packages: dict[str, PackageVersion], managed: str | None = N
         return
     if plan.changes_packages:
         yield "apt-get update -q"
-    for command in apt_commands(plan):
+    for command in apt_commands(plan, where):
         yield command

@@ -14,23 +14,32 @@ class NvidiaDriverDefaults(RoleDefaults):
     prefix: ClassVar[str] = "nvidia_driver_"
 
     nvidia_driver_branch: int = Field(
-        default=550, ge=400, le=999,
-        description="Driver branch the host tracks (550, 565, 570...); must be the major of nvidia_driver_version.",
+        default=580, ge=400, le=999,
+        description="Driver branch the host tracks (R580 LTSB; R535, R595, R610 and later also supported); must be the major of nvidia_driver_version.",
     )
     nvidia_driver_version: DriverVersionSetting = Field(
-        default=DriverVersion.parse("550.90.12"),
+        default=DriverVersion.parse("580.95.05"),
         description="Exact driver release pinned and held (e.g. 550.90.12); changing it switches the host and marks it reboot-required.",
     )
     nvidia_driver_kernel_modules: Literal["open", "proprietary"] = Field(
         default="open",
-        description="GPU kernel modules: open (nvidia-open; required from Blackwell on) or proprietary (cuda-drivers-<branch>).",
+        description="GPU kernel modules: open (nvidia-kernel-open-dkms / nvidia-dkms-<branch>-open; required from Blackwell on) or proprietary.",
+    )
+    nvidia_driver_desktop: bool = Field(
+        default=False,
+        description="Also install the desktop driver (Xorg, GL, VDPAU: nvidia-driver / nvidia-driver-<branch>); servers get NVIDIA's compute-only set.",
+    )
+    nvidia_driver_nvlink5: bool = Field(
+        default=False,
+        description="NVLink5 system (HGX/DGX B200): also nvidia-imex and libnvsdm at the driver's version, and nvlsm (not detected: set it per host group).",
     )
     nvidia_driver_module_build: Literal["dkms"] = Field(
         default="dkms",
         description="How the kernel module is built: dkms, for the running kernel's headers (NVIDIA's Debian 12 repository ships no precompiled modules).",
     )
-    nvidia_driver_deb_revision: str = Field(
-        default="1", description="Debian revision of NVIDIA's driver packages (1 in NVIDIA's Debian repository).",
+    nvidia_driver_deb_revision: str | None = Field(
+        default=None,
+        description="One Debian revision for every driver package (a site's own rebuilds); None: the distribution's (1 on Debian, 0ubuntu1 / 1ubuntu1 on Ubuntu).",
     )
     nvidia_driver_fabricmanager_version: DriverVersionSetting | None = Field(
         default=None,
@@ -50,7 +59,9 @@ class NvidiaDriverDefaults(RoleDefaults):
 
     @field_validator("nvidia_driver_deb_revision")
     @classmethod
-    def _revision(cls, value: str) -> str:
+    def _revision(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value or not all(c.isalnum() or c in ".+~" for c in value):
             raise ValueError("expected a Debian revision such as 1 or 0ubuntu1")
         return value

@@ -24,8 +24,9 @@ from deepseek_infra.compat import check_stack
 from deepseek_infra.facts import host as host_facts
 from deepseek_infra.hardware import PciDevice
 from deepseek_infra.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
-from deepseek_infra.nvidia_driver import plan_packages, reboot_reasons, target_packages
-from deepseek_infra.nvidia_repo import preferences_path, render_preferences
+from deepseek_infra.nvidia_driver import plan_packages, reboot_reasons
+from deepseek_infra.nvidia_packages import DriverSet, UnknownDistroError, driver_set, source_pin
+from deepseek_infra.nvidia_repo import UnsupportedPlatformError, distro_dir, preferences_path, render_preferences
 from deepseek_infra.operations import nvidia, reboot, sync
 from roles.nvidia_repo import tasks as nvidia_repo
 from roles.cuda.defaults import CudaDefaults
@@ -35,8 +36,49 @@ from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 ROLE = "nvidia-driver"  # name of its reboot-required state
 NVSWITCH_PCI_CLASS = PciDevice.NVSWITCH_CLASS  # "Bridge" class of NVSwitch functions in lspci
 IB_GROUP = "ib_fabric"
+MOK_KEY = "/var/lib/dkms/mok.pub"  # DKMS's module-signing key (dkms >= 3 makes it on first build)
 
 
+def wanted_set(config: NvidiaDriverDefaults, distro: str, nvswitch: bool) -> DriverSet:
+    """The driver's package set for this host (``deepseek_infra.nvidia_packages.driver_set``)."""
+    fm = (config.nvidia_driver_fabricmanager_version or config.nvidia_driver_version) if nvswitch else None
+    return driver_set(distro, config.nvidia_driver_version, config.nvidia_driver_kernel_modules,
+                      desktop=config.nvidia_driver_desktop, fabricmanager=fm,
+                      nvlink5=config.nvidia_driver_nvlink5, revision_override=config.nvidia_driver_deb_revision)
+
+
+def preferences(wanted: DriverSet) -> str:
+    """The driver's apt preferences: every named package at its exact version, and every
+    package of NVIDIA's driver sources (the dependencies nobody names) at the release."""
+    return (render_preferences(dict(wanted.packages), owner="nvidia_driver") + "\n"
+            + source_pin(wanted.driver, owner="nvidia_driver"))
+
+
+def headers_packages(release: str | None, family: str) -> list[str]:
+    """Kernel headers for DKMS: the running kernel's, and the flavour's metapackage, so the
+    headers of the next kernel arrive with it and DKMS rebuilds the module at its install.
+
+    >>> headers_packages("6.1.0-28-amd64", "debian"), headers_packages("5.15.0-91-generic", "ubuntu")
+    (['linux-headers-6.1.0-28-amd64', 'linux-headers-amd64', 'dkms'], ['linux-headers-5.15.0-91-generic', 'linux-headers-generic', 'dkms'])
+    """
+    if not release:
+        return ["dkms"]
+    # Debian: 6.1.0-28-cloud-amd64 -> cloud-amd64; Ubuntu: 5.15.0-91-generic -> generic.
+    parts = release.split("-")
+    flavour = "-".join(parts[2:]) or ("generic" if family == "ubuntu" else "")
+    meta = [f"linux-headers-{flavour}"] if flavour and not flavour[0].isdigit() else []
+    return [f"linux-headers-{release}", *meta, "dkms"]
+
+
+def secure_boot_reasons(state: dict, in_container: bool) -> list[str]:
+    """What a Secure Boot host needs before a DKMS-built module can load (empty: nothing)."""
+    if in_container or not state["secure_boot"] or state["dkms_key_enrolled"]:
+        return []
+    key = (f"DKMS's signing key {MOK_KEY} is not enrolled" if state["dkms_key"]
+           else f"DKMS has no signing key yet ({MOK_KEY} is made by the first module build)")
+    return [f"Secure Boot is on and {key}: the kernel refuses the unsigned NVIDIA modules. "
+            f"Run `mokutil --import {MOK_KEY}` (it asks for a one-time password), reboot, and "
+            "confirm 'Enroll MOK' at the console with that password"]
 
 
 def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
@@ -48,6 +90,7 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
         nccl=cuda.cuda_nccl_version, fabricmanager=fm, nvswitch=nvswitch,
         infiniband=state["ib_stack"], peermem=peermem,
         minor_version_compat=config.nvidia_driver_minor_version_compat,
+        peer_memory=state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed"),
     )
     for toolkit in state["toolkits"]:
         problems += [f"installed toolkit: {p}" for p in check_stack(
@@ -69,11 +112,22 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
     nvswitch = hardware.has_nvswitch
     ib_present = IB_GROUP in host.groups or bool(hardware.rdma_ports)
     peermem = config.nvidia_driver_peermem
+    peer_memory = state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed")
     if peermem is None:
-        peermem = ib_present and state["ib_stack"] is not None
-        if ib_present and not peermem:
+        peermem = ib_present and state["ib_stack"] is not None and peer_memory
+        if ib_present and state["ib_stack"] is None:
             logger.warning(f"{host.name}: InfiniBand present but no IB stack (MLNX_OFED, DOCA-OFED, rdma-core) "
                            "installed: nvidia-peermem not configured; rerun after the InfiniBand role")
+        elif ib_present and not peermem:
+            logger.warning(f"{host.name}: InfiniBand with inbox rdma-core and no peer-memory API in this kernel: "
+                           "nvidia-peermem would not load, so it is not configured; GPUDirect RDMA goes through "
+                           "DMA-BUF (open kernel modules, kernel >= 5.12), which NCCL uses without peermem")
+    os_release = host_facts.hardware(host).os_release
+    try:
+        distro = distro_dir(os_release.id, os_release.version_id)
+        wanted_packages = wanted_set(config, distro, nvswitch)
+    except (UnsupportedPlatformError, UnknownDistroError) as error:
+        raise DeployError(f"{host.name}: nvidia_driver: refused before any change: {error}") from None
 
     problems = stack_problems(config, cuda, nvswitch, peermem, state)
     if problems:
@@ -81,22 +135,27 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
 
     driver = config.nvidia_driver_version
     fm = (config.nvidia_driver_fabricmanager_version or driver) if nvswitch else None
-    wanted = target_packages(driver, config.nvidia_driver_kernel_modules, fabricmanager=fm,
-                             revision=config.nvidia_driver_deb_revision)
+    wanted = dict(wanted_packages.packages)
+    for name, why in sorted(wanted_packages.unconfirmed.items()):
+        logger.warning(f"{host.name}: {name}={wanted[name]} on {distro}: {why}; checked in the repository "
+                       "before the install")
     plan = plan_packages(wanted, state["packages"])
     loaded = state["loaded_module"] or (state["smi"]["version"] if state["smi"]["state"] == "ok" else None)
-    reasons = reboot_reasons(plan, loaded, state["smi"], driver)
+    reasons = reboot_reasons(plan, loaded, state["smi"], driver) + secure_boot_reasons(state, in_container)
 
     _nouveau(state)
-    _headers(config, state, in_container)
+    _headers(state, in_container, "ubuntu" if distro.startswith("ubuntu") else "debian")
     nvidia_repo.configure(repo)
     sync.file_synced(
-        name=f"Ensure apt pins the NVIDIA driver packages at {driver}",
-        src=StringIO(render_preferences(wanted, owner="nvidia_driver")),
+        name=f"Ensure apt pins the NVIDIA driver packages and their sources at {driver}",
+        src=StringIO(preferences(wanted_packages)),
         dest=preferences_path("nvidia_driver"), user="root", group="root", mode="0644",
     )
     nvidia.pinned_packages(name=f"Ensure the NVIDIA driver {driver} ({config.nvidia_driver_kernel_modules} "
-                                f"kernel modules) is installed and held", packages=wanted)
+                                f"kernel modules) is installed and held", packages=wanted, where=distro)
+    if wanted_packages.unpinned:
+        apt.packages(name="Ensure the NVLink5 subnet manager and diagnostics are installed",
+                     packages=list(wanted_packages.unpinned))
     if plan.driver_from:
         logger.warning(f"{host.name}: NVIDIA driver {plan.driver_from} -> {plan.driver_to}"
                        + (": reboot required" if reasons else ""))
@@ -125,14 +184,14 @@ def _nouveau(state: dict) -> None:
         logger.warning(f"{host.name}: nouveau is loaded; the NVIDIA driver loads after a reboot")
 
 
-def _headers(config: NvidiaDriverDefaults, state: dict, in_container: bool) -> None:
+def _headers(state: dict, in_container: bool, family: str) -> None:
     release = state["kernel_release"]
     if in_container:
         logger.warning(f"{host.name}: in a container: headers for the host kernel {release} are not installable "
                        "here; skipped (DKMS builds the module only on a real host)")
         return
-    apt.packages(name=f"Ensure kernel headers for {release} are installed (DKMS)",
-                 packages=[f"linux-headers-{release}", "dkms"])
+    apt.packages(name=f"Ensure kernel headers for {release} and its flavour are installed (DKMS)",
+                 packages=headers_packages(release, family))
 
 
 def _peermem(peermem: bool, state: dict, in_container: bool) -> None:

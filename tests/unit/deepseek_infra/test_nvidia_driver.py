@@ -8,7 +8,7 @@ from deepseek_infra.nvidia_driver import (
 
 from deepseek_infra.versions import DriverVersion, PackageVersion
 
-A, B = DriverVersion.parse("550.90.12"), DriverVersion.parse("565.57.01")
+A, B = DriverVersion.parse("550.90.12"), DriverVersion.parse("580.95.05")
 
 
 def installed(packages: dict, held: bool = True) -> dict:
@@ -17,17 +17,18 @@ def installed(packages: dict, held: bool = True) -> dict:
                               for name, version in packages.items()])
 
 
-def test_target_open_with_fabricmanager():
+def test_target_open_with_fabricmanager_is_compute_only():
     wanted = target_packages(A, "open", fabricmanager=A)
-    assert wanted["nvidia-open"] == wanted["nvidia-kernel-open-dkms"] == PackageVersion.parse("550.90.12-1")
-    assert str(wanted["nvidia-fabricmanager-550"]) == "550.90.12-1"
-    assert "nvidia-kernel-dkms" not in wanted and "cuda-drivers-550" not in wanted
+    assert wanted["nvidia-driver-cuda"] == wanted["nvidia-kernel-open-dkms"] == PackageVersion.parse("550.90.12-1")
+    assert str(wanted["nvidia-fabricmanager-550"]) == str(wanted["libnvidia-nscq-550"]) == "550.90.12-1"
+    # no desktop metapackage (Xorg, GL) and not the other kernel-module flavour
+    assert not {"nvidia-driver", "nvidia-open", "nvidia-kernel-dkms", "cuda-drivers-550"} & set(wanted)
 
 
-def test_target_proprietary_without_dkms():
-    wanted = target_packages(B, "proprietary", dkms=False, revision="0ubuntu1")
-    assert str(wanted["cuda-drivers-565"]) == "565.57.01-0ubuntu1"
-    assert not any("dkms" in name for name in wanted)
+def test_target_desktop_proprietary_with_a_site_revision():
+    wanted = target_packages(B, "proprietary", desktop=True, revision="2")
+    assert str(wanted["cuda-drivers-580"]) == str(wanted["nvidia-driver"]) == "580.95.05-2"
+    assert "nvidia-kernel-dkms" in wanted and "nvidia-kernel-open-dkms" not in wanted
     assert not any("fabricmanager" in name for name in wanted)
 
 
@@ -55,12 +56,14 @@ def test_plan_branch_switch_unholds_removes_installs_holds():
     old = target_packages(A, "proprietary", fabricmanager=A)
     new = target_packages(B, "open", fabricmanager=B)
     plan = plan_packages(new, installed(old))
-    assert set(plan.remove) == {"cuda-drivers-550", "nvidia-kernel-dkms", "nvidia-fabricmanager-550"}
+    # R580 renames fabric manager and NSCQ: the suffixed ones go in the same transaction.
+    assert set(plan.remove) == {"nvidia-kernel-dkms", "nvidia-fabricmanager-550", "libnvidia-nscq-550"}
     assert set(plan.unhold) == (set(old) & set(new)) | set(plan.remove)
     assert plan.install == new and (plan.driver_from, plan.driver_to) == (A, B)
     commands = apt_commands(plan)
     assert commands[0].startswith("apt-mark unhold ")
-    assert "nvidia-smi=565.57.01-1" in commands[1] and " nvidia-fabricmanager-550-" in commands[1]
+    assert "nvidia-smi=580.95.05-1" in commands[1] and " nvidia-fabricmanager-550-" in commands[1]
+    assert "nvidia-fabricmanager=580.95.05-1" in commands[1]
     assert "--allow-downgrades" in commands[1]
     assert commands[2] == "apt-mark hold " + " ".join(sorted(new))
 
@@ -105,7 +108,7 @@ def test_reboot_reason_is_the_same_on_the_switch_run_and_the_next():
     switch = plan_packages(target_packages(B, "open"), installed(target_packages(A, "open")))
     on_switch = reboot_reasons(switch, A, parse_smi(0, str(A)), B)
     after = reboot_reasons(PackagePlan(), None, parse_smi(18, "Driver/library version mismatch"), B)
-    assert on_switch == after and "565.57.01" in on_switch[0]
+    assert on_switch == after and "580.95.05" in on_switch[0]
 
 
 def test_no_reboot_on_first_install_or_when_consistent():

@@ -46,7 +46,7 @@ def state(packages=None, ib_stack=None):
 
 
 def test_gate_refuses_cuda_newer_than_the_driver_naming_both():
-    config = NvidiaDriverDefaults()
+    config = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
     found = stack_problems(config, CudaDefaults(cuda_version="12.8.1"), False, False, state())
     assert found and "12.8.1" in found[0] and "570.124.06" in found[0] and "550.90.12" in found[0]
 
@@ -62,11 +62,20 @@ def test_gate_refuses_a_fabricmanager_of_another_version():
 
 def test_gate_checks_installed_toolkits_and_peermem():
     pkgs = {"cuda-toolkit-12-8": "12.8.1-1"}
-    found = stack_problems(NvidiaDriverDefaults(), CudaDefaults(), False, True, state(pkgs))
+    r550 = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
+    found = stack_problems(r550, CudaDefaults(), False, True, state(pkgs))
     assert any(p.startswith("installed toolkit: CUDA 12.8.1 needs") for p in found)
     assert any("nvidia-peermem needs an InfiniBand stack" in p for p in found)
+    with_patch = {**state(ib_stack="rdma-core"), "peer_memory": True}
+    assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True, with_patch) == []
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True,
-                          state(ib_stack="rdma-core")) == []
+                          state(ib_stack="mlnx_ofed")) == []
+
+
+def test_peermem_on_inbox_rdma_core_without_peer_memory_api_is_refused_with_dma_buf_named():
+    # Debian 12 / Ubuntu 6.8 kernels: no peer-memory patch, nvidia-peermem's init returns -EINVAL.
+    found = stack_problems(NvidiaDriverDefaults(), CudaDefaults(), False, True, state(ib_stack="rdma-core"))
+    assert len(found) == 1 and "ib_register_peer_memory_client" in found[0] and "DMA-BUF" in found[0]
 
 
 def test_toolkit_config_common_packages_are_no_release_to_gate_on():
@@ -74,7 +83,7 @@ def test_toolkit_config_common_packages_are_no_release_to_gate_on():
     pkgs = {"cuda-toolkit-12-4": "12.4.1-1", "cuda-toolkit-12-4-config-common": "12.4.127-1",
             "cuda-toolkit-12-config-common": "12.4.127-1", "cuda-toolkit-config-common": "12.4.127-1"}
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), False, False, state(pkgs)) == []
-    old = NvidiaDriverDefaults(nvidia_driver_version="550.54.14")  # below 12.4.1's 550.54.15
+    old = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.54.14")  # below 12.4.1's 550.54.15
     assert stack_problems(old, CudaDefaults(), False, False, state(pkgs)) == [
         "installed toolkit: CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 550.54.14. CUDA 12.x minor-version "
         "compatibility would run on >= 525.60.13 with restrictions; this collection requires the toolkit's own "
@@ -93,4 +102,6 @@ def test_nvswitch_from_lspci_bridge_class():
 def test_defaults_target_the_packages_the_role_installs():
     config = NvidiaDriverDefaults()
     wanted = target_packages(config.nvidia_driver_version, config.nvidia_driver_kernel_modules)
-    assert str(wanted["nvidia-open"]) == "550.90.12-1"
+    # R580 LTSB, NVIDIA's compute-only set with the open kernel modules (no desktop metapackage)
+    assert str(wanted["nvidia-driver-cuda"]) == str(wanted["nvidia-kernel-open-dkms"]) == "580.95.05-1"
+    assert "nvidia-driver" not in wanted and "nvidia-open" not in wanted

@@ -15,16 +15,20 @@ import pytest
 from deepseek_infra.facts.nvidia import COMMAND as STATE_COMMAND
 from deepseek_infra.facts.nvidia import PEERMEM_CONF, parse_nvidia_driver_state
 from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
-from deepseek_infra.nvidia_driver import target_packages
-from deepseek_infra.nvidia_repo import preferences_path, render_preferences
-from deepseek_infra.versions import DriverVersion, PackageVersion
-from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS
+from deepseek_infra.nvidia_packages import DriverSet
+from deepseek_infra.nvidia_repo import distro_dir, preferences_path
+from deepseek_infra.versions import DriverVersion
+from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS, preferences, wanted_set
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 
 DEFAULTS = NvidiaDriverDefaults()
 DRIVER = (DriverVersion.parse(os.environ["DEEPSEEK_NVIDIA_DRIVER_VERSION"])
           if os.environ.get("DEEPSEEK_NVIDIA_DRIVER_VERSION") else DEFAULTS.nvidia_driver_version)
 FLAVOR = os.environ.get("DEEPSEEK_NVIDIA_DRIVER_KERNEL_MODULES", DEFAULTS.nvidia_driver_kernel_modules)
+CONFIG = DEFAULTS.model_copy(update={"nvidia_driver_version": DRIVER, "nvidia_driver_branch": DRIVER.branch,
+                                     "nvidia_driver_kernel_modules": FLAVOR})
+# The desktop closure a compute-only node must not have (Xorg driver, VDPAU, GL libraries).
+DESKTOP_ONLY = ("xserver-xorg-video-nvidia", "nvidia-vdpau-driver", "nvidia-driver-libs")
 GPU_CLASSES = ("0300", "0302")  # VGA / 3D controller
 
 
@@ -48,9 +52,20 @@ def state(host) -> dict:
 
 
 @pytest.fixture(scope="module")
-def wanted(nvswitch) -> dict[str, PackageVersion]:
-    return target_packages(DRIVER, FLAVOR, fabricmanager=DRIVER if nvswitch else None,
-                           revision=DEFAULTS.nvidia_driver_deb_revision)
+def distro(host) -> str:
+    """NVIDIA's directory name for the host's distribution (debian12, ubuntu2404...)."""
+    fields = dict(line.split("=", 1) for line in host.file("/etc/os-release").content_string.splitlines() if "=" in line)
+    return distro_dir(fields.get("ID", "").strip('"'), fields.get("VERSION_ID", "").strip('"'))
+
+
+@pytest.fixture(scope="module")
+def wanted_packages(nvswitch, distro) -> DriverSet:
+    return wanted_set(CONFIG, distro, nvswitch)
+
+
+@pytest.fixture(scope="module")
+def wanted(wanted_packages) -> dict:
+    return dict(wanted_packages.packages)
 
 
 def test_nvidia_smi_lists_every_gpu(host, nvidia_pci):
@@ -84,11 +99,36 @@ def test_no_other_driver_packages(host, state, wanted):
     assert not extra, f"{host.backend.hostname}: NVIDIA driver packages: expected only {sorted(wanted)}, found also {extra}"
 
 
-def test_apt_preferences_pin_the_driver(host, wanted):
+def test_no_desktop_driver_on_a_compute_node(host):
+    if CONFIG.nvidia_driver_desktop:
+        pytest.skip("nvidia_driver_desktop is on")
+    found = [name for name in DESKTOP_ONLY if host.package(name).is_installed]
+    assert not found, f"{host.backend.hostname}: expected NVIDIA's compute-only set, found desktop packages {found}"
+
+
+def test_unnamed_driver_dependencies_follow_the_release(host, wanted):
+    """The source pin holds the packages nobody names at the driver's release too."""
+    for name in ("nvidia-alternative", "firmware-nvidia-gsp", "nvidia-kernel-support"):
+        package = host.package(name)
+        if package.is_installed:  # Debian's packaging; Ubuntu's names differ
+            assert package.version.startswith(f"{DRIVER}-"), (
+                f"{host.backend.hostname}: {name}: expected {DRIVER}, found {package.version}")
+
+
+def test_apt_candidates_are_the_pinned_versions(host, wanted):
+    """What apt would install next is what is pinned: an upgrade moves nothing."""
+    for name, version in sorted(wanted.items()):
+        policy = host.run(f"apt-cache policy {name}").stdout
+        candidate = next((line.split(":", 1)[1].strip() for line in policy.splitlines()
+                          if line.strip().startswith("Candidate:")), None)
+        assert candidate == str(version), f"{host.backend.hostname}: {name}: expected candidate {version}, found {candidate}"
+
+
+def test_apt_preferences_pin_the_driver(host, wanted_packages):
     path = preferences_path("nvidia_driver")
     pin = host.file(path)
     assert pin.exists, f"{host.backend.hostname}: {path}: expected the driver's apt pins, found none"
-    expected = render_preferences(wanted, owner="nvidia_driver")
+    expected = preferences(wanted_packages)
     assert pin.content_string == expected, f"{host.backend.hostname}: {path}: expected\n{expected}\nfound\n{pin.content_string}"
 
 
@@ -101,14 +141,16 @@ def test_persistenced_active(host):
     assert service.is_running, f"{where}: expected active, found inactive"
 
 
-def test_fabricmanager_active_at_driver_version(host, nvswitch, state):
+def test_fabricmanager_and_nscq_active_at_driver_version(host, nvswitch, state, wanted_packages):
     if not nvswitch:
         pytest.skip(f"{host.backend.hostname}: no NVSwitch in lspci (class {NVSWITCH_PCI_CLASS}): no fabric manager")
-    name = f"nvidia-fabricmanager-{DRIVER.branch}"
-    found = state["packages"].get(name, {}).get("version")
+    for part in ("fabricmanager", "nscq"):
+        name = wanted_packages.name_of(part)
+        found = state["packages"].get(name, {}).get("version")
+        assert found == wanted_packages.packages[name], (
+            f"{host.backend.hostname}: {name}: expected the driver's version {wanted_packages.packages[name]}, found {found}")
+    name = wanted_packages.name_of("fabricmanager")
     where = f"{host.backend.hostname}: {name}"
-    assert found == PackageVersion(f"{DRIVER}-{DEFAULTS.nvidia_driver_deb_revision}"), (
-        f"{where}: expected the driver's version {DRIVER}, found {found}")
     service = host.service("nvidia-fabricmanager")
     assert service.is_enabled and service.is_running, f"{where}: expected enabled and active, found not"
 
