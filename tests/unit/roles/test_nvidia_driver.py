@@ -105,3 +105,41 @@ def test_defaults_target_the_packages_the_role_installs():
     # R580 LTSB, NVIDIA's compute-only set with the open kernel modules (no desktop metapackage)
     assert str(wanted["nvidia-driver-cuda"]) == str(wanted["nvidia-kernel-open-dkms"]) == "580.95.05-1"
     assert "nvidia-driver" not in wanted and "nvidia-open" not in wanted
+
+
+def test_secure_boot_without_an_enrolled_dkms_key_is_a_reboot_reason_with_the_steps():
+    from roles.nvidia_driver.tasks import secure_boot_reasons
+
+    base = parse_nvidia_driver_state([])
+    on = {**base, "secure_boot": True, "dkms_key": True, "dkms_key_enrolled": False}
+    (reason,) = secure_boot_reasons(on, in_container=False)
+    assert "mokutil --import /var/lib/dkms/mok.pub" in reason and "Enroll MOK" in reason
+    assert secure_boot_reasons({**on, "dkms_key_enrolled": True}, in_container=False) == []
+    assert secure_boot_reasons({**on, "secure_boot": False}, in_container=False) == []
+    assert secure_boot_reasons({**on, "secure_boot": None}, in_container=False) == []  # unknown: not claimed
+    assert secure_boot_reasons(on, in_container=True) == []  # a container loads no modules
+
+
+def test_dkms_gets_the_kernel_flavours_headers_metapackage():
+    from roles.nvidia_driver.tasks import headers_packages
+
+    assert headers_packages("6.1.0-28-cloud-amd64", "debian") == [
+        "linux-headers-6.1.0-28-cloud-amd64", "linux-headers-cloud-amd64", "dkms"]
+    assert headers_packages("6.8.0-48-generic", "ubuntu") == [
+        "linux-headers-6.8.0-48-generic", "linux-headers-generic", "dkms"]
+
+
+def test_preferences_pin_named_packages_exactly_and_the_sources_at_the_release():
+    from roles.nvidia_driver.tasks import preferences, wanted_set
+
+    text = preferences(wanted_set(NvidiaDriverDefaults(), "debian12", nvswitch=True))
+    assert "Package: libcuda1 libnvidia-ml1 libnvidia-nscq nvidia-driver-cuda nvidia-fabricmanager" in text
+    assert "Pin: version 580.95.05-1\n" in text and "Pin: version 580.95.05-*\n" in text
+
+
+def test_unknown_distribution_is_refused_naming_it():
+    from deepseek_infra.nvidia_packages import UnknownDistroError
+    from roles.nvidia_driver.tasks import wanted_set
+
+    with pytest.raises(UnknownDistroError, match="rocky9"):
+        wanted_set(NvidiaDriverDefaults(), "rocky9", nvswitch=False)

@@ -75,3 +75,29 @@ def test_ib_stack_names():
     assert ib_stack_of("OFED-internal-24.10-1.1.4", False) == "doca_ofed"
     assert ib_stack_of(None, True) == "rdma-core"
     assert ib_stack_of(None, False) is None
+
+
+def test_secure_boot_and_dkms_key_from_mokutil():
+    # mokutil's real answers: "SecureBoot enabled", "SecureBoot disabled",
+    # "EFI variables are not supported on this system" (BIOS), and --test-key's
+    # "/var/lib/dkms/mok.pub is already enrolled".
+    enrolled = parse_nvidia_driver_state(["@@secureboot", "sb=SecureBoot enabled", "dkms_key=1", "dkms_key_enrolled=1"])
+    assert (enrolled["secure_boot"], enrolled["dkms_key"], enrolled["dkms_key_enrolled"]) == (True, True, True)
+    assert parse_nvidia_driver_state(["@@secureboot", "sb=SecureBoot disabled"])["secure_boot"] is False
+    assert parse_nvidia_driver_state(["@@secureboot", "sb=bios"])["secure_boot"] is False
+    # no mokutil: the SecureBoot EFI variable's last byte
+    assert parse_nvidia_driver_state(["@@secureboot", "efivar=1"])["secure_boot"] is True
+    assert parse_nvidia_driver_state(["@@secureboot", "efivar=0"])["secure_boot"] is False
+    # cannot be told: unknown, not guessed
+    assert parse_nvidia_driver_state(["@@secureboot", "sb=EFI variables are not supported"])["secure_boot"] is None
+
+
+def test_peer_memory_api_from_the_fact():
+    assert parse_nvidia_driver_state(["@@peermem", "peer_memory=1"])["peer_memory"] is True
+    assert parse_nvidia_driver_state(["@@peermem"])["peer_memory"] is False
+    assert "ib_register_peer_memory_client" in COMMAND and "modules.symbols" in COMMAND
+
+
+def test_the_command_asks_dpkg_about_every_distributions_driver_names():
+    for pattern in ("'libnvidia-compute*'", "'nvidia-utils*'", "'libnvidia-nscq*'", "'nvidia-fabricmanager*'"):
+        assert pattern in COMMAND, pattern
