@@ -155,12 +155,21 @@ def test_fabricmanager_and_nscq_active_at_driver_version(host, nvswitch, state, 
     assert service.is_enabled and service.is_running, f"{where}: expected enabled and active, found not"
 
 
-def test_peermem_configured_with_infiniband(host, state, in_container):
+def test_peermem_configured_where_the_ib_stack_supports_it(host, state, in_container):
+    """nvidia-peermem with an IB stack that has ib_core's peer-memory API (MLNX_OFED, DOCA-OFED,
+    a patched inbox kernel); on inbox rdma-core without it the module cannot load, so it is not
+    configured and GPUDirect RDMA goes through DMA-BUF."""
     if state["ib_stack"] is None:
         pytest.skip(f"{host.backend.hostname}: no InfiniBand stack installed (MLNX_OFED, DOCA-OFED, rdma-core)")
     if not host.run("ls /sys/class/infiniband 2>/dev/null | grep -q . || command -v ibstat >/dev/null && ibstat -l | grep -q .").rc == 0:
         pytest.skip(f"{host.backend.hostname}: no InfiniBand HCA")
     where = f"{host.backend.hostname}: {PEERMEM_CONF}"
+    supported = state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed")
+    if not supported:
+        assert state["peermem_conf"] == [], (
+            f"{where}: expected no nvidia-peermem ({state['ib_stack']} without ib_core's peer-memory API: it cannot "
+            f"load), found {state['peermem_conf']}")
+        return
     assert state["peermem_conf"] == ["nvidia-peermem"], f"{where}: expected nvidia-peermem, found {state['peermem_conf']}"
     if in_container:
         pytest.skip(f"{host.backend.hostname}: a container cannot load nvidia-peermem (configured for boot)")
