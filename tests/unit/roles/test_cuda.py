@@ -19,7 +19,8 @@ def installed(**versions):
 
 
 def test_cuda_12_8_with_the_550_driver_is_refused_naming_both():
-    problems = stack_problems(CudaDefaults(**CUDA_12_8), NvidiaDriverDefaults(), {})
+    r550 = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
+    problems = stack_problems(CudaDefaults(**CUDA_12_8), r550, {})
     assert len(problems) == 1
     assert "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12" in problems[0]
     assert problems[0].startswith("pinned (nvidia_driver_version) driver: ")
@@ -72,7 +73,7 @@ INSTALLED = {
     "cuda-toolkit-12-config-common": "12.2.140-1", "cuda-toolkit-config-common": "12.2.140-1",
     "libcudnn9-cuda-12": "9.1.0.70-1", "libnccl2": "2.21.5-1+cuda12.4",
 }
-SETTINGS = {"nvidia_driver_version": "550.90.12", **CUDA_12_4}
+SETTINGS = {"nvidia_driver_branch": 550, "nvidia_driver_version": "550.90.12", **CUDA_12_4}
 
 
 @pytest.fixture
