@@ -109,9 +109,14 @@ def fake_facts(monkeypatch, phase: dict, tmp_path) -> None:
         DpkgPackages: dpkg,
     }
 
+    from deepseek_infra.facts.host import HostHardware
+    from deepseek_infra.hardware import Hardware
+
     def get_fact(self, fact_class, *args, **kwargs):
         if fact_class is Arch:
             return "x86_64"
+        if fact_class is HostHardware:  # a Debian 12 node: the driver's package names follow it
+            return Hardware.from_sections({"os_release": {"id": "debian", "version_id": "12"}})
         fact = fact_class()
         if fact_class not in output:
             return fact.default()
