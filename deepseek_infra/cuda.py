@@ -21,7 +21,7 @@ from typing import Final
 from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
 MANAGED: Final = re.compile(
-    r"^(cuda-toolkit-\d+-\d+|libcudnn\d+(-dev)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
+    r"^(cuda-toolkit-\d+-\d+|libcudnn\d+(-dev|-headers)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
 )
 # The toolkit metapackage only: cuda-toolkit-12-4-config-common (12.4.127-1) and
 # cuda-toolkit-12-config-common, which it pulls in, carry component versions, not releases.
@@ -51,17 +51,29 @@ def cuda_home(cuda: CudaRelease) -> str:
     return f"/usr/local/cuda-{cuda.short}"
 
 
+# cuDNN 9 split its headers into libcudnn9-headers-cuda-<M>, which -dev requires at exactly
+# its own version (so all three are pinned, or apt picks the newest headers and fails).
+# Seen from 9.10: libcudnn9-headers-cuda-12_9.10.1.4-1 in NVIDIA's debian12/ubuntu2404 repos,
+# 9.10.2.21 and 9.13.1.26 pinned as three packages in public setup scripts; pins of 9.1.1.17
+# and 9.8.0.87 name only runtime and -dev. 9.9 is not confirmed either way.
+CUDNN_HEADERS_FROM: Final = (9, 10)
+
+
 def cudnn_packages(cudnn: CudnnVersion, cuda_major: int, dev: bool = True) -> list[str]:
     """Package names of a cuDNN release for a CUDA major.
 
     >>> cudnn_packages(CudnnVersion.parse("9.1.0.70-1"), 12)
     ['libcudnn9-cuda-12', 'libcudnn9-dev-cuda-12']
+    >>> cudnn_packages(CudnnVersion.parse("9.10.2.21-1"), 12)
+    ['libcudnn9-cuda-12', 'libcudnn9-dev-cuda-12', 'libcudnn9-headers-cuda-12']
     >>> cudnn_packages(CudnnVersion.parse("8.9.7.29-1+cuda12.2"), 12, dev=False)
     ['libcudnn8']
     """
     major = cudnn.major
     if major >= 9:
         names = [f"libcudnn{major}-cuda-{cuda_major}", f"libcudnn{major}-dev-cuda-{cuda_major}"]
+        if tuple(cudnn.parts[:2]) >= CUDNN_HEADERS_FROM:
+            names.append(f"libcudnn{major}-headers-cuda-{cuda_major}")
     else:
         names = [f"libcudnn{major}", f"libcudnn{major}-dev"]
     return names if dev else names[:1]

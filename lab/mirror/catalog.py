@@ -24,7 +24,7 @@ Every file these packages install is a stand-in marked LAB SIMULATION; the drive
 
 from __future__ import annotations
 
-from lab.mirror.catalog_cuda import TOOLKITS, cuda_packages
+from lab.mirror.catalog_cuda import TOOLKITS, cuda_packages, cudnn_split_packages
 from lab.mirror.catalog_tools import CONTAINER_TOOLKIT, DCGM, DCGM_EXPORTER, tool_packages
 from lab.mirror.debs import LAB_NVIDIA_DIR, LIB_DIR, SIM_DIR, Package, _marker, _sim
 
@@ -144,5 +144,6 @@ def packages(suite: str = "debian12") -> list[Package]:
     # apt picks one by pin.
     for toolkit, spec in TOOLKITS.items():
         result += cuda_packages(toolkit, spec)
+    result += cudnn_split_packages()
     result += tool_packages()
     return result

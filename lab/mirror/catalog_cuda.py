@@ -54,3 +54,23 @@ def cuda_packages(toolkit: str, spec: dict[str, str]) -> list[Package]:
                     "usr/include/x86_64-linux-gnu/cudnn_version_v9.h": (
                         _sim("cudnn_version.h", MAJOR=cudnn[0], MINOR=cudnn[1], PATCH=cudnn[2]), 0o644)}),
     ]
+
+
+# A cuDNN 9 release from the line that ships its headers separately (9.10 on), beside the
+# pinned ones, as NVIDIA's repository carries newer cuDNN builds than any pin: -dev depends
+# on runtime and headers at exactly its own version.
+CUDNN_SPLIT = "9.10.2.21-1"
+
+
+def cudnn_split_packages(version: str = CUDNN_SPLIT, cuda_major: str = "12") -> list[Package]:
+    parts = version.split("-")[0].split(".")
+    return [
+        Package(f"libcudnn9-cuda-{cuda_major}", version, f"cuDNN runtime libraries for CUDA {cuda_major}", files={
+            f"{LIB_DIR}/libcudnn.so.{'.'.join(parts[:3])}": _marker("libcudnn"),
+            f"{LIB_DIR}/libcudnn.so.9": (f"->libcudnn.so.{'.'.join(parts[:3])}", 0)}),
+        Package(f"libcudnn9-headers-cuda-{cuda_major}", version, f"cuDNN header files for CUDA {cuda_major}", files={
+            "usr/include/x86_64-linux-gnu/cudnn_version_v9.h": (
+                _sim("cudnn_version.h", MAJOR=parts[0], MINOR=parts[1], PATCH=parts[2]), 0o644)}),
+        Package(f"libcudnn9-dev-cuda-{cuda_major}", version, f"cuDNN development files for CUDA {cuda_major}",
+                depends=(f"libcudnn9-cuda-{cuda_major} (= {version})", f"libcudnn9-headers-cuda-{cuda_major} (= {version})")),
+    ]

@@ -122,3 +122,15 @@ def test_parse_versions_from_tools_and_headers():
     assert PackageVersion.parse("1:2.21.5-1+cuda12.4").upstream == "2.21.5"
     assert re.fullmatch(r"\d+\.\d+", cuda.parse_nvcc_release(catalog._sim(
         "nvcc", RELEASE="12.8", NVCC="12.8.93", BUILT="x", COMPILER="y").replace("cat <<END\n", "")) or "")
+
+
+def test_cudnn_from_9_10_pins_runtime_dev_and_headers_together():
+    # -dev depends on the headers at exactly its version: unpinned, apt takes the newest headers.
+    wanted = cuda.target_packages(CudaRelease.parse("12.8.1"), CudnnVersion.parse("9.10.2.21-1"))
+    assert {name for name in wanted if name.startswith("libcudnn")} == {
+        "libcudnn9-cuda-12", "libcudnn9-dev-cuda-12", "libcudnn9-headers-cuda-12"}
+    assert len({str(v) for n, v in wanted.items() if n.startswith("libcudnn")}) == 1
+    assert cuda.MANAGED.match("libcudnn9-headers-cuda-12")
+    # the lab mirror carries that release with the real dependency shape
+    (dev,) = [p for p in catalog.packages() if p.name == "libcudnn9-dev-cuda-12" and p.version == "9.10.2.21-1"]
+    assert "libcudnn9-headers-cuda-12 (= 9.10.2.21-1)" in dev.depends
