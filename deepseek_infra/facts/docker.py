@@ -7,6 +7,7 @@ paths name the driver it was generated for.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -23,8 +24,20 @@ COMMAND = "; ".join([
      "2>/dev/null | head -n 1"),
     "echo @@cdi",
     f"cat {CDI_SPEC} 2>/dev/null",
+    "echo @@dockerd",
+    "dockerd --version 2>/dev/null",
     "true",
 ])
+
+
+def docker_major(text: str) -> int | None:
+    """The major version ``dockerd --version`` prints, None when Docker is not installed.
+
+    >>> docker_major("Docker version 20.10.24+dfsg1, build 297e128"), docker_major("Docker version 28.2.2, build e6534b4")
+    (20, 28)
+    """
+    match = re.search(r"Docker version (\d+)\.", text)
+    return int(match.group(1)) if match else None
 
 
 def parse_docker_state(lines: list[str]) -> dict[str, Any]:
@@ -33,7 +46,9 @@ def parse_docker_state(lines: list[str]) -> dict[str, Any]:
     driver = [line.strip() for line in sections.get("driver", []) if line.strip()]
     version = driver[0] if driver and driver[0][:1].isdigit() else None
     cdi = "\n".join(sections.get("cdi", []))
+    dockerd = " ".join(sections.get("dockerd", []))
     return {
+        "docker_major": docker_major(dockerd),
         "daemon_json": daemon or None,
         "driver": version,
         "cdi_present": "cdi" in sections and bool(cdi.strip()),
@@ -46,7 +61,7 @@ class DockerState(FactBase[dict[str, Any]]):
 
     .. code:: python
 
-        {"daemon_json": '{"debug": true}', "driver": "550.90.12",
+        {"docker_major": 20, "daemon_json": '{"debug": true}', "driver": "550.90.12",
          "cdi_present": True, "cdi_current": False}
     """
 

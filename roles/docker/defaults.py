@@ -27,13 +27,13 @@ class DockerDefaults(RoleDefaults):
 
     # NVIDIA container toolkit (from the NVIDIA stack's source, roles/nvidia_repo).
     docker_nvidia_container_toolkit_version: PackageVersionSetting = Field(
-        default=PackageVersion.parse("1.17.4-1"), description="nvidia-container-toolkit (and -base) package version, pinned and held.",
+        default=PackageVersion.parse("1.17.4-1"), description="NVIDIA container toolkit version: nvidia-container-toolkit, -base, libnvidia-container-tools and libnvidia-container1 pinned and held at it.",
     )
     docker_default_runtime: Literal["nvidia", "runc"] | None = Field(
         default=None, description="default-runtime in daemon.json: nvidia makes every container a GPU container; None leaves the key alone.",
     )
     docker_cdi: bool = Field(
-        default=True, description="Generate the CDI spec /etc/cdi/nvidia.yaml (nvidia-ctk cdi generate) when missing or the driver changed.",
+        default=True, description="Generate the CDI spec /etc/cdi/nvidia.yaml (nvidia-ctk cdi generate) when missing or the driver changed; only with Docker >= 25 (CDI) and a toolkit < 1.18 (which refreshes its own spec).",
     )
 
     # daemon.json (merged into the existing file; other keys are kept).

@@ -43,8 +43,13 @@ from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 RECORD_FILE = f"{paths.CONFIG_DIR}/docker.json"
 DOCKER_CE_SOURCES = "/etc/apt/sources.list.d/deepseek-docker.sources"
 DOCKER_CE_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io")
-TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base")
-TOOLKIT_MANAGED = r"^nvidia-container-toolkit(-base)?$"
+# All four at one version, as NVIDIA's install guide pins them: from 1.18.0 the toolkit
+# depends on libnvidia-container-tools (= its version) (NVIDIA/nvidia-container-toolkit
+# packaging/debian/control, f0ea60a2), and before it (>=), so the libraries would float.
+TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
+                    "libnvidia-container1")
+TOOLKIT_MANAGED = r"^(nvidia-container-toolkit(-base)?|libnvidia-container-tools|libnvidia-container1)$"
+CDI_DOCKER_MAJOR = 25  # Docker has CDI (opt-in, features.cdi) from 25; Debian 12's docker.io is 20.10
 
 
 def toolkit_pins(config: DockerDefaults) -> dict[str, PackageVersion]:
@@ -79,7 +84,12 @@ def install(config: DockerDefaults, repo: NvidiaRepoDefaults) -> None:
                  commands=["systemctl reset-failed docker.service; systemctl restart docker.service"],
                  _if=daemon.did_change)
     systemd.service(name="Ensure Docker is enabled and running", service="docker", enabled=True, running=True)
-    if config.docker_cdi:
+    if config.docker_cdi and tuple(config.docker_nvidia_container_toolkit_version.parts[:2]) >= (1, 18):
+        # nvidia-cdi-refresh.service (toolkit >= 1.18) keeps /var/run/cdi/nvidia.yaml itself:
+        # a second spec would name nvidia.com/gpu twice.
+        logger.info(f"{host.name}: container toolkit >= 1.18 writes its own CDI spec (nvidia-cdi-refresh); "
+                    f"{CDI_SPEC} not generated")
+    elif config.docker_cdi:
         cdi_spec(name=f"Ensure {CDI_SPEC} describes the loaded NVIDIA driver")
     sync.file_synced(name=f"Ensure {RECORD_FILE} records the Docker settings",
                      src=StringIO(json.dumps({"settings": config.model_dump(mode="json"), "managed": config.managed()},
@@ -122,6 +132,10 @@ def cdi_spec():
     (the first run writes the final spec; a second run changes nothing).
     """
     state = host.get_fact(DockerState)
+    if state["docker_major"] is not None and state["docker_major"] < CDI_DOCKER_MAJOR:
+        host.noop(f"Docker {state['docker_major']} has no CDI (Docker >= {CDI_DOCKER_MAJOR}): containers get GPUs "
+                  f"through the nvidia runtime; no {CDI_SPEC} written")
+        return
     if state["cdi_current"]:
         host.noop(f"{CDI_SPEC} was generated for the loaded driver {state['driver']}")
         return

@@ -30,7 +30,8 @@ class ExportersDefaults(RoleDefaults):
         default=True, description="Install DCGM and dcgm-exporter when the configured apt sources offer them.",
     )
     exporters_dcgm_packages: tuple[str, ...] = Field(
-        default=("datacenter-gpu-manager",), description="DCGM packages (host engine providing the nvidia-dcgm service).",
+        default=("datacenter-gpu-manager-4-core", "datacenter-gpu-manager-4-cuda12"),
+        description="DCGM 4 packages (host engine providing the nvidia-dcgm service; -cuda12 runs on R525+ drivers, -cuda13 needs R580+). DCGM 3 (datacenter-gpu-manager) is purged first, as NVIDIA's guide does.",
     )
     exporters_dcgm_service: str = Field(default="nvidia-dcgm", description="systemd unit of the DCGM host engine.")
     exporters_dcgm_exporter_package: str = Field(

@@ -116,9 +116,15 @@ def _engine_relay(config: ExportersDefaults) -> None:
     )
 
 
+DCGM3 = "datacenter-gpu-manager"  # DCGM 3 (last 1:3.3.9): NVIDIA's guide purges it before DCGM 4
+
+
 def _dcgm(config: ExportersDefaults) -> None:
     dcgm = tuple(config.exporters_dcgm_packages)
     exporter = (config.exporters_dcgm_exporter_package,)
+    if DCGM3 not in dcgm:
+        apt.packages(name="Ensure DCGM 3 is not installed (DCGM 4 and its exporter replace it)", packages=[DCGM3],
+                     present=False, purge=True)
     packages_if_available(name="Ensure NVIDIA DCGM is installed (when the apt sources offer it)",
                           packages=list(dcgm), component="DCGM", hint=NVIDIA_HINT)
     systemd.service(

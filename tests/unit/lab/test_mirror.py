@@ -20,7 +20,9 @@ def test_names_and_versions_follow_nvidias_debian12_repository():
         ("firmware-nvidia-gsp", "580.105.08-1"), ("nvidia-alternative", "550.90.12-1"), ("cuda-toolkit-12-4", "12.4.1-1"),
         ("cuda-toolkit-12-8", "12.8.1-1"), ("libnccl2", "2.21.5-1+cuda12.4"), ("libnccl-dev", "2.25.1-1+cuda12.8"),
         ("libcudnn9-cuda-12", "9.1.0.70-1"), ("nvidia-container-toolkit", "1.17.4-1"),
-        ("datacenter-gpu-manager", "1:3.3.9"), ("datacenter-gpu-manager-exporter", "3.3.9-3.6.1-1"),
+        ("libnvidia-container1", "1.17.4-1"), ("nvidia-container-toolkit", "1.18.0-1"),
+        ("datacenter-gpu-manager", "1:3.3.9"), ("datacenter-gpu-manager-4-core", "1:4.5.2-1"),
+        ("datacenter-gpu-manager-4-cuda12", "1:4.5.2-1"), ("datacenter-gpu-manager-exporter", "4.8.2-1"),
     ]:
         assert (name, version) in INDEX, f"{name} {version} missing from the mirror"
 

@@ -33,4 +33,16 @@ def test_bad_values_are_refused_naming_host_and_key(data, key, text):
 def test_toolkit_pins_follow_the_version():
     pins = toolkit_pins(DockerDefaults(docker_nvidia_container_toolkit_version="1.17.3-1"))
     assert {name: str(version) for name, version in pins.items()} == {
-        "nvidia-container-toolkit": "1.17.3-1", "nvidia-container-toolkit-base": "1.17.3-1"}
+        "nvidia-container-toolkit": "1.17.3-1", "nvidia-container-toolkit-base": "1.17.3-1",
+        "libnvidia-container-tools": "1.17.3-1", "libnvidia-container1": "1.17.3-1"}
+
+
+def test_the_lab_mirror_has_the_toolkits_real_dependency_shapes():
+    # 1.17: libnvidia-container-tools (>=), so the libraries float unless pinned; 1.18: (=).
+    from lab.mirror import catalog
+
+    deps = {p.version: p.depends for p in catalog.packages() if p.name == "nvidia-container-toolkit"}
+    assert "libnvidia-container-tools (>= 1.17.4-1)" in deps["1.17.4-1"]
+    assert "libnvidia-container-tools (= 1.18.0-1)" in deps["1.18.0-1"]
+    base = next(p for p in catalog.packages() if p.name == "nvidia-container-toolkit-base")
+    assert {"usr/bin/nvidia-ctk", "usr/bin/nvidia-container-runtime", "usr/bin/nvidia-cdi-hook"} <= set(base.files)

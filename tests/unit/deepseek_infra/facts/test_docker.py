@@ -16,7 +16,7 @@ def test_docker_state_parses_sections():
 
 def test_docker_state_without_anything():
     assert parse_docker_state(["@@daemon", "", "@@driver", "@@cdi"]) == {
-        "daemon_json": None, "driver": None, "cdi_present": False, "cdi_current": False}
+        "docker_major": None, "daemon_json": None, "driver": None, "cdi_present": False, "cdi_current": False}
     mismatch = parse_docker_state(["@@driver", "Failed to initialize NVML: Driver/library version mismatch"])
     assert mismatch["driver"] is None
     assert "/etc/docker/daemon.json" in COMMAND and "/etc/cdi/nvidia.yaml" in COMMAND
@@ -32,3 +32,10 @@ def test_dpkg_packages_quotes_patterns_and_parses_holds():
 
 def test_rdma_devices():
     assert RdmaDevices().process(["mlx5_1", "mlx5_0", ""]) == ["mlx5_0", "mlx5_1"]
+
+
+def test_docker_major_decides_cdi():
+    # Debian 12's docker.io has no CDI; Docker has it (opt-in) from 25.
+    assert parse_docker_state(["@@dockerd", "Docker version 20.10.24+dfsg1, build 297e128"])["docker_major"] == 20
+    assert parse_docker_state(["@@dockerd", "Docker version 28.2.2, build e6534b4"])["docker_major"] == 28
+    assert "dockerd --version" in COMMAND
