@@ -21,7 +21,8 @@ from deepseek_infra.docker_config import (
 )
 from deepseek_infra.facts.nvidia import DpkgPackages
 from deepseek_infra.nvidia_driver import parse_dpkg_status
-from roles.docker.tasks import RECORD_FILE, TOOLKIT_PACKAGES, toolkit_pins
+from deepseek_infra.facts.docker import docker_major
+from roles.docker.tasks import CDI_DOCKER_MAJOR, RECORD_FILE, TOOLKIT_PACKAGES, toolkit_pins
 from roles.docker.defaults import DockerDefaults
 
 
@@ -85,6 +86,11 @@ def test_container_toolkit_pinned_and_held(host, settings):
 def test_cdi_spec_names_the_loaded_driver(host, settings):
     if not settings.docker_cdi:
         pytest.skip("docker_cdi is off")
+    major = docker_major(host.run("dockerd --version").stdout)
+    if major is not None and major < CDI_DOCKER_MAJOR:
+        pytest.skip(f"{_name(host)}: Docker {major} has no CDI (>= {CDI_DOCKER_MAJOR}): GPUs through the nvidia runtime")
+    if tuple(settings.docker_nvidia_container_toolkit_version.parts[:2]) >= (1, 18):
+        pytest.skip(f"{_name(host)}: toolkit >= 1.18 keeps its own spec (nvidia-cdi-refresh, /var/run/cdi)")
     smi = host.run("nvidia-smi --query-gpu=driver_version --format=csv,noheader")
     if smi.rc != 0:
         pytest.skip(f"{_name(host)}: no loaded NVIDIA driver (nvidia-smi exit {smi.rc}): no CDI spec expected yet")
