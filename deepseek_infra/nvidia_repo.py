@@ -5,11 +5,13 @@ Three sources, one setting for every NVIDIA role (roles/nvidia_repo):
 * ``nvidia``: NVIDIA's public CUDA repository for the node's distribution. The URL
   pattern is the one in NVIDIA's CUDA and driver installation guides ("network repo"):
   ``https://developer.download.nvidia.com/compute/cuda/repos/<distro>/<arch>/`` with
-  ``<distro>`` ``debian12``, ``ubuntu2204``, ``ubuntu2404`` and ``<arch>`` ``x86_64`` or
-  ``sbsa`` (arm64 servers). It is a flat repository (``Suites: /``) signed by the key
-  ``3bf863cc.pub`` published in it, fingerprint ``EB693B30...3BF863CC``.
+  ``<distro>`` ``debian12``, ``debian13``, ``ubuntu2204``, ``ubuntu2404`` and ``<arch>``
+  ``x86_64`` or ``sbsa`` (arm64 servers). It is a flat repository (``Suites: /``) signed by
+  the key published in it: ``3bf863cc.pub`` (fingerprint ``EB693B30...3BF863CC``) for
+  Debian 12 and Ubuntu 22.04/24.04, ``8793F200.pub`` (``02182E60...8793F200``) for Debian 13.
 * ``mirror``: an internal mirror of that repository (same layout) and its signing key:
-  what an air-gapped site runs, and what the lab serves.
+  what an air-gapped site runs, and what the lab serves. Its URL may name ``{distro}`` and
+  ``{arch}``, filled in per node, so one inventory serves a mixed fleet.
 * ``bundle``: a directory of .debs copied to the node and indexed there as a local
   repository (sites without any mirror).
 
@@ -29,15 +31,29 @@ NVIDIA_REPO_BASE: Final = "https://developer.download.nvidia.com/compute/cuda/re
 NVIDIA_REPO_KEY_FILE: Final = "3bf863cc.pub"
 NVIDIA_REPO_KEY_FINGERPRINT: Final = "EB693B3035CD5710E231E123A4B469963BF863CC"
 
+# NVIDIA's newer repositories (debian13, ubuntu2604) are signed with another key (public
+# install scripts fetching debian13/x86_64/8793F200.pub; its fingerprint as pinned by them).
+DEBIAN13_KEY_FILE: Final = "8793F200.pub"
+DEBIAN13_KEY_FINGERPRINT: Final = "02182E60104FCDC26EAE1B8597A5D4CB8793F200"
+
 # (os-release ID, VERSION_ID) -> NVIDIA's directory name for it.
 DISTRO_DIRS: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
     ("debian", "12"): "debian12",
+    ("debian", "13"): "debian13",
     ("ubuntu", "22.04"): "ubuntu2204",
     ("ubuntu", "24.04"): "ubuntu2404",
 })
 # uname -m / dpkg architecture -> NVIDIA's directory name.
 ARCH_DIRS: Final[Mapping[str, str]] = MappingProxyType({
     "x86_64": "x86_64", "amd64": "x86_64", "aarch64": "sbsa", "arm64": "sbsa",
+})
+
+# NVIDIA's directory name -> (key file in the repository, its full fingerprint).
+REPO_KEYS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType({
+    "debian12": (NVIDIA_REPO_KEY_FILE, NVIDIA_REPO_KEY_FINGERPRINT),
+    "ubuntu2204": (NVIDIA_REPO_KEY_FILE, NVIDIA_REPO_KEY_FINGERPRINT),
+    "ubuntu2404": (NVIDIA_REPO_KEY_FILE, NVIDIA_REPO_KEY_FINGERPRINT),
+    "debian13": (DEBIAN13_KEY_FILE, DEBIAN13_KEY_FINGERPRINT),
 })
 
 KEYRING_DIR: Final = "/usr/share/keyrings"
@@ -72,6 +88,24 @@ def nvidia_repo_url(os_id: str | None, version_id: str | None, arch: str = "x86_
             f"no NVIDIA CUDA repository for architecture {arch!r}; supported: {', '.join(ARCH_DIRS)}"
         )
     return f"{base.rstrip('/')}/{distro_dir(os_id, version_id)}/{ARCH_DIRS[arch]}/"
+
+
+def repo_key(distro: str) -> tuple[str, str]:
+    """(key file, fingerprint) NVIDIA signs ``distro``'s repository with."""
+    return REPO_KEYS[distro]
+
+
+def mirror_url_for(url: str, os_id: str | None, version_id: str | None, arch: str = "x86_64") -> str:
+    """A mirror URL with ``{distro}`` / ``{arch}`` filled in for one node.
+
+    **Example:** ``mirror_url_for("http://m/compute/cuda/repos/{distro}/{arch}/", "debian", "13")``
+    -> ``"http://m/compute/cuda/repos/debian13/x86_64/"``
+    """
+    if "{distro}" not in url and "{arch}" not in url:
+        return url
+    if arch not in ARCH_DIRS:
+        raise UnsupportedPlatformError(f"no NVIDIA CUDA repository for architecture {arch!r}")
+    return url.replace("{distro}", distro_dir(os_id, version_id)).replace("{arch}", ARCH_DIRS[arch])
 
 
 def sources_entry(uri: str, *, signed_by: str | None = None, trusted: bool = False) -> str:

@@ -33,7 +33,7 @@ kernel_hugepages_per_node = True
 # The NVIDIA stack installs from the fleet's own mirror (lab/mirror), as an air-gapped site would.
 nvidia_repo_source = "mirror"
 # <fleet>-mirror on the fleet's network; the name follows DEEPSEEK_LAB_FLEET.
-nvidia_repo_mirror_url = mirror.repo_url()
+nvidia_repo_mirror_url = mirror.repo_url(None)  # {distro}: each node its distribution's repository
 # The mirror's public key, generated once by `python -m lab mirror build` under .lab/mirror/keys.
 nvidia_repo_mirror_key = str(mirror.KEY_FILE)
 

@@ -2,7 +2,7 @@
 
 Run with the controller venv's python from the repository root (lab/ is not installed)::
 
-    python -m lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x] [--recreate]
+    python -m lab up 2 [--profile hgx-h100-8x,workstation-rtx6000ada-2x] [--recreate] [--os debian13]
     python -m lab status
     python -m lab down
     python -m lab image          # build (or reuse) the node image only
@@ -31,9 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         help="hardware profile(s), comma-separated, assigned round-robin (default: %(default)s)",
     )
     up.add_argument("--recreate", action="store_true", help="replace running nodes with fresh ones")
+    up.add_argument("--os", default=None, choices=("debian12", "debian13"),
+                    help="the nodes' distribution (default: $DEEPSEEK_LAB_OS, else debian12)")
     commands.add_parser("down", help="remove every node (and the lab's own dockerd)")
     commands.add_parser("status", help="show the nodes and their profiles")
-    commands.add_parser("image", help="build the node image if its inputs changed")
+    image = commands.add_parser("image", help="build the node image if its inputs changed")
+    image.add_argument("--os", default=None, choices=("debian12", "debian13"),
+                       help="the image's distribution (default: $DEEPSEEK_LAB_OS, else debian12)")
     commands.add_parser("profiles", help="list the shipped hardware profiles")
     commands.add_parser("hosts", help="the running nodes as testinfra hosts (docker://a,docker://b)")
     mirror = commands.add_parser("mirror", help="the fleet's simulated NVIDIA package mirror")
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             profiles = tuple(args.profile.split(",")) if args.profile else fleet.DEFAULT_PROFILES
-            fleet.up(args.count, profiles, recreate=args.recreate)
+            fleet.up(args.count, profiles, recreate=args.recreate, os_name=args.os)
             print("\n".join(fleet.status()))
         elif args.command == "down":
             fleet.down()
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             from lab.image import ensure_image
 
             ensure_daemon(STATE_DIR)
-            print(ensure_image())
+            print(ensure_image(os_name=args.os))
         elif args.command == "hosts":
             running = [node.name for node in nodes.list_nodes() if node.status == "running"]
             if not running:

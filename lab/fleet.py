@@ -79,8 +79,10 @@ def _start_node(name: str, profile: str, image: str) -> None:
     _wait_for_systemd(name)
 
 
-def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool = False, log=print) -> list[Node]:
-    """Make the fleet exactly ``count`` running nodes; profiles are assigned round-robin.
+def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool = False, log=print,
+       os_name: str | None = None) -> list[Node]:
+    """Make the fleet exactly ``count`` running nodes; profiles are assigned round-robin;
+    ``os_name`` (debian12, debian13; default ``$DEEPSEEK_LAB_OS``) picks the nodes' image.
 
     Nodes that already run with the same profile and image are kept unless ``recreate``.
     """
@@ -92,7 +94,7 @@ def up(count: int, profiles: tuple[str, ...] = DEFAULT_PROFILES, recreate: bool 
             raise LabError(f"unknown hardware profile {profile!r}; shipped profiles: {', '.join(known)}")
     ensure_daemon(STATE_DIR)
     FLEET_DIR.mkdir(parents=True, exist_ok=True)
-    image = ensure_image(log=log)
+    image = ensure_image(log=log, os_name=os_name)
     if run(["docker", "network", "inspect", NETWORK], check=False).returncode != 0:
         docker("network", "create", "--label", f"{LABEL_NODE}={FLEET}", NETWORK)
 

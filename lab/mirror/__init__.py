@@ -33,17 +33,21 @@ WWW_DIR = MIRROR_DIR / "www"
 BUILD_DIR = MIRROR_DIR / "build"
 STAMP = MIRROR_DIR / "built.sha256"
 KEY_FILE = KEYS_DIR / "deepseek-lab-mirror.asc"
-# Same path as NVIDIA's repository, so the URL differs from production only in the host.
-REPO_PATH = "compute/cuda/repos/debian12/x86_64"
+# Same path as NVIDIA's repository, so the URL differs from production only in the host;
+# one repository per distribution (catalog.SUITES), {distro} filled in per node.
+REPO_PATH_TEMPLATE = "compute/cuda/repos/{distro}/x86_64"
+REPO_PATH = REPO_PATH_TEMPLATE.format(distro="debian12")
 PORT = 8080
 CONTAINER = f"{FLEET}-mirror"
 LABEL = "deepseek-lab.mirror"  # value: the fleet's name
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build.sh"
 
 
-def repo_url() -> str:
-    """The mirror's repository URL as nodes of this fleet reach it."""
-    return f"http://{CONTAINER}:{PORT}/{REPO_PATH}/"
+def repo_url(distro: str | None = "debian12") -> str:
+    """The mirror's repository URL as nodes of this fleet reach it; ``distro=None`` keeps the
+    ``{distro}`` placeholder the nvidia_repo role fills in per node (a mixed Debian 12/13 fleet)."""
+    path = REPO_PATH_TEMPLATE if distro is None else REPO_PATH_TEMPLATE.format(distro=distro)
+    return f"http://{CONTAINER}:{PORT}/{path}/"
 
 
 def inputs_digest() -> str:
@@ -53,8 +57,8 @@ def inputs_digest() -> str:
     return digest.hexdigest()
 
 
-def _stage(pkgs_dir: Path) -> None:
-    for package in catalog.packages():
+def _stage(pkgs_dir: Path, suite: str) -> None:
+    for package in catalog.packages(suite):
         root = pkgs_dir / f"{package.name}_{package.version.replace(':', '%')}"
         (root / "DEBIAN").mkdir(parents=True)
         (root / "DEBIAN" / "control").write_text(package.control())
@@ -79,21 +83,26 @@ def build(force: bool = False, log=print) -> Path:
     """Build (or reuse) the signed repository; return its directory."""
     repo = WWW_DIR / REPO_PATH
     digest = inputs_digest()
-    if not force and STAMP.is_file() and STAMP.read_text().strip() == digest and (repo / "InRelease").is_file():
-        log(f"mirror: repository up to date ({repo})")
+    repos = [WWW_DIR / REPO_PATH_TEMPLATE.format(distro=suite) for suite in catalog.SUITES]
+    if (not force and STAMP.is_file() and STAMP.read_text().strip() == digest
+            and all((path / "InRelease").is_file() for path in repos)):
+        log(f"mirror: repositories up to date ({', '.join(catalog.SUITES)})")
         return repo
     ensure_daemon(STATE_DIR)
-    image = ensure_image(log=log)
+    image = ensure_image(log=log, os_name="debian12")
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
-    _stage(BUILD_DIR / "pkgs")
+    for suite in catalog.SUITES:
+        _stage(BUILD_DIR / suite, suite)
     shutil.copyfile(BUILD_SCRIPT, BUILD_DIR / "build.sh")
     for path in (GNUPG_DIR, KEYS_DIR, WWW_DIR):
         path.mkdir(parents=True, exist_ok=True)
-    output = docker(
-        "run", "--rm", "-v", f"{BUILD_DIR}:/build:ro", "-v", f"{GNUPG_DIR}:/gnupg",
-        "-v", f"{KEYS_DIR}:/keys", "-v", f"{WWW_DIR}:/www", image, "sh", "/build/build.sh", REPO_PATH,
-    )
-    log(f"mirror: {output.strip()}")
+    for suite in catalog.SUITES:
+        output = docker(
+            "run", "--rm", "-v", f"{BUILD_DIR}:/build:ro", "-v", f"{GNUPG_DIR}:/gnupg",
+            "-v", f"{KEYS_DIR}:/keys", "-v", f"{WWW_DIR}:/www", image, "sh", "/build/build.sh",
+            REPO_PATH_TEMPLATE.format(distro=suite), f"/build/{suite}",
+        )
+        log(f"mirror: {output.strip()}")
     STAMP.write_text(digest + "\n")
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
     return repo
@@ -113,7 +122,7 @@ def up(log=print) -> str:
         log(f"{CONTAINER}: running, kept ({repo_url()})")
         return repo_url()
     docker("rm", "-f", CONTAINER, check=False)
-    image = ensure_image(log=log)
+    image = ensure_image(log=log, os_name="debian12")
     docker(
         "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER, "--network", NETWORK,
         "--label", f"{LABEL}={FLEET}", "-v", f"{WWW_DIR}:/srv/mirror:ro", image,

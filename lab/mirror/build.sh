@@ -3,11 +3,12 @@
 # trees with dpkg-deb, indexes them with apt-ftparchive (a flat repository, the layout of
 # NVIDIA's CUDA repositories) and signs the index with the lab's mirror key, generated
 # once and kept in /gnupg.
-#   /build/pkgs/<name>_<version>/   staged trees (DEBIAN/control + files)
+#   $2/<name>_<version>/             staged trees (DEBIAN/control + files), one directory per suite
 #   /www/<repo path>/               the repository served by the mirror container
 #   /keys/                          the public key nodes are given (binary and armored)
 set -eu
 REPO="/www/$1"
+PKGS="$2"
 export GNUPGHOME=/gnupg
 UID_NAME="deepseek lab mirror (LAB SIMULATION) <lab-mirror@invalid>"
 chmod 700 "$GNUPGHOME"
@@ -16,7 +17,7 @@ if ! gpg --batch --list-secret-keys "$UID_NAME" >/dev/null 2>&1; then
 fi
 rm -rf "$REPO"
 mkdir -p "$REPO" /keys
-for tree in /build/pkgs/*/; do
+for tree in "$PKGS"/*/; do
     dpkg-deb --root-owner-group -Zxz --build "$tree" "$REPO/" >/dev/null
 done
 cd "$REPO"

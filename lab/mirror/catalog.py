@@ -32,7 +32,7 @@ __all__ = ["CONTAINER_TOOLKIT", "DCGM", "DCGM_EXPORTER", "DRIVERS", "SIM_DIR", "
            "packages"]
 
 # Repository directories the mirror serves (NVIDIA's names, compute/cuda/repos/<suite>/x86_64).
-SUITES: tuple[str, ...] = ("debian12",)
+SUITES: tuple[str, ...] = ("debian12", "debian13")
 
 # Driver release -> the CUDA version its nvidia-smi reports.
 DRIVERS: dict[str, str] = {"550.90.12": "12.4", "580.95.05": "13.0", "580.105.08": "13.0"}

@@ -23,7 +23,7 @@ class NvidiaRepoDefaults(RoleDefaults):
     )
     nvidia_repo_mirror_url: str | None = Field(
         default=None,
-        description="Internal mirror of NVIDIA's repository for the nodes' distribution (source mirror), e.g. http://mirror/compute/cuda/repos/debian12/x86_64/.",
+        description="Internal mirror of NVIDIA's repository (source mirror), e.g. http://mirror/compute/cuda/repos/{distro}/{arch}/: {distro} and {arch} are filled in per node (debian12, x86_64).",
     )
     nvidia_repo_mirror_key: str | None = Field(
         default=None,

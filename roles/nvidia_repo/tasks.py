@@ -22,7 +22,8 @@ from deepseek_node import paths
 from deepseek_infra.facts.host import hardware_part
 from deepseek_infra.hardware import OsRelease
 from deepseek_infra.nvidia_repo import (
-    KEYRING_DIR, NVIDIA_REPO_KEY_FILE, SOURCES_FILE, UnsupportedPlatformError, nvidia_repo_url, sources_entry,
+    KEYRING_DIR, SOURCES_FILE, UnsupportedPlatformError, distro_dir, mirror_url_for, nvidia_repo_url, repo_key,
+    sources_entry,
 )
 from deepseek_infra.operations import nvidia, sync
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
@@ -44,11 +45,12 @@ def configure(config: NvidiaRepoDefaults) -> None:
         try:
             url = nvidia_repo_url(os_release.id, os_release.version_id, host.get_fact(Arch),
                                   base=config.nvidia_repo_base_url)
+            key_file, fingerprint = repo_key(distro_dir(os_release.id, os_release.version_id))
         except UnsupportedPlatformError as error:
             raise DeployError(f"{host.name}: nvidia_repo_source: {error}") from None
         keyring = f"{KEYRING_DIR}/deepseek-nvidia-cuda.asc"
         key = nvidia.nvidia_repo_key(name="Ensure NVIDIA's CUDA repository key is installed (fingerprint checked)",
-                                     url=url + NVIDIA_REPO_KEY_FILE, dest=keyring)
+                                     url=url + key_file, dest=keyring, fingerprint=fingerprint)
         entry, changed = sources_entry(url, signed_by=keyring), key.changed
     elif source == "mirror":
         key_path = str(config.nvidia_repo_mirror_key)
@@ -58,7 +60,13 @@ def configure(config: NvidiaRepoDefaults) -> None:
         keyring = f"{KEYRING_DIR}/deepseek-nvidia-mirror.{'asc' if key_is_armored(key_path) else 'gpg'}"
         key = sync.file_synced(name="Ensure the NVIDIA mirror's signing key is installed",
                                src=key_path, dest=keyring, user="root", group="root", mode="0644")
-        entry, changed = sources_entry(str(config.nvidia_repo_mirror_url), signed_by=keyring), key.changed
+        os_release = hardware_part(host, OsRelease)
+        try:
+            mirror_url = mirror_url_for(str(config.nvidia_repo_mirror_url), os_release.id, os_release.version_id,
+                                        host.get_fact(Arch))
+        except UnsupportedPlatformError as error:
+            raise DeployError(f"{host.name}: nvidia_repo_mirror_url: {error}") from None
+        entry, changed = sources_entry(mirror_url, signed_by=keyring), key.changed
     else:
         bundle = str(config.nvidia_repo_bundle_dir)
         if not Path(bundle).is_dir() or not any(Path(bundle).glob("*.deb")):

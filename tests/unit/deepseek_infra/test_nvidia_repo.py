@@ -61,3 +61,22 @@ def test_render_preferences_refuses_bad_input(pins):
 
 def test_preferences_path():
     assert preferences_path("nvidia_driver") == "/etc/apt/preferences.d/deepseek-nvidia-driver"
+
+
+def test_debian13_has_its_own_signing_key():
+    from deepseek_infra.nvidia_repo import repo_key
+
+    assert nvidia_repo_url("debian", "13").endswith("/debian13/x86_64/")
+    assert repo_key("debian13") == ("8793F200.pub", "02182E60104FCDC26EAE1B8597A5D4CB8793F200")
+    assert repo_key("debian12")[0] == repo_key("ubuntu2404")[0] == "3bf863cc.pub"
+
+
+def test_mirror_url_placeholders_are_filled_per_node():
+    from deepseek_infra.nvidia_repo import UnsupportedPlatformError, mirror_url_for
+
+    url = "http://mirror:8080/compute/cuda/repos/{distro}/{arch}/"
+    assert mirror_url_for(url, "debian", "13") == "http://mirror:8080/compute/cuda/repos/debian13/x86_64/"
+    assert mirror_url_for(url, "ubuntu", "22.04", "aarch64") == "http://mirror:8080/compute/cuda/repos/ubuntu2204/sbsa/"
+    assert mirror_url_for("http://m/fixed/", None, None) == "http://m/fixed/"  # no placeholder: as given
+    with pytest.raises(UnsupportedPlatformError, match="fedora"):
+        mirror_url_for(url, "fedora", "41")
