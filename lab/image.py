@@ -20,13 +20,6 @@ SUITE = "bookworm"  # Debian 12, the distribution the lab nodes run by default
 SUITES = {"debian12": "bookworm", "debian13": "trixie"}
 OS_ENV = "DEEPSEEK_LAB_OS"
 
-
-def lab_os() -> str:
-    """The distribution this fleet's nodes run (``DEEPSEEK_LAB_OS``, default debian12)."""
-    name = os.environ.get(OS_ENV, "debian12")
-    if name not in SUITES:
-        raise LabError(f"{OS_ENV}={name!r}: expected one of {', '.join(SUITES)}")
-    return name
 IMAGE_REPOSITORY = "deepseek-lab/node"
 # What a freshly installed server has that the roles rely on being there already.
 PACKAGES = (
@@ -44,6 +37,14 @@ def _host_sources() -> list[Path]:
         if path.is_file() and SUITE in path.read_text(errors="replace"):
             found.append(path)
     return found
+
+
+def lab_os() -> str:
+    """The distribution this fleet's nodes run (``DEEPSEEK_LAB_OS``, default debian12)."""
+    name = os.environ.get(OS_ENV, "debian12")
+    if name not in SUITES:
+        raise LabError(f"{OS_ENV}={name!r}: expected one of {', '.join(SUITES)}")
+    return name
 
 
 def sources_for(suite: str) -> list[str]:

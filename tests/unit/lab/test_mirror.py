@@ -79,3 +79,6 @@ def test_filled_placeholders_leave_none_behind():
 
 def test_repo_url_has_nvidias_path():
     assert repo_url().endswith(":8080/compute/cuda/repos/debian12/x86_64/")
+    assert repo_url("debian13").endswith(":8080/compute/cuda/repos/debian13/x86_64/")
+    # the lab inventory's URL: the nvidia_repo role fills {distro} in per node
+    assert repo_url(None).endswith(":8080/compute/cuda/repos/{distro}/x86_64/")
