@@ -138,3 +138,52 @@ def test_install_commands_check_the_repository_before_apt_get_install():
     commands = apt_commands(plan_packages(wanted, {}), "debian12")
     assert commands[0].startswith("missing=''") and "apt-cache madison" in commands[0]
     assert commands[1].startswith("DEBIAN_FRONTEND=noninteractive apt-get install")
+
+
+# --- Ubuntu, checked against real captures (tests/fixtures/nvidia/SOURCES.md) --------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia"
+R550_54 = DriverVersion.parse("550.54.15")
+
+
+def repo_files(name: str) -> set[tuple[str, str]]:
+    """(package, version) of every amd64 .deb in a captured ``dpkg-deb -c`` of NVIDIA's local repo."""
+    import re
+
+    text = (FIXTURES / "ubuntu2204" / name).read_text()
+    return set(re.findall(r"/([a-z0-9.+-]+)_([0-9][^_]*)_amd64\.deb", text))
+
+
+def test_ubuntu2204_r550_names_and_revisions_are_in_nvidias_repository():
+    files = repo_files("dpkg-deb-c-nvidia-driver-local-repo-ubuntu2204-550.54.15.txt")
+    for flavor in ("open", "proprietary"):
+        wanted = driver_set("ubuntu2204", R550_54, flavor, fabricmanager=R550_54, desktop=True).packages
+        missing = {(name, str(version)) for name, version in wanted.items()} - files
+        assert not missing, f"{flavor}: not in NVIDIA's ubuntu2204 550.54.15 repository: {sorted(missing)}"
+
+
+def test_ubuntu2204_r550_compute_set_is_what_the_desktop_metapackage_pins_exactly():
+    # nvidia-driver-550's real control: the compute-only names at (= 550.54.15-0ubuntu1).
+    control = (FIXTURES / "ubuntu2204" / "dpkg-deb-info-nvidia-driver-550_550.54.15-0ubuntu1.txt").read_text()
+    compute = driver_set("ubuntu2204", R550_54, "proprietary").packages
+    for part in ("libnvidia-compute-550", "nvidia-utils-550", "nvidia-compute-utils-550"):
+        assert f"{part} (= {compute[part]})" in control, part
+    # the kernel module only by a range: the name is right, the exact pin is ours
+    assert "nvidia-dkms-550 (>= 550.54.15)" in control and "nvidia-dkms-550" in compute
+
+
+def test_ubuntu2204_r580_fabric_manager_is_unsuffixed_at_dash_1():
+    # apt on ubuntu2204: "nvidia-fabricmanager-580 is a virtual package provided by: nvidia-fabricmanager 580.65.06-1"
+    capture = (FIXTURES / "ubuntu2204" / "apt-install-nvidia-fabricmanager-580-virtual.txt").read_text()
+    r580 = DriverVersion.parse("580.65.06")
+    found = driver_set("ubuntu2204", r580, "open", fabricmanager=r580).packages
+    assert f" nvidia-fabricmanager {found['nvidia-fabricmanager']}" in capture
+    assert "nvidia-fabricmanager-580" not in found and "virtual package" in capture
+
+
+@pytest.mark.parametrize(("distro", "expected"), [("ubuntu2204", "ubuntu2204"), ("ubuntu2404", "ubuntu2404")])
+def test_real_os_release_maps_to_nvidias_directory(distro, expected):
+    from deepseek_infra.nvidia_repo import distro_dir
+
+    fields = dict(line.split("=", 1) for line in (FIXTURES / distro / "os-release").read_text().splitlines() if "=" in line)
+    assert distro_dir(fields["ID"].strip('"'), fields["VERSION_ID"].strip('"')) == expected
