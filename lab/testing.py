@@ -22,3 +22,12 @@ def fleet_run(fleet: str, *args: str, check: bool = True, timeout: float = 900, 
         pytest.fail(f"`{' '.join(args)}` exited {result.returncode} (fleet {fleet})\n"
                     f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}")
     return result
+
+
+def changed_by_host(report: dict) -> dict[str, list[str]]:
+    """Host -> names of the operations that changed it, from ``pyinfra --json``'s report."""
+    changed: dict[str, list[str]] = {}
+    for operation in report["results"]["operations"]:
+        for host in operation["success"]:
+            changed.setdefault(host, []).append(operation["name"])
+    return changed

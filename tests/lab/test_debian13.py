@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.testing import fleet_run
+from lab.testing import changed_by_host, fleet_run
 
 pytestmark = pytest.mark.lab
 
@@ -37,14 +37,6 @@ def lab(*args: str):
 def pyinfra_json(inventory: str, deploy: str) -> dict:
     result = run(str(BIN / "pyinfra"), "-y", "--json", inventory, deploy)
     return json.loads(result.stdout[result.stdout.index("{"):])
-
-
-def changed_by_host(report: dict) -> dict[str, list[str]]:
-    changed: dict[str, list[str]] = {}
-    for operation in report["results"]["operations"]:
-        for host in operation["success"]:
-            changed.setdefault(host, []).append(operation["name"])
-    return changed
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.testing import fleet_run
+from lab.testing import changed_by_host, fleet_run
 
 pytestmark = pytest.mark.lab
 
@@ -48,14 +48,6 @@ def pyinfra_json(inventory: str, deploy: str) -> dict:
     result = run(str(BIN / "pyinfra"), "-y", "--json", inventory, deploy)
     start = result.stdout.index("{")
     return json.loads(result.stdout[start:])
-
-
-def changed_by_host(report: dict) -> dict[str, list[str]]:
-    changed: dict[str, list[str]] = {}
-    for operation in report["results"]["operations"]:
-        for host in operation["success"]:
-            changed.setdefault(host, []).append(operation["name"])
-    return changed
 
 
 @pytest.fixture(scope="module")
