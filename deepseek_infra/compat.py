@@ -42,6 +42,7 @@ __all__ = [
     "CUDA_TOOLKIT_DRIVERS",
     "MINOR_COMPAT_DRIVER_FLOOR",
     "UnknownCudaReleaseError",
+    "check_driver_cuda",
     "check_stack",
     "min_driver_for_cuda",
 ]
@@ -101,6 +102,35 @@ CUDNN_CUDA_MAJORS: Final[Mapping[int, frozenset[int]]] = MappingProxyType({
     9: frozenset({11, 12, 13}),
 })
 
+# (cuDNN major, CUDA major) -> the first cuDNN (major, minor) built for that CUDA major.
+# libcudnn9-cuda-13 starts with cuDNN 9.12.0: NVIDIA's redistrib_9.12.0.json is the first
+# with CUDA 13.0 builds (chelsea0x3b/cudarc#444, 2025-08-29), nvidia-cudnn-cu13 was first
+# published for 9.12 (NVIDIA/cudnn-frontend#155) and CUDA 13 images pinned 9.12.0.46-1 before
+# 9.13.0.50-1 (coreweave/nccl-tests#65).  Later CUDA 13 builds seen in the repositories:
+# 9.15.0.58, 9.16.0.29, 9.17.1.4, 9.20.0.48.
+CUDNN_FIRST_FOR_CUDA: Final[Mapping[tuple[int, int], tuple[int, int]]] = MappingProxyType({
+    (9, 13): (9, 12),
+})
+
+# Forward compatibility (docs.nvidia.com/deploy/cuda-compatibility/forward-compatibility.html):
+# cuda-compat-<major>-<minor> from NVIDIA's repositories carries the user-mode driver of the
+# toolkit's own driver, so a newer CUDA runs on an older kernel driver.  NVIDIA: "Forward
+# Compatibility is applicable only for systems with NVIDIA Data Center GPUs, select NGC Server
+# Ready SKUs of RTX cards, Jetson boards".  The RTX SKUs cannot be told apart by PCI id, so
+# only these data-center models (deepseek_infra.gpus keys) are accepted.
+FORWARD_COMPAT_GPUS: Final = frozenset({
+    "a100-sxm4-40gb", "a100-sxm4-80gb", "a100-pcie-40gb", "a100-pcie-80gb", "a800-sxm4-80gb",
+    "a800-pcie-80gb", "h100-sxm5-80gb", "h100-pcie-80gb", "h100-nvl-94gb", "h800-sxm5-80gb",
+    "h800-pcie-80gb", "h200-sxm-141gb", "h200-nvl-141gb", "gh200-480gb", "gh200-144gb-hbm3e", "b200",
+    "l40s", "l40", "l4", "v100-sxm2-16gb", "v100-sxm2-32gb", "v100-pcie-16gb", "v100-pcie-32gb",
+})
+# Driver branches the forward-compatibility path is used from: NVIDIA's data-center
+# Long Term Support (LTSB) and Production (PB) branches (R470/R535/R580 LTSB; R525/R550/R570/
+# R595 PB, per the data-center driver documentation's branch lists).  New Feature Branches
+# (R565, R575, R590, R610...) are not accepted: the branch list is not confirmed row by row
+# against the forward-compatibility page's support table (not in the stored sources).
+FORWARD_COMPAT_BRANCHES: Final = frozenset({470, 525, 535, 550, 570, 580, 595})
+
 # InfiniBand stacks that provide the ib_core peer-memory API nvidia-peermem
 # registers with.  Keys are what check_stack() accepts (lower case).
 _IB_STACKS: Final[Mapping[str, str]] = MappingProxyType({
@@ -148,7 +178,8 @@ def min_driver_for_cuda(cuda: CudaRelease, *, minor_version_compat: bool = False
 
 
 def _check_driver_cuda(
-    driver: DriverVersion, cuda: CudaRelease, minor_version_compat: bool, problems: list[str]
+    driver: DriverVersion, cuda: CudaRelease, minor_version_compat: bool, problems: list[str],
+    *, forward_compat: bool = False, gpus: tuple[str | None, ...] | None = None,
 ) -> None:
     try:
         needed = min_driver_for_cuda(cuda)
@@ -164,6 +195,10 @@ def _check_driver_cuda(
     floor = MINOR_COMPAT_DRIVER_FLOOR.get(cuda.major)
     if minor_version_compat and floor and driver >= floor:
         return
+    package = f"cuda-compat-{cuda.major}-{cuda.minor}"
+    if forward_compat:
+        problems.extend(_forward_compat_problems(driver, cuda, package, gpus))
+        return
     message = f"CUDA {cuda} needs NVIDIA driver >= {needed}; found {driver}."
     if floor and driver >= floor:
         message += (
@@ -172,6 +207,70 @@ def _check_driver_cuda(
             " driver unless minor_version_compat=True."
         )
     problems.append(message)
+
+
+def forward_compat_hint(driver: DriverVersion, cuda: CudaRelease) -> str | None:
+    """The sentence a refusal of CUDA ``cuda`` on ``driver`` adds where forward compatibility
+    could carry it (a data-center driver branch of ``FORWARD_COMPAT_BRANCHES``), else None."""
+    if driver.branch not in FORWARD_COMPAT_BRANCHES or (cuda.major, cuda.minor) not in CUDA_TOOLKIT_DRIVERS:
+        return None
+    return (f"On NVIDIA data-center GPUs, forward compatibility runs CUDA {cuda} on driver {driver} through "
+            f"cuda-compat-{cuda.major}-{cuda.minor}: set cuda_forward_compat=True to install it.")
+
+
+def _forward_compat_problems(
+    driver: DriverVersion, cuda: CudaRelease, package: str, gpus: tuple[str | None, ...] | None,
+) -> list[str]:
+    """Why forward compatibility (cuda-compat) cannot carry ``cuda`` on ``driver``; [] if it can.
+
+    + gpus: deepseek_infra.gpus keys of the node's GPUs (None for a GPU not in that table);
+      None when the GPUs are not known.
+    """
+    problems: list[str] = []
+    if driver.branch not in FORWARD_COMPAT_BRANCHES:
+        branches = ", ".join(f"R{branch}" for branch in sorted(FORWARD_COMPAT_BRANCHES))
+        problems.append(
+            f"cuda_forward_compat: {package} runs CUDA {cuda} on older data-center driver branches "
+            f"({branches}); found driver {driver} (R{driver.branch}), not one of them."
+        )
+    if not gpus:
+        problems.append(
+            f"cuda_forward_compat: {package} (forward compatibility) is for NVIDIA data-center GPUs; "
+            "found no GPU on this host to check."
+        )
+    else:
+        others = sorted({gpu or "unknown GPU" for gpu in gpus if gpu not in FORWARD_COMPAT_GPUS})
+        if others:
+            problems.append(
+                f"cuda_forward_compat: {package} (forward compatibility) is for NVIDIA data-center GPUs "
+                f"only; found {', '.join(others)}."
+            )
+    return problems
+
+
+def check_driver_cuda(
+    driver: DriverVersion, cuda: CudaRelease, *, minor_version_compat: bool = False,
+    forward_compat: bool = False, gpus: tuple[str | None, ...] | None = None,
+) -> list[str]:
+    """The driver-against-CUDA part of ``check_stack``, with forward compatibility.
+
+    + forward_compat: a driver older than the toolkit's own is accepted when it is on a
+      data-center branch of ``FORWARD_COMPAT_BRANCHES`` and every GPU in ``gpus`` is in
+      ``FORWARD_COMPAT_GPUS`` (the host then needs ``cuda-compat-<major>-<minor>``)
+    + gpus: deepseek_infra.gpus keys of the host's GPUs (None for an unknown model)
+
+    **Example:** ``check_driver_cuda(DriverVersion("550.90.12"), CudaRelease(12, 8, 1),
+    forward_compat=True, gpus=("h100-sxm5-80gb",))`` -> ``[]``
+    """
+    problems: list[str] = []
+    _check_driver_cuda(driver, cuda, minor_version_compat, problems, forward_compat=forward_compat, gpus=gpus)
+    return problems
+
+
+def needs_forward_compat(driver: DriverVersion, cuda: CudaRelease, *, minor_version_compat: bool = False) -> bool:
+    """True when ``driver`` is older than what CUDA ``cuda`` needs (its Table 3 driver, or the
+    Table 2 floor with ``minor_version_compat``): only then is cuda-compat installed."""
+    return bool(check_driver_cuda(driver, cuda, minor_version_compat=minor_version_compat))
 
 
 def _check_build_tag(
@@ -210,6 +309,13 @@ def _check_cudnn(cudnn: CudnnVersion, cuda: CudaRelease | None, problems: list[s
     elif cudnn.major == 9 and cuda.major == 11 and cuda.minor != 8:
         problems.append(
             f"cuDNN {cudnn} supports CUDA 11.x only as 11.8; found CUDA {cuda}."
+        )
+    first = CUDNN_FIRST_FOR_CUDA.get((cudnn.major, cuda.major))
+    if first is not None and cuda.major in majors and tuple(cudnn.parts[:2]) < first:
+        problems.append(
+            f"cuDNN {cudnn} has no build for CUDA {cuda.major}.x: libcudnn{cudnn.major}-cuda-{cuda.major} "
+            f"exists from cuDNN {first[0]}.{first[1]} on (cuDNN support matrix, NVIDIA's repositories); "
+            f"set cuda_cudnn_version to a cuDNN >= {first[0]}.{first[1]}."
         )
 
 

@@ -7,7 +7,15 @@ Package names are those of NVIDIA's CUDA repository for Debian/Ubuntu:
   installed under ``/usr/local/cuda-<major>.<minor>``;
 * cuDNN 9: ``libcudnn9-cuda-<cuda major>`` and ``libcudnn9-dev-cuda-<cuda major>``
   (``9.1.0.70-1``); cuDNN 8.9: ``libcudnn8`` / ``libcudnn8-dev`` (``8.9.7.29-1+cuda12.2``);
-* NCCL: ``libnccl2`` and ``libnccl-dev`` (``2.21.5-1+cuda12.4``).
+* NCCL: ``libnccl2`` and ``libnccl-dev`` (``2.21.5-1+cuda12.4``);
+* forward compatibility: ``cuda-compat-<major>-<minor>`` at the toolkit's own driver
+  (``cuda-compat-12-8`` ``570.124.06-1``), only where the pinned driver is older.
+
+The toolkit's packages put it on the dynamic linker's path themselves:
+``cuda-toolkit-config-common`` ships ``/etc/ld.so.conf.d/000_cuda.conf``
+(``/usr/local/cuda/targets/<target>/lib``) and ``cuda-toolkit-<major>-config-common``
+``988_cuda-<major>.conf`` (``/usr/local/cuda-<major>/...``), the ``cuda`` / ``cuda-<major>``
+alternatives naming the newest installed toolkit; the role writes no ld.so.conf file.
 
 ``MANAGED`` is every name the cuda role owns: an installed one that is not wanted (the
 previous toolkit after a version change) is removed in the same apt transaction.
@@ -18,18 +26,23 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from deepseek_infra.compat import min_driver_for_cuda
 from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
 MANAGED: Final = re.compile(
-    r"^(cuda-toolkit-\d+-\d+|libcudnn\d+(-dev|-headers)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
+    r"^(cuda-toolkit-\d+-\d+|cuda-compat-\d+-\d+|libcudnn\d+(-dev|-headers)?(-cuda-\d+)?|libnccl2|libnccl-dev)$"
 )
 # The toolkit metapackage only: cuda-toolkit-12-4-config-common (12.4.127-1) and
 # cuda-toolkit-12-config-common, which it pulls in, carry component versions, not releases.
 TOOLKIT: Final = re.compile(r"^cuda-toolkit-(\d+)-(\d+)$")
 # dpkg-query patterns covering MANAGED (what the role's package fact asks dpkg about).
-DPKG_PATTERNS: Final = ("cuda-toolkit-[0-9]*", "libcudnn[0-9]*", "libnccl2", "libnccl-dev")
+DPKG_PATTERNS: Final = ("cuda-toolkit-[0-9]*", "cuda-compat-[0-9]*", "libcudnn[0-9]*", "libnccl2", "libnccl-dev")
+# What a cuda-toolkit-X-Y pulls in beside its components (cuda-cudart-X-Y depends on them), at
+# the cudart component version (cuda-toolkit-12-9-config-common 12.9.79-1): not the role's to pin.
+CONFIG_COMMON: Final = re.compile(r"^cuda-toolkit-(\d+-){0,2}config-common$")
 PROFILE_FILE: Final = "/etc/profile.d/cuda.sh"
-LDCONFIG_FILE: Final = "/etc/ld.so.conf.d/cuda.conf"
+# Written by earlier versions of the role, a duplicate of the packages' own files: removed.
+LEGACY_LDCONFIG_FILE: Final = "/etc/ld.so.conf.d/cuda.conf"
 # uname -m -> the toolkit's target directory (targets/<name>/lib holds the libraries).
 TARGET_DIRS: Final[dict[str, str]] = {
     "x86_64": "x86_64-linux", "amd64": "x86_64-linux", "aarch64": "sbsa-linux", "arm64": "sbsa-linux",
@@ -49,6 +62,44 @@ def toolkit_deb_version(cuda: CudaRelease, revision: str = "1") -> PackageVersio
 def cuda_home(cuda: CudaRelease) -> str:
     """Where the toolkit's packages install: 12.4.1 -> ``"/usr/local/cuda-12.4"``."""
     return f"/usr/local/cuda-{cuda.short}"
+
+
+def packaged_ldconfig_files(cuda_major: int, machine: str) -> dict[str, str]:
+    """The ld.so.conf.d files NVIDIA's toolkit packages ship -> the directory each lists.
+
+    ``000_cuda.conf`` is cuda-toolkit-config-common's, ``988_cuda-<major>.conf``
+    cuda-toolkit-<major>-config-common's (as on real hosts: ``ls /etc/ld.so.conf.d``).
+    """
+    if machine not in TARGET_DIRS:
+        raise ValueError(f"no CUDA target directory for architecture {machine!r}; known: {', '.join(TARGET_DIRS)}")
+    target = TARGET_DIRS[machine]
+    return {"/etc/ld.so.conf.d/000_cuda.conf": f"/usr/local/cuda/targets/{target}/lib",
+            f"/etc/ld.so.conf.d/988_cuda-{cuda_major}.conf": f"/usr/local/cuda-{cuda_major}/targets/{target}/lib"}
+
+
+def compat_package(cuda: CudaRelease, revision: str = "1") -> tuple[str, PackageVersion]:
+    """The forward-compatibility package of a CUDA release: ``cuda-compat-12-4`` at the
+    release's own driver (Table 3: 12.4.1 -> ``550.54.15-1``; NVIDIA: "this package is
+    generated from the NVIDIA driver that matches with the CUDA release")."""
+    driver = min_driver_for_cuda(cuda)
+    return f"cuda-compat-{cuda.major}-{cuda.minor}", PackageVersion(f"{driver}-{revision}")
+
+
+# Whether NVIDIA's repository for a distribution is known to carry libnccl2 / libnccl-dev.
+# The NCCL Installation Guide (2.24.3) documents network repositories for Ubuntu (and RHEL);
+# for Debian no source shows libnccl2 in .../repos/debian12/ or debian13/ (cuDNN is there).
+# None: unconfirmed, the exact versions are looked up in the repository before the install.
+NCCL_IN_REPOSITORY: Final[dict[str, bool | None]] = {
+    "ubuntu2204": True, "ubuntu2404": True, "debian12": None, "debian13": None,
+}
+
+
+def nccl_unconfirmed(distro: str) -> str | None:
+    """Why NCCL on ``distro`` is not known to install, None where NVIDIA documents it."""
+    if NCCL_IN_REPOSITORY.get(distro):
+        return None
+    return (f"NVIDIA's {distro} repository is not known to carry libnccl2 (the NCCL install guide "
+            "documents Ubuntu and RHEL repositories only)")
 
 
 # cuDNN 9 split its headers into libcudnn9-headers-cuda-<M>, which -dev requires at exactly
@@ -81,7 +132,7 @@ def cudnn_packages(cudnn: CudnnVersion, cuda_major: int, dev: bool = True) -> li
 
 def target_packages(cuda: CudaRelease | None, cudnn: CudnnVersion | None = None,
                     nccl: NcclVersion | None = None, *, dev: bool = True,
-                    revision: str = "1") -> dict[str, PackageVersion]:
+                    revision: str = "1", forward_compat: bool = False) -> dict[str, PackageVersion]:
     """Package -> exact Debian version for a CUDA stack; empty when nothing is wanted.
 
     + cuda: toolkit release (12.4.1); None installs no toolkit (and no cuDNN, which
@@ -90,6 +141,8 @@ def target_packages(cuda: CudaRelease | None, cudnn: CudnnVersion | None = None,
     + nccl: libnccl2 deb version (2.21.5-1+cuda12.4), None for none
     + dev: also the development packages (headers: ``nccl.h``, ``cudnn_version.h``)
     + revision: Debian revision of the toolkit metapackage (``1`` in NVIDIA's repository)
+    + forward_compat: also ``cuda-compat-<major>-<minor>`` (the caller decides: only where the
+      pinned driver is older than the toolkit's own, ``compat.needs_forward_compat``)
 
     **Example:** ``target_packages(CudaRelease(12, 4, 1), nccl=NcclVersion.parse("2.21.5-1+cuda12.4"),
     dev=False)`` -> ``{"cuda-toolkit-12-4": 12.4.1-1, "libnccl2": 2.21.5-1+cuda12.4}``
@@ -97,6 +150,9 @@ def target_packages(cuda: CudaRelease | None, cudnn: CudnnVersion | None = None,
     packages: dict[str, PackageVersion] = {}
     if cuda is not None:
         packages[toolkit_package(cuda)] = toolkit_deb_version(cuda, revision)
+        if forward_compat:
+            name, version = compat_package(cuda)
+            packages[name] = version
         if cudnn is not None:
             for name in cudnn_packages(cudnn, cuda.major, dev):
                 packages[name] = cudnn
@@ -116,16 +172,6 @@ def render_profile(cuda: CudaRelease) -> str:
         f"# Managed by deepseek-infra (cuda role): CUDA {cuda} for login shells.\n"
         f"export CUDA_HOME={home}\n"
         f'case ":$PATH:" in *":{home}/bin:"*) ;; *) export PATH="{home}/bin:$PATH" ;; esac\n'
-    )
-
-
-def render_ldconfig(cuda: CudaRelease, machine: str) -> str:
-    """``/etc/ld.so.conf.d/cuda.conf``: the toolkit's library directory for the dynamic linker."""
-    if machine not in TARGET_DIRS:
-        raise ValueError(f"no CUDA target directory for architecture {machine!r}; known: {', '.join(TARGET_DIRS)}")
-    return (
-        f"# Managed by deepseek-infra (cuda role): CUDA {cuda} runtime libraries.\n"
-        f"{cuda_home(cuda)}/targets/{TARGET_DIRS[machine]}/lib\n"
     )
 
 

@@ -5,8 +5,11 @@ the driver the nvidia_driver role pins and with the driver dpkg shows installed 
 differs); otherwise the run stops before any host changes, naming both versions. Then:
 package source (roles/nvidia_repo), apt pins and holds, one apt transaction to the wanted
 set (a version change unholds, installs the new toolkit, removes the old one, holds
-again), ``/etc/profile.d/cuda.sh``, ``/etc/ld.so.conf.d/cuda.conf`` (ldconfig only when
-it changed) and ``/etc/deepseek/cuda.json`` (what was pinned, for the verify suite).
+again), ``/etc/profile.d/cuda.sh`` and ``/etc/deepseek/cuda.json`` (what was pinned, for
+the verify suite). The linker path is the toolkit packages' own ``000_cuda.conf`` and
+``988_cuda-<major>.conf``; a ``cuda.conf`` of earlier runs is removed. With
+``cuda_forward_compat``, ``cuda-compat-<major>-<minor>`` carries a newer CUDA on an older
+data-center driver.
 """
 
 # The deploys live in tasks.py: importing this package (for its defaults) loads no pyinfra operation.

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from deepseek_infra.compat import check_stack
 from deepseek_infra.config import CudaReleaseSetting, CudnnVersionSetting, NcclVersionSetting, RoleDefaults
 from deepseek_infra.versions import CudnnVersion
 
@@ -30,13 +31,23 @@ class CudaDefaults(RoleDefaults):
     cuda_deb_revision: str = Field(
         default="1", description="Debian revision of the cuda-toolkit-X-Y metapackage (1 in NVIDIA's repository).",
     )
+    cuda_forward_compat: bool = Field(
+        default=False,
+        description="Run a CUDA newer than the pinned driver supports through NVIDIA's cuda-compat-X-Y package "
+                    "(forward compatibility: data-center GPUs on LTSB/PB driver branches only).",
+    )
 
     @field_validator("cuda_cudnn_version")
     @classmethod
     def _cudnn_needs_cuda(cls, value: CudnnVersion | None, info: ValidationInfo) -> CudnnVersion | None:
         # libcudnn9-cuda-<major> is named after the toolkit's major.
-        if value is not None and info.data.get("cuda_version") is None:
+        cuda = info.data.get("cuda_version")
+        if value is not None and cuda is None:
             raise ValueError("cuDNN packages are named after the CUDA major: set cuda_version too")
+        if value is not None:
+            problems = check_stack(cuda=cuda, cudnn=value)  # no build of it for this CUDA major
+            if problems:
+                raise ValueError(" ".join(problems).rstrip("."))
         return value
 
     @field_validator("cuda_deb_revision")

@@ -236,3 +236,55 @@ def test_multiple_problems_are_all_reported():
                            fabricmanager="535.154.05", nvswitch=True, peermem=True)
     assert [p.split()[0] for p in problems] == ["CUDA", "NCCL", "nvidia-fabricmanager",
                                                 "nvidia-peermem"]
+
+
+# --- cuDNN 9 for CUDA 13 (libcudnn9-cuda-13 exists from cuDNN 9.12) ------------------------
+
+def test_cudnn_9_before_9_12_has_no_cuda_13_build():
+    problems = stack(cuda="13.0.2", cudnn="9.8.0.87-1")
+    assert len(problems) == 1
+    assert "cuDNN 9.8.0.87-1 has no build for CUDA 13.x: libcudnn9-cuda-13 exists from cuDNN 9.12 on" in problems[0]
+    assert "cuda_cudnn_version" in problems[0]
+    assert stack(cuda="13.0.2", cudnn="9.11.0.98-1") != []
+    assert stack(cuda="13.0.2", cudnn="9.12.0.46-1") == []
+    assert stack(cuda="13.2", cudnn="9.20.0.48-1") == []
+    assert stack(cuda="12.8.1", cudnn="9.8.0.87-1") == []  # CUDA 12 builds go back to 9.0
+
+
+# --- forward compatibility (cuda-compat-X-Y) --------------------------------------------------
+
+def forward(driver: str, cuda: str, **kwargs) -> list[str]:
+    from deepseek_infra.compat import check_driver_cuda
+    return check_driver_cuda(DriverVersion.parse(driver), CudaRelease.parse(cuda), **kwargs)
+
+
+def test_forward_compat_carries_newer_cuda_on_a_data_center_branch():
+    (refused,) = forward("550.90.12", "12.8.1")
+    assert refused.startswith("CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12.")
+    assert forward("550.90.12", "12.8.1", forward_compat=True, gpus=("h100-sxm5-80gb",) * 8) == []
+    assert forward("535.161.08", "13.0.2", forward_compat=True, gpus=("h200-sxm-141gb", "l40s")) == []
+    # with a new enough driver nothing is needed, with or without the option
+    assert forward("580.95.05", "13.0.2", forward_compat=True, gpus=None) == []
+
+
+def test_forward_compat_is_refused_off_data_center_gpus_and_feature_branches():
+    (workstation,) = forward("550.90.12", "12.8.1", forward_compat=True, gpus=("rtx-6000-ada", "h100-sxm5-80gb"))
+    assert workstation.startswith("cuda_forward_compat: cuda-compat-12-8 (forward compatibility) is for NVIDIA "
+                                  "data-center GPUs only; found rtx-6000-ada.")
+    (unknown,) = forward("550.90.12", "12.8.1", forward_compat=True, gpus=(None,))
+    assert "found unknown GPU" in unknown
+    (none,) = forward("550.90.12", "12.8.1", forward_compat=True, gpus=())
+    assert "found no GPU on this host" in none
+    (feature,) = forward("565.57.01", "12.8.1", forward_compat=True, gpus=("h100-sxm5-80gb",))
+    assert "found driver 565.57.01 (R565), not one of them" in feature and "R535" in feature
+
+
+def test_forward_compat_hint_and_need():
+    from deepseek_infra.compat import forward_compat_hint, needs_forward_compat
+    hint = forward_compat_hint(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"))
+    assert hint and "cuda-compat-12-8" in hint and "cuda_forward_compat=True" in hint
+    assert forward_compat_hint(DriverVersion("565.57.01"), CudaRelease.parse("12.8.1")) is None
+    assert forward_compat_hint(DriverVersion("550.90.12"), CudaRelease.parse("14.0")) is None
+    assert needs_forward_compat(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"))
+    assert not needs_forward_compat(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"), minor_version_compat=True)
+    assert not needs_forward_compat(DriverVersion("580.95.05"), CudaRelease.parse("13.0"))

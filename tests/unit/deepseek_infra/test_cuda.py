@@ -76,17 +76,68 @@ def test_version_change_unholds_installs_removes_old_toolkit_and_holds():
     assert plan_packages(new, held(new), managed=cuda.MANAGED).empty
 
 
-def test_profile_and_ldconfig():
+def test_profile_and_the_packages_own_ldconfig_files():
     profile = cuda.render_profile(CudaRelease.parse("12.4.1"))
     assert profile.startswith("# Managed by deepseek-infra (cuda role): CUDA 12.4.1 for login shells.\n")
     assert "export CUDA_HOME=/usr/local/cuda-12.4\n" in profile
     assert '"/usr/local/cuda-12.4/bin:$PATH"' in profile
-    assert cuda.render_ldconfig(CudaRelease.parse("12.4.1"), "x86_64").endswith(
-        "/usr/local/cuda-12.4/targets/x86_64-linux/lib\n")
-    ga = cuda.render_ldconfig(CudaRelease.parse("12.8"), "aarch64")
-    assert "CUDA 12.8 runtime" in ga and ga.endswith("/usr/local/cuda-12.8/targets/sbsa-linux/lib\n")
+    assert cuda.packaged_ldconfig_files(12, "x86_64") == {
+        "/etc/ld.so.conf.d/000_cuda.conf": "/usr/local/cuda/targets/x86_64-linux/lib",
+        "/etc/ld.so.conf.d/988_cuda-12.conf": "/usr/local/cuda-12/targets/x86_64-linux/lib"}
+    assert cuda.packaged_ldconfig_files(13, "aarch64")["/etc/ld.so.conf.d/988_cuda-13.conf"] == (
+        "/usr/local/cuda-13/targets/sbsa-linux/lib")
+    assert cuda.LEGACY_LDCONFIG_FILE not in cuda.packaged_ldconfig_files(12, "x86_64")
     with pytest.raises(ValueError, match="riscv64"):
-        cuda.render_ldconfig(CudaRelease.parse("12.4.1"), "riscv64")
+        cuda.packaged_ldconfig_files(12, "riscv64")
+
+
+@pytest.mark.parametrize("toolkit", sorted(catalog.TOOLKITS))
+def test_lab_toolkit_is_shaped_like_nvidias(toolkit):
+    """cuda-cudart-X-Y depends (>=) on the three config-common packages at its own version;
+    they ship the ld.so.conf.d files the role relies on."""
+    release = CudaRelease.parse(toolkit.rsplit("-", 1)[0])
+    cudart_version = catalog.TOOLKITS[toolkit]["cudart"]
+    by_key = {(p.name, p.version): p for p in catalog.packages()}
+    cudart = by_key[(f"cuda-cudart-{release.major}-{release.minor}", cudart_version)]
+    siblings = (f"cuda-toolkit-{release.major}-{release.minor}-config-common",
+                f"cuda-toolkit-{release.major}-config-common", "cuda-toolkit-config-common")
+    assert cudart.depends == tuple(f"{name} (>= {cudart_version})" for name in siblings)
+    for name in siblings:
+        assert cuda.CONFIG_COMMON.match(name) and not cuda.MANAGED.match(name), name
+        assert (name, cudart_version) in by_key, f"mirror lacks {name}={cudart_version}"
+    shipped = {f"/{path}": content.strip() for name in siblings
+               for path, (content, _) in by_key[(name, cudart_version)].files.items()}
+    assert shipped == cuda.packaged_ldconfig_files(release.major, "x86_64")
+    assert cuda.installed_toolkits(held({name: cudart_version for name in siblings})) == ()
+
+
+def test_newer_nccl_beside_the_pin_is_not_taken():
+    # The mirror carries 2.26.2 beside the 12.8 toolkit's pinned 2.25.1: the plan names the pin.
+    index = {(p.name, p.version) for p in catalog.packages()}
+    assert ("libnccl2", "2.26.2-1+cuda12.8") in index and ("libnccl-dev", "2.26.2-1+cuda12.8") in index
+    wanted = target("12.8.1", "9.8.0.87-1", "2.25.1-1+cuda12.8")
+    command = apt_commands(plan_packages(wanted, {}, managed=cuda.MANAGED), "debian12")
+    assert "libnccl2=2.25.1-1+cuda12.8" in command[-2] and "libnccl-dev=2.25.1-1+cuda12.8" in command[-2]
+    assert "madison" in command[0] and "for debian12" in command[0]
+
+
+def test_forward_compat_package_is_the_release_own_driver():
+    assert cuda.compat_package(CudaRelease.parse("12.4.1")) == ("cuda-compat-12-4", PackageVersion("550.54.15-1"))
+    assert cuda.compat_package(CudaRelease.parse("12.8")) == ("cuda-compat-12-8", PackageVersion("570.26-1"))
+    wanted = target("12.8.1", forward_compat=True)
+    assert texts(wanted) == {"cuda-toolkit-12-8": "12.8.1-1", "cuda-compat-12-8": "570.124.06-1"}
+    assert "cuda-compat-12-8" not in target("12.8.1")
+    assert cuda.MANAGED.match("cuda-compat-12-8")  # removed again once not wanted
+    # a compat package left over is removed when the driver catches up
+    plan = plan_packages(target("12.8.1"), held(wanted), managed=cuda.MANAGED)
+    assert plan.remove == ("cuda-compat-12-8",)
+
+
+def test_nccl_per_distribution():
+    assert cuda.nccl_unconfirmed("ubuntu2204") is None and cuda.nccl_unconfirmed("ubuntu2404") is None
+    why = cuda.nccl_unconfirmed("debian12")
+    assert why and "debian12" in why and "libnccl2" in why
+    assert cuda.nccl_unconfirmed("debian13") and cuda.nccl_unconfirmed("somewhere") is not None
 
 
 def test_installed_driver_and_drivers_to_check():

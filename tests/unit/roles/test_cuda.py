@@ -164,3 +164,67 @@ def test_each_version_setting_is_parsed_once_over_a_driver_and_cuda_deploy(parse
     # process() (its config-common siblings are never read as releases), packages in dpkg's.
     toolkits = [text for kind, text, where in calls if kind == "CudaRelease" and where == "fact"]
     assert toolkits and set(toolkits) == {"12.2.2"}
+
+
+# --- forward compatibility, cuDNN for CUDA 13, NCCL per distribution, ld.so.conf ------------
+
+R550 = {"nvidia_driver_branch": 550, "nvidia_driver_version": "550.90.12"}
+
+
+def test_refusal_names_the_forward_compat_option():
+    (problem,) = stack_problems(CudaDefaults(**CUDA_12_8), NvidiaDriverDefaults(**R550), {})
+    assert "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12." in problem
+    assert "cuda-compat-12-8: set cuda_forward_compat=True" in problem
+
+
+def test_forward_compat_on_h100_installs_cuda_compat_while_the_driver_is_older():
+    config = CudaDefaults(**CUDA_12_8, cuda_forward_compat=True)
+    r550 = NvidiaDriverDefaults(**R550)
+    assert stack_problems(config, r550, {}, gpus=("h100-sxm5-80gb",) * 8) == []
+    problems = stack_problems(config, r550, {}, gpus=("rtx-6000-ada",) * 2)
+    assert problems and all("data-center GPUs only; found rtx-6000-ada" in p for p in problems)
+    assert str(wanted_packages(config, r550)["cuda-compat-12-8"]) == "570.124.06-1"
+    assert "cuda-compat-12-8" not in wanted_packages(config, NvidiaDriverDefaults(nvidia_driver_version="580.95.05"))
+    assert "cuda-compat-12-8" not in wanted_packages(CudaDefaults(**CUDA_12_8), r550)
+
+
+def test_cudnn_without_a_build_for_cuda_13_is_refused_naming_host_and_field():
+    data = {"cuda_version": "13.0.2", "cuda_cudnn_version": "9.8.0.87-1"}
+    problems = validate_host_data("gpu-a01", data, (CudaDefaults,))[1]
+    assert [(h, k) for h, k, _ in problems] == [("gpu-a01", "cuda_cudnn_version")]
+    assert "libcudnn9-cuda-13 exists from cuDNN 9.12 on" in problems[0][2]
+    assert validate_host_data("gpu-a01", {**data, "cuda_cudnn_version": "9.12.0.46-1"}, (CudaDefaults,))[1] == []
+
+
+def test_deploy_checks_the_repository_and_writes_no_ldconfig_file(monkeypatch, tmp_path, caplog):
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.deploy import add_deploy
+
+    from roles.cuda import tasks as cuda_role
+
+    key = tmp_path / "mirror.asc"
+    key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    data = {**SETTINGS, "nvidia_repo_source": "mirror", "nvidia_repo_mirror_url": "http://mirror/repo/",
+            "nvidia_repo_mirror_key": str(key)}
+    state = State(Inventory(([("@local", data)], {})), Config())
+    connect_all(state)
+    fake_facts(monkeypatch, {"now": "test"}, tmp_path)
+    host = state.inventory.get_host("@local")
+    settings = settings_for(host)
+    with caplog.at_level("WARNING"):
+        add_deploy(state, cuda_role.install, settings.cuda, settings.nvidia_driver, settings.nvidia_repo)
+    names = [name.rsplit(" | ", 1)[-1] for op in state.get_op_order() for name in state.op_meta[op].names]
+    assert "Ensure no /etc/ld.so.conf.d/cuda.conf duplicates the toolkit packages' ld.so.conf.d files" in names
+    assert not any("lists CUDA" in name for name in names)  # the role writes no ld.so.conf file
+    assert "libnccl2=2.21.5-1+cuda12.4 on debian12: NVIDIA's debian12 repository is not known to carry libnccl2" in caplog.text
+    assert any(name.startswith("Ensure the CUDA stack is installed at its pins") for name in names)
+    (install,) = [op for op in state.get_op_order()
+                  if state.op_meta[op].names and "CUDA stack is installed" in next(iter(state.op_meta[op].names))]
+    from pyinfra.context import ctx_host, ctx_state
+    with ctx_state.use(state), ctx_host.use(host):
+        commands = [str(c) for c in state.ops[host][install].command_generator()]
+    check = next(c for c in commands if "madison" in c)  # before the install, naming the distribution
+    # libnccl2 is installed at its pin already (INSTALLED): only what changes is looked up
+    assert "libnccl-dev=2.21.5-1+cuda12.4" in check and "libnccl2=" not in check and "for debian12" in check
+    assert commands.index(check) < next(i for i, c in enumerate(commands) if "apt-get install" in c)

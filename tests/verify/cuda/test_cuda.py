@@ -25,11 +25,16 @@ def _name(host) -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(host) -> CudaDefaults:
-    record = host.file(RECORD_FILE)
-    if not record.exists:
+def record(host) -> dict:
+    found = host.file(RECORD_FILE)
+    if not found.exists:
         pytest.skip(f"{_name(host)}: {RECORD_FILE}: no CUDA stack deployed here (deploy/cuda.py not run)")
-    return CudaDefaults(**json.loads(record.content_string)["settings"])
+    return json.loads(found.content_string)
+
+
+@pytest.fixture(scope="module")
+def settings(record) -> CudaDefaults:
+    return CudaDefaults(**record["settings"])
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,17 @@ def release(host, settings) -> CudaRelease:
 
 
 @pytest.fixture(scope="module")
-def wanted(settings) -> dict[str, PackageVersion]:
-    return wanted_packages(settings)
+def wanted(host, settings, record) -> dict[str, PackageVersion]:
+    """What the role pinned: the planner's set for these settings, plus cuda-compat-X-Y where
+    forward compatibility carried the toolkit on an older driver (the role decided it)."""
+    planned = wanted_packages(settings)
+    recorded = {name: PackageVersion.parse(version) for name, version in record["packages"].items()}
+    compat = {name: version for name, version in recorded.items() if name.startswith("cuda-compat-")}
+    assert {n: v for n, v in recorded.items() if n not in compat} == planned, (
+        f"{_name(host)}: {RECORD_FILE} packages: expected {planned} for its settings, found {recorded}")
+    assert not compat or settings.cuda_forward_compat, (
+        f"{_name(host)}: {RECORD_FILE}: expected no cuda-compat package without cuda_forward_compat, found {compat}")
+    return recorded
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +96,18 @@ def test_packages_at_pins_and_held(host, wanted, packages):
         assert found is not None, f"{where}: expected {version} held, found not installed"
         assert found["version"] == version, f"{where}: expected {version}, found {found['version']}"
         assert found["held"], f"{where}: expected held (apt-mark hold), found not held"
-    # Only the role's own names: a toolkit also pulls cuda-toolkit-12-4-config-common and the
-    # like, cuDNN 9 its -headers package; dpkg's patterns match those too.
-    extra = sorted(name for name in set(packages) - set(wanted) if cuda.MANAGED.match(name))
+    # Only the role's own names count: the toolkit also pulls cuda-toolkit-X-Y-config-common,
+    # cuda-toolkit-X-config-common and cuda-toolkit-config-common (component versions, not
+    # pinned), which dpkg's patterns match too; cuDNN >= 9.10's -headers is pinned with -dev.
+    extra = sorted(name for name in set(packages) - set(wanted)
+                   if cuda.MANAGED.match(name) and not cuda.CONFIG_COMMON.match(name))
     assert not extra, f"{_name(host)}: CUDA packages: expected only {sorted(wanted)}, found also {extra}"
+
+
+def test_toolkit_config_common_packages_are_installed(host, release, packages):
+    for name in (f"cuda-toolkit-{release.major}-{release.minor}-config-common",
+                 f"cuda-toolkit-{release.major}-config-common", "cuda-toolkit-config-common"):
+        assert name in packages, f"{_name(host)}: package {name}: expected installed (the toolkit pulls it), found not"
 
 
 def test_apt_preferences_pin_the_stack(host, wanted):
@@ -117,12 +139,39 @@ def test_cudnn_header_matches_the_pin(host, settings):
     assert found == expected, f"{_name(host)}: {found_path}: expected cuDNN {expected}, found {found}"
 
 
-def test_profile_and_ldconfig_files(host, release):
-    machine = host.check_output("uname -m").strip()
-    for path, expected in ((cuda.PROFILE_FILE, cuda.render_profile(release)),
-                           (cuda.LDCONFIG_FILE, cuda.render_ldconfig(release, machine))):
-        found = host.file(path).content_string if host.file(path).exists else None
-        assert found == expected, f"{_name(host)}: {path}: expected\n{expected}\nfound\n{found}"
+def test_profile_file_and_nvcc_on_the_login_path(host, release):
+    path, expected = cuda.PROFILE_FILE, cuda.render_profile(release)
+    found = host.file(path).content_string if host.file(path).exists else None
+    assert found == expected, f"{_name(host)}: {path}: expected\n{expected}\nfound\n{found}"
     path = host.run("bash -lc 'command -v nvcc'").stdout.strip()
     assert path == f"{cuda.cuda_home(release)}/bin/nvcc", (
         f"{_name(host)}: login shell PATH: expected nvcc from {cuda.cuda_home(release)}/bin, found {path or 'none'}")
+
+
+def test_the_dynamic_linker_finds_the_toolkit_libcudart(host, release):
+    """The toolkit packages' own ld.so.conf.d files (no duplicate of the role's) put the pinned
+    toolkit's libcudart on the linker's path."""
+    name = _name(host)
+    machine = host.check_output("uname -m").strip()
+    assert not host.file(cuda.LEGACY_LDCONFIG_FILE).exists, (
+        f"{name}: {cuda.LEGACY_LDCONFIG_FILE}: expected absent (the packages ship 000_cuda.conf and "
+        f"988_cuda-{release.major}.conf), found present")
+    for path, directory in cuda.packaged_ldconfig_files(release.major, machine).items():
+        found = host.file(path).content_string.split() if host.file(path).exists else None
+        assert found == [directory], f"{name}: {path}: expected {directory}, found {found}"
+    library = f"{cuda.cuda_home(release)}/targets/{cuda.TARGET_DIRS[machine]}/lib/libcudart.so.{release.major}"
+    real_library = host.check_output(f"readlink -f {library}").strip()
+    assert host.file(real_library).exists, f"{name}: {library}: expected the toolkit's libcudart, found none"
+    # Every directory ldconfig scans, resolved: the pinned toolkit's library directory is one.
+    scan = host.run("ldconfig -v -N -X 2>/dev/null")
+    directories = [line.split(":", 1)[0] for line in scan.stdout.splitlines() if line.startswith("/")]
+    resolved = {host.check_output(f"readlink -f {d}").strip() for d in directories}
+    wanted = real_library.rsplit("/", 1)[0]
+    assert wanted in resolved, f"{name}: ldconfig's directories: expected {wanted} among them, found {sorted(resolved)}"
+    # An ELF libcudart is in the cache under its soname, from that directory.
+    if host.run(f"head -c 4 {real_library} | grep -q ELF").rc == 0:
+        cache = host.check_output("ldconfig -p")
+        paths = [line.rsplit("=> ", 1)[1] for line in cache.splitlines()
+                 if line.strip().startswith(f"libcudart.so.{release.major} ") and "=> " in line]
+        found = sorted({host.check_output(f"readlink -f {p}").strip().rsplit("/", 1)[0] for p in paths})
+        assert wanted in found, f"{name}: ldconfig -p libcudart.so.{release.major}: expected from {wanted}, found {found}"
