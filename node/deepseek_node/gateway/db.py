@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from . import keys as apikeys
@@ -66,12 +67,35 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST = MIGRATIONS[-1].version
 
 
+def _write_ahead_log(connection, timeout_s: float = 30.0) -> None:
+    """Put the SQLite file in WAL mode (persistent in the file), waiting out other connections.
+
+    Switching the journal mode does not wait on the busy handler: gateways that open a fresh
+    file at once get "database is locked" from one of them, so the switch is retried here.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            mode = None
+        if mode == "wal":
+            return
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"journal mode stays {mode!r}, not WAL, after {timeout_s:.0f} s")
+        time.sleep(0.01)
+
+
 class PolicyError(ValueError):
     """A policy change that cannot be made (unknown user, bad permission, ...)."""
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def allows(held: str | None, needed: str) -> bool:
@@ -100,8 +124,8 @@ class Database:
 
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA foreign_keys = ON")
-        connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA busy_timeout = 30000")
+        _write_ahead_log(connection)
         return connection
 
     def _connection(self):

@@ -15,7 +15,7 @@ import logging.handlers
 import math
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 FIELDS = (
@@ -71,7 +71,7 @@ class Confidence:
 
 
 def utc_timestamp(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class RequestLog:

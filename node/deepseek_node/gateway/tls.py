@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
@@ -27,7 +27,7 @@ def self_signed(hostnames: Sequence[str], days: int = 825) -> tuple[bytes, bytes
             names.append(x509.DNSName(name))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "deepseek-gateway self-signed")])
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject).issuer_name(subject)
