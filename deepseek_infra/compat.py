@@ -387,6 +387,8 @@ def check_stack(
     *,
     minor_version_compat: bool = False,
     peer_memory: bool | None = None,
+    forward_compat: bool = False,
+    gpus: tuple[str | None, ...] | None = None,
 ) -> list[str]:
     """Return the incompatibilities of an NVIDIA software stack.
 
@@ -400,6 +402,8 @@ def check_stack(
     + peermem: nvidia-peermem is to be loaded.
     + peer_memory: the kernel exports ib_core's peer-memory API (None: unknown, not checked);
       needed by nvidia-peermem on an inbox rdma-core stack.
+    + forward_compat, gpus: as in ``check_driver_cuda`` (an older data-center driver with
+      cuda-compat)
     + minor_version_compat: accept drivers at the CUDA major's minor-version
       compatibility floor instead of the toolkit's own driver.
 
@@ -413,7 +417,7 @@ def check_stack(
     """
     problems: list[str] = []
     if driver is not None and cuda is not None:
-        _check_driver_cuda(driver, cuda, minor_version_compat, problems)
+        _check_driver_cuda(driver, cuda, minor_version_compat, problems, forward_compat=forward_compat, gpus=gpus)
     if cudnn is not None:
         _check_cudnn(cudnn, cuda, problems)
     if nccl is not None:

@@ -166,3 +166,9 @@ def lookup_gpu(name: str | None = None, pci_device_id: str | None = None) -> Gpu
     if name:
         return _match_name(name)
     return None
+
+
+def gpu_keys(pci_gpus) -> tuple[str | None, ...]:
+    """``GpuModel.key`` of each of lspci's NVIDIA GPUs (``hardware.pci_gpus``), None for a model
+    not in the table (what forward compatibility is checked against)."""
+    return tuple(getattr(lookup_gpu(pci_device_id=device.device_id or ""), "key", None) for device in pci_gpus)

@@ -113,10 +113,12 @@ def apt_commands(plan: PackagePlan, where: str | None = None) -> list[str]:
       configured repository (``availability_check``); None skips the check
     """
     commands: list[str] = []
-    if plan.unhold:
-        commands.append("apt-mark unhold " + " ".join(plan.unhold))
+    # The check comes first: a version missing from the repositories stops the host with its
+    # holds still in place.
     if plan.changes_packages and where and plan.install:
         commands.append(availability_check(plan.install, where))
+    if plan.unhold:
+        commands.append("apt-mark unhold " + " ".join(plan.unhold))
     if plan.changes_packages:
         items = [f"{name}={version}" for name, version in sorted(plan.install.items())]
         items += [f"{name}-" for name in plan.remove]  # "pkg-" removes in the same transaction

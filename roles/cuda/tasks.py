@@ -33,7 +33,7 @@ from deepseek_infra import cuda
 from deepseek_node import paths
 from deepseek_infra.compat import check_driver_cuda, check_stack, forward_compat_hint, needs_forward_compat
 from deepseek_infra.facts import host as host_facts
-from deepseek_infra.gpus import lookup_gpu
+from deepseek_infra.gpus import gpu_keys
 from deepseek_infra.facts.nvidia import DpkgPackages
 from deepseek_infra.nvidia_repo import UnsupportedPlatformError, distro_dir, preferences_path, render_preferences
 from deepseek_infra.operations import nvidia, sync
@@ -80,11 +80,6 @@ def wanted_packages(config: CudaDefaults, driver: NvidiaDriverDefaults | None = 
                                 forward_compat=compat)
 
 
-def host_gpus(pci_gpus) -> tuple[str | None, ...]:
-    """deepseek_infra.gpus keys of lspci's NVIDIA GPUs, None for a model not in the table."""
-    return tuple(getattr(lookup_gpu(pci_device_id=device.device_id or ""), "key", None) for device in pci_gpus)
-
-
 def record(config: CudaDefaults, wanted: dict[str, PackageVersion], driver: DriverVersion) -> str:
     return json.dumps({"settings": config.model_dump(mode="json"),
                        "packages": {name: str(version) for name, version in wanted.items()},
@@ -95,7 +90,7 @@ def record(config: CudaDefaults, wanted: dict[str, PackageVersion], driver: Driv
 def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepoDefaults) -> None:
     installed = host.get_fact(DpkgPackages, patterns=cuda.DPKG_PATTERNS + DRIVER_PACKAGES)
     hardware = host_facts.hardware(host)
-    gpus = host_gpus(hardware.pci_gpus) if config.cuda_forward_compat else None
+    gpus = gpu_keys(hardware.pci_gpus) if config.cuda_forward_compat else None
     problems = stack_problems(config, driver, installed, gpus)
     if problems:
         raise DeployError(f"{host.name}: cuda: refused before any change: " + " ".join(problems))

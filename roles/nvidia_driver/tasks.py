@@ -22,6 +22,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deepseek_infra.compat import check_stack
 from deepseek_infra.facts import host as host_facts
+from deepseek_infra.gpus import gpu_keys
 from deepseek_infra.hardware import PciDevice
 from deepseek_infra.facts.nvidia import PEERMEM_CONF, NvidiaDriverState
 from deepseek_infra.nvidia_driver import plan_packages, reboot_reasons
@@ -82,8 +83,12 @@ def secure_boot_reasons(state: dict, in_container: bool) -> list[str]:
 
 
 def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
-                   state: dict) -> list[str]:
-    """check_stack for the wanted driver with everything it must work with on this host."""
+                   state: dict, gpus: tuple[str | None, ...] | None = None) -> list[str]:
+    """check_stack for the wanted driver with everything it must work with on this host.
+
+    + gpus: the host's GPUs (deepseek_infra.gpus keys), read with ``cuda_forward_compat``: the
+      driver is then refused only where the cuda role would refuse it too
+    """
     fm = (config.nvidia_driver_fabricmanager_version or config.nvidia_driver_version) if nvswitch else None
     problems = check_stack(
         driver=config.nvidia_driver_version, cuda=cuda.cuda_version, cudnn=cuda.cuda_cudnn_version,
@@ -91,11 +96,13 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
         infiniband=state["ib_stack"], peermem=peermem,
         minor_version_compat=config.nvidia_driver_minor_version_compat,
         peer_memory=state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed"),
+        forward_compat=cuda.cuda_forward_compat, gpus=gpus,
     )
     for toolkit in state["toolkits"]:
         problems += [f"installed toolkit: {p}" for p in check_stack(
             driver=config.nvidia_driver_version, cuda=toolkit,
-            minor_version_compat=config.nvidia_driver_minor_version_compat)]
+            minor_version_compat=config.nvidia_driver_minor_version_compat,
+            forward_compat=cuda.cuda_forward_compat, gpus=gpus)]
     return problems
 
 
@@ -129,7 +136,8 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
     except (UnsupportedPlatformError, UnknownDistroError) as error:
         raise DeployError(f"{host.name}: nvidia_driver: refused before any change: {error}") from None
 
-    problems = stack_problems(config, cuda, nvswitch, peermem, state)
+    gpus = gpu_keys(hardware.pci_gpus) if cuda.cuda_forward_compat else None
+    problems = stack_problems(config, cuda, nvswitch, peermem, state, gpus)
     if problems:
         raise DeployError(f"{host.name}: nvidia_driver: refused before any change: " + " ".join(problems))
 

@@ -132,3 +132,14 @@ def test_deepseek_relevant_products_present():
             "h200-sxm-141gb", "h200-nvl-141gb", "gh200-480gb", "b200", "l40s", "l40", "l4",
             "rtx-6000-ada", "rtx-a6000", "rtx-4090", "quadro-rtx-8000",
             "v100-sxm2-32gb"} <= keys
+
+
+def test_gpu_keys_are_read_from_lspci_ids():
+    from deepseek_infra.hardware import PciDevice
+    from deepseek_infra.gpus import gpu_keys
+
+    devices = (PciDevice(slot="0000:18:00.0", class_id="0302", vendor_id="10de", device_id="2330"),
+               PciDevice(slot="0000:2a:00.0", class_id="0300", vendor_id="10de", device_id="26b1"),
+               PciDevice(slot="0000:3a:00.0", class_id="0302", vendor_id="10de", device_id="ffff"))
+    assert gpu_keys(devices) == ("h100-sxm5-80gb", "rtx-6000-ada", None)
+    assert gpu_keys(()) == ()

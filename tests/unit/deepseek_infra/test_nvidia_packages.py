@@ -140,6 +140,27 @@ def test_install_commands_check_the_repository_before_apt_get_install():
     assert commands[1].startswith("DEBIAN_FRONTEND=noninteractive apt-get install")
 
 
+def test_a_failed_repository_check_leaves_the_holds_in_place(tmp_path):
+    """The check runs before ``apt-mark unhold``: run as one ``&&`` chain (as pyinfra runs an
+    operation's commands), a missing version stops the host before any hold is lifted."""
+    old = dict(driver_set("debian12", DriverVersion.parse("550.90.12"), "open").packages)
+    new = dict(driver_set("debian12", R580, "open").packages)
+    installed = {name: {"version": v, "held": True} for name, v in old.items()}
+    commands = apt_commands(plan_packages(new, installed), "debian12")
+    marks = tmp_path / "apt-mark.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-cache").write_text("#!/bin/sh\nexit 0\n")  # madison: no version anywhere
+    (bin_dir / "apt-mark").write_text(f"#!/bin/sh\necho \"$@\" >> {marks}\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    result = subprocess.run(["sh", "-c", " && ".join(commands)], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "not in any configured repository for debian12" in result.stderr
+    assert not marks.exists()
+    assert [c.split()[0] for c in commands[1:]] == ["apt-mark", "DEBIAN_FRONTEND=noninteractive", "apt-mark"]
+
+
 # --- Ubuntu, checked against real captures (tests/fixtures/nvidia/SOURCES.md) --------------------
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia"

@@ -228,14 +228,3 @@ def test_deploy_checks_the_repository_and_writes_no_ldconfig_file(monkeypatch, t
     # libnccl2 is installed at its pin already (INSTALLED): only what changes is looked up
     assert "libnccl-dev=2.21.5-1+cuda12.4" in check and "libnccl2=" not in check and "for debian12" in check
     assert commands.index(check) < next(i for i, c in enumerate(commands) if "apt-get install" in c)
-
-
-def test_host_gpus_are_read_from_lspci_ids():
-    from deepseek_infra.hardware import PciDevice
-    from roles.cuda.tasks import host_gpus
-
-    devices = (PciDevice(slot="0000:18:00.0", class_id="0302", vendor_id="10de", device_id="2330"),
-               PciDevice(slot="0000:2a:00.0", class_id="0300", vendor_id="10de", device_id="26b1"),
-               PciDevice(slot="0000:3a:00.0", class_id="0302", vendor_id="10de", device_id="ffff"))
-    assert host_gpus(devices) == ("h100-sxm5-80gb", "rtx-6000-ada", None)
-    assert host_gpus(()) == ()

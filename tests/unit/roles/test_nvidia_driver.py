@@ -51,6 +51,21 @@ def test_gate_refuses_cuda_newer_than_the_driver_naming_both():
     assert found and "12.8.1" in found[0] and "570.124.06" in found[0] and "550.90.12" in found[0]
 
 
+def test_gate_accepts_what_the_cuda_role_accepts_with_forward_compat():
+    """An R550 data-center driver under CUDA 12.8 with cuda_forward_compat: both roles agree
+    (accepted on an H100, refused on a GeForce-class or unknown GPU)."""
+    from roles.cuda.tasks import stack_problems as cuda_stack_problems
+
+    config = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
+    cuda = CudaDefaults(cuda_version="12.8.1", cuda_forward_compat=True)
+    installed_128 = state({"cuda-toolkit-12-8": "12.8.1-1"})
+    for gpus, accepted in ((("h100-sxm5-80gb",), True), (("rtx-6000-ada",), False), ((None,), False)):
+        found = stack_problems(config, cuda, False, False, installed_128, gpus)
+        assert (found == []) is accepted, (gpus, found)
+        assert (cuda_stack_problems(cuda, config, {}, gpus) == []) is accepted, gpus
+    assert stack_problems(config, CudaDefaults(cuda_version="12.8.1"), False, False, state(), ("h100-sxm5-80gb",))
+
+
 def test_gate_refuses_a_fabricmanager_of_another_version():
     config = NvidiaDriverDefaults(nvidia_driver_branch=565, nvidia_driver_version="565.57.01",
                                   nvidia_driver_fabricmanager_version="550.90.12")
