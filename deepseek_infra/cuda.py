@@ -175,12 +175,21 @@ def render_profile(cuda: CudaRelease) -> str:
     )
 
 
+# Packages whose version is the installed driver's, by distribution: Debian's nvidia-smi and
+# libcuda1; Ubuntu's nvidia-utils(-<branch>) and libnvidia-compute(-<branch>) (suffixed below R590).
+DRIVER_PACKAGE_PATTERNS: Final = ("nvidia-smi", "libcuda1", "nvidia-utils*", "libnvidia-compute*")
+_DRIVER_PACKAGE: Final = re.compile(r"^(nvidia-smi|libcuda1|nvidia-utils(-\d+)?|libnvidia-compute(-\d+)?)$")
+
+
 def installed_driver(packages: dict) -> DriverVersion | None:
-    """The driver release dpkg shows (``nvidia-smi`` or ``libcuda1``), None when none is installed."""
-    for name in ("nvidia-smi", "libcuda1"):
-        if name in packages:
-            return DriverVersion.of_package(packages[name]["version"])
-    return None
+    """The driver release dpkg shows (Debian's ``nvidia-smi``/``libcuda1``, Ubuntu's
+    ``nvidia-utils-<br>``/``libnvidia-compute-<br>``), None when none is installed.
+
+    Only installed packages are in ``packages`` (``parse_dpkg_status``), so an Ubuntu host's
+    removed-but-configured R535 leftovers (``rc``) are not read as its driver; of two
+    installed branches (an unfinished switch) the newer is."""
+    found = [DriverVersion.of_package(info["version"]) for name, info in packages.items() if _DRIVER_PACKAGE.match(name)]
+    return max(found) if found else None
 
 
 def installed_toolkits(packages: dict) -> tuple[CudaRelease, ...]:

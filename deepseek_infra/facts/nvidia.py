@@ -58,6 +58,10 @@ COMMAND = "; ".join([
     "[ -n \"$f\" ] && echo \"efivar=$(od -An -tu1 \"$f\" | awk '{print $NF}')\"; else echo sb=bios; fi",
     "[ -f /var/lib/dkms/mok.pub ] && echo dkms_key=1 && command -v mokutil >/dev/null 2>&1 && "
     "mokutil --test-key /var/lib/dkms/mok.pub 2>&1 | grep -q 'is already enrolled' && echo dkms_key_enrolled=1",
+    "echo @@nvlink5",
+    # NVLink5 systems (HGX B200) carry NVLink switch management in an HCA's VPD, as NVIDIA's
+    # driver container detects them (_assert_nvlink5_system in gpu-driver-container's nvidia-driver).
+    "grep -lsa SW_MNG /sys/class/infiniband/*/device/vpd 2>/dev/null | sed 's/^/vpd=/'",
     "true",
 ])
 
@@ -146,6 +150,11 @@ def parse_nvidia_driver_state(lines: list[str]) -> dict[str, Any]:
         "secure_boot": secure_boot_of(sections.get("secureboot", [])),
         "dkms_key": "dkms_key=1" in (line.strip() for line in sections.get("secureboot", [])),
         "dkms_key_enrolled": "dkms_key_enrolled=1" in (line.strip() for line in sections.get("secureboot", [])),
+        # RDMA devices whose VPD names NVLink switch management (SW_MNG): an NVLink5 system
+        "nvlink5_devices": sorted(
+            line.strip()[len("vpd=/sys/class/infiniband/"):].partition("/")[0]
+            for line in sections.get("nvlink5", []) if line.startswith("vpd=/sys/class/infiniband/")
+        ),
     }
 
 

@@ -44,7 +44,6 @@ from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 
 RECORD_FILE = f"{paths.CONFIG_DIR}/cuda.json"
-DRIVER_PACKAGES = ("nvidia-smi", "libcuda1")
 
 
 def stack_problems(config: CudaDefaults, driver: NvidiaDriverDefaults, installed: dict,
@@ -88,7 +87,7 @@ def record(config: CudaDefaults, wanted: dict[str, PackageVersion], driver: Driv
 
 @deploy("cuda: install")
 def install(config: CudaDefaults, driver: NvidiaDriverDefaults, repo: NvidiaRepoDefaults) -> None:
-    installed = host.get_fact(DpkgPackages, patterns=cuda.DPKG_PATTERNS + DRIVER_PACKAGES)
+    installed = host.get_fact(DpkgPackages, patterns=cuda.DPKG_PATTERNS + cuda.DRIVER_PACKAGE_PATTERNS)
     hardware = host_facts.hardware(host)
     gpus = gpu_keys(hardware.pci_gpus) if config.cuda_forward_compat else None
     problems = stack_problems(config, driver, installed, gpus)

@@ -29,9 +29,9 @@ class NvidiaDriverDefaults(RoleDefaults):
         default=False,
         description="Also install the desktop driver (Xorg, GL, VDPAU: nvidia-driver / nvidia-driver-<branch>); servers get NVIDIA's compute-only set.",
     )
-    nvidia_driver_nvlink5: bool = Field(
-        default=False,
-        description="NVLink5 system (HGX/DGX B200): also nvidia-imex and libnvsdm at the driver's version, and nvlsm (not detected: set it per host group).",
+    nvidia_driver_nvlink5: bool | None = Field(
+        default=None,
+        description="NVLink5 system (HGX/DGX B200): also nvidia-imex and libnvsdm at the driver's version, and nvlsm; None: detected (an HCA's VPD names SW_MNG, as NVIDIA's driver container checks).",
     )
     nvidia_driver_module_build: Literal["dkms"] = Field(
         default="dkms",

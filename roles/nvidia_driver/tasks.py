@@ -40,12 +40,20 @@ IB_GROUP = "ib_fabric"
 MOK_KEY = "/var/lib/dkms/mok.pub"  # DKMS's module-signing key (dkms >= 3 makes it on first build)
 
 
-def wanted_set(config: NvidiaDriverDefaults, distro: str, nvswitch: bool) -> DriverSet:
-    """The driver's package set for this host (``deepseek_infra.nvidia_packages.driver_set``)."""
+def is_nvlink5(config: NvidiaDriverDefaults, state: dict) -> bool:
+    """``nvidia_driver_nvlink5``, or when unset whether an HCA's VPD names SW_MNG (the fact)."""
+    return bool(state.get("nvlink5_devices")) if config.nvidia_driver_nvlink5 is None else config.nvidia_driver_nvlink5
+
+
+def wanted_set(config: NvidiaDriverDefaults, distro: str, nvswitch: bool, nvlink5: bool = False) -> DriverSet:
+    """The driver's package set for this host (``deepseek_infra.nvidia_packages.driver_set``).
+
+    + nvlink5: the host is an NVLink5 system (``is_nvlink5``)
+    """
     fm = (config.nvidia_driver_fabricmanager_version or config.nvidia_driver_version) if nvswitch else None
     return driver_set(distro, config.nvidia_driver_version, config.nvidia_driver_kernel_modules,
                       desktop=config.nvidia_driver_desktop, fabricmanager=fm,
-                      nvlink5=config.nvidia_driver_nvlink5, revision_override=config.nvidia_driver_deb_revision)
+                      nvlink5=nvlink5, revision_override=config.nvidia_driver_deb_revision)
 
 
 def preferences(wanted: DriverSet) -> str:
@@ -116,7 +124,10 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
     if ib_stack_in_this_run and state["ib_stack"] is None:
         state = {**state, "ib_stack": "rdma-core"}
     in_container = bool(hardware.virtualization.container)
-    nvswitch = hardware.has_nvswitch
+    nvlink5 = is_nvlink5(config, state)
+    # NVLink5 switch trays are managed through the HCAs (no NVSwitch PCI function on the host);
+    # they need the fabric manager too (NVIDIA's driver container starts it with nvlsm there).
+    nvswitch = hardware.has_nvswitch or nvlink5
     ib_present = IB_GROUP in host.groups or bool(hardware.rdma_ports)
     peermem = config.nvidia_driver_peermem
     peer_memory = state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed")
@@ -132,7 +143,7 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
     os_release = host_facts.hardware(host).os_release
     try:
         distro = distro_dir(os_release.id, os_release.version_id)
-        wanted_packages = wanted_set(config, distro, nvswitch)
+        wanted_packages = wanted_set(config, distro, nvswitch, nvlink5)
     except (UnsupportedPlatformError, UnknownDistroError) as error:
         raise DeployError(f"{host.name}: nvidia_driver: refused before any change: {error}") from None
 

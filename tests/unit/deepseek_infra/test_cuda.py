@@ -1,6 +1,7 @@
 """CUDA / cuDNN / NCCL package set, path files and version parsing (deepseek_infra/cuda.py)."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -144,6 +145,20 @@ def test_installed_driver_and_drivers_to_check():
     assert cuda.installed_driver(held({"libcuda1": "565.57.01-1"})) == DriverVersion("565.57.01")
     assert cuda.installed_driver(held({"libcuda1": "1:535.161.08-0ubuntu1"})) == DriverVersion("535.161.08")
     assert cuda.installed_driver(held({"libnccl2": "2.21.5-1+cuda12.4"})) is None
+    assert cuda.installed_driver(held({"nvidia-utils": "590.44.01-1ubuntu1"})) == DriverVersion("590.44.01")
+
+
+def test_installed_driver_on_ubuntu_from_a_real_dpkg_listing():
+    """Ubuntu 22.04 with R550 open from NVIDIA's repository beside Canonical's R535 leftovers
+    (tests/fixtures/nvidia/SOURCES.md): the installed driver is 550.54.15, not the rc 535."""
+    listing = (Path(__file__).resolve().parents[2] / "fixtures/nvidia/ubuntu2204/dpkg-l-550.54.15-open-PROVENANCE-GAP.txt").read_text()
+    lines = []
+    for row in listing.splitlines():  # dpkg -l columns -> the dpkg-query form the fact asks for
+        status, name, version = row.split()[:3]
+        lines.append(f"{name.split(':')[0]}\t{version}\t{status} \t{'install' if status == 'ii' else 'deinstall'}")
+    installed = parse_dpkg_status(lines)
+    assert "libnvidia-compute-535" not in installed and "nvidia-utils-550" in installed
+    assert cuda.installed_driver(installed) == DriverVersion("550.54.15")
     pinned, other = DriverVersion.parse("550.90.12"), DriverVersion.parse("565.57.01")
     assert cuda.drivers_to_check(pinned, DriverVersion("550.90.12")) == [("pinned (nvidia_driver_version)", pinned)]
     assert [v for _, v in cuda.drivers_to_check(pinned, other)] == [pinned, other]

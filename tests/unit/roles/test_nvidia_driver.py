@@ -152,6 +152,18 @@ def test_preferences_pin_named_packages_exactly_and_the_sources_at_the_release()
     assert "Pin: version 580.95.05-1\n" in text and "Pin: version 580.95.05-*\n" in text
 
 
+def test_nvlink5_detected_unless_set_and_it_brings_imex_and_nvsdm():
+    from roles.nvidia_driver.tasks import is_nvlink5, wanted_set
+
+    detected = {**state(), "nvlink5_devices": ["mlx5_0"]}
+    assert is_nvlink5(NvidiaDriverDefaults(), detected) and not is_nvlink5(NvidiaDriverDefaults(), state())
+    assert not is_nvlink5(NvidiaDriverDefaults(nvidia_driver_nvlink5=False), detected)
+    assert is_nvlink5(NvidiaDriverDefaults(nvidia_driver_nvlink5=True), state())
+    names = set(dict(wanted_set(NvidiaDriverDefaults(), "debian12", nvswitch=True, nvlink5=True).packages))
+    assert {"nvidia-imex", "libnvsdm", "nvidia-fabricmanager", "libnvidia-nscq"} <= names
+    assert not {"nvidia-imex", "libnvsdm"} & set(dict(wanted_set(NvidiaDriverDefaults(), "debian12", nvswitch=True).packages))
+
+
 def test_unknown_distribution_is_refused_naming_it():
     from deepseek_infra.nvidia_packages import UnknownDistroError
     from roles.nvidia_driver.tasks import wanted_set

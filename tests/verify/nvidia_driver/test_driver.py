@@ -18,7 +18,7 @@ from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
 from deepseek_infra.nvidia_packages import DriverSet
 from deepseek_infra.nvidia_repo import distro_dir, preferences_path
 from deepseek_infra.versions import DriverVersion
-from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS, preferences, wanted_set
+from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS, is_nvlink5, preferences, wanted_set
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 
 DEFAULTS = NvidiaDriverDefaults()
@@ -42,8 +42,14 @@ def nvidia_pci(host) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def nvswitch(nvidia_pci) -> bool:
-    return any(dev["class_id"] == NVSWITCH_PCI_CLASS for dev in nvidia_pci)
+def nvlink5(state) -> bool:
+    return is_nvlink5(CONFIG, state)
+
+
+@pytest.fixture(scope="module")
+def nvswitch(nvidia_pci, nvlink5) -> bool:
+    """NVSwitch functions on PCI, or an NVLink5 system (its switches are managed through HCAs)."""
+    return any(dev["class_id"] == NVSWITCH_PCI_CLASS for dev in nvidia_pci) or nvlink5
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +65,8 @@ def distro(host) -> str:
 
 
 @pytest.fixture(scope="module")
-def wanted_packages(nvswitch, distro) -> DriverSet:
-    return wanted_set(CONFIG, distro, nvswitch)
+def wanted_packages(nvswitch, nvlink5, distro) -> DriverSet:
+    return wanted_set(CONFIG, distro, nvswitch, nvlink5)
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,23 @@ def test_peer_memory_api_from_the_fact():
 def test_the_command_asks_dpkg_about_every_distributions_driver_names():
     for pattern in ("'libnvidia-compute*'", "'nvidia-utils*'", "'libnvidia-nscq*'", "'nvidia-fabricmanager*'"):
         assert pattern in COMMAND, pattern
+
+
+def test_nvlink5_from_an_hca_vpd_naming_sw_mng(tmp_path):
+    """The fact's NVLink5 probe run against a sysfs tree: one HCA's VPD names SW_MNG (binary
+    around it, as VPD is), the other's does not; a node without /sys/class/infiniband has none."""
+    import subprocess
+
+    probe = next(part for part in COMMAND.split("; ") if "SW_MNG" in part)
+    root = tmp_path / "sys/class/infiniband"
+    for device, vpd in (("mlx5_0", b"\x82\x10ConnectX-7\x90\x20PN\x08MCX75310SW_MNG\x00\x78"),
+                        ("mlx5_1", b"\x82\x10ConnectX-7\x90\x20PN\x08MCX75310AAS\x00\x78")):
+        (root / device / "device").mkdir(parents=True)
+        (root / device / "device" / "vpd").write_bytes(vpd)
+    out = subprocess.run(["sh", "-c", probe.replace("/sys/class/infiniband", str(root))],
+                         capture_output=True, text=True).stdout
+    lines = ["@@nvlink5", *out.replace(str(root), "/sys/class/infiniband").splitlines()]
+    assert parse_nvidia_driver_state(lines)["nvlink5_devices"] == ["mlx5_0"]
+    empty = subprocess.run(["sh", "-c", probe.replace("/sys/class/infiniband", str(tmp_path / "none"))],
+                           capture_output=True, text=True)
+    assert empty.stdout == "" and parse_nvidia_driver_state(["@@nvlink5"])["nvlink5_devices"] == []
