@@ -45,6 +45,13 @@ def is_nvlink5(config: NvidiaDriverDefaults, state: dict) -> bool:
     return bool(state.get("nvlink5_devices")) if config.nvidia_driver_nvlink5 is None else config.nvidia_driver_nvlink5
 
 
+def has_switches(nvswitch_on_pci: bool, nvlink5: bool) -> bool:
+    """Whether the host needs the fabric manager: NVSwitch functions on PCI, or an NVLink5
+    system, whose switch trays are managed through the HCAs (NVIDIA's driver container
+    starts the fabric manager with nvlsm there)."""
+    return nvswitch_on_pci or nvlink5
+
+
 def wanted_set(config: NvidiaDriverDefaults, distro: str, nvswitch: bool, nvlink5: bool = False) -> DriverSet:
     """The driver's package set for this host (``deepseek_infra.nvidia_packages.driver_set``).
 
@@ -125,9 +132,7 @@ def install(config: NvidiaDriverDefaults, repo: NvidiaRepoDefaults, cuda: CudaDe
         state = {**state, "ib_stack": "rdma-core"}
     in_container = bool(hardware.virtualization.container)
     nvlink5 = is_nvlink5(config, state)
-    # NVLink5 switch trays are managed through the HCAs (no NVSwitch PCI function on the host);
-    # they need the fabric manager too (NVIDIA's driver container starts it with nvlsm there).
-    nvswitch = hardware.has_nvswitch or nvlink5
+    nvswitch = has_switches(hardware.has_nvswitch, nvlink5)
     ib_present = IB_GROUP in host.groups or bool(hardware.rdma_ports)
     peermem = config.nvidia_driver_peermem
     peer_memory = state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed")

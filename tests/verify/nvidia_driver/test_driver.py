@@ -18,7 +18,7 @@ from deepseek_infra.facts.pci import LSPCI_NVIDIA_COMMAND, parse_lspci_nvidia
 from deepseek_infra.nvidia_packages import DriverSet
 from deepseek_infra.nvidia_repo import distro_dir, preferences_path
 from deepseek_infra.versions import DriverVersion
-from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS, is_nvlink5, preferences, wanted_set
+from roles.nvidia_driver.tasks import NVSWITCH_PCI_CLASS, has_switches, is_nvlink5, preferences, wanted_set
 from roles.nvidia_driver.defaults import NvidiaDriverDefaults
 
 DEFAULTS = NvidiaDriverDefaults()
@@ -48,8 +48,7 @@ def nvlink5(state) -> bool:
 
 @pytest.fixture(scope="module")
 def nvswitch(nvidia_pci, nvlink5) -> bool:
-    """NVSwitch functions on PCI, or an NVLink5 system (its switches are managed through HCAs)."""
-    return any(dev["class_id"] == NVSWITCH_PCI_CLASS for dev in nvidia_pci) or nvlink5
+    return has_switches(any(dev["class_id"] == NVSWITCH_PCI_CLASS for dev in nvidia_pci), nvlink5)
 
 
 @pytest.fixture(scope="module")
