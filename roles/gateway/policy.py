@@ -57,3 +57,13 @@ def seed_document(users: Mapping[str, Mapping[str, str]], keys: Mapping[str, Ite
         },
     }
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+
+def seed_warnings(host_name: str, seed_output: str) -> list[str]:
+    """Deploy warnings from ``deepseek-gateway seed``'s counts: keys revoked on the node that
+    the inventory still lists stay revoked until the inventory drops or rotates them."""
+    lines = [line for line in seed_output.splitlines() if line.startswith("{")]
+    counts = json.loads(lines[-1]) if lines else {}
+    return [f"{host_name}: gateway key {key_id} was revoked on the node and stays revoked; "
+            f"remove or rotate it in gateway_keys_file to stop this warning"
+            for key_id in counts.get("kept_revoked", ())]

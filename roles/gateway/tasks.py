@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from io import StringIO
 
-from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra import host, logger
+from pyinfra.api import OperationError, deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, python, server, systemd
 
 from deepseek_infra import nodewheel
 from deepseek_infra.facts.host import hardware_part
@@ -42,7 +42,7 @@ from deepseek_node.gateway.config import GatewayConfig
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway.defaults import GatewayDefaults
-from roles.gateway.policy import read_keys_file, seed_document
+from roles.gateway.policy import read_keys_file, seed_document, seed_warnings
 from roles.settings import replica_for
 
 SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
@@ -187,8 +187,14 @@ def _seed(config: GatewayDefaults, deployment: DeploymentDefaults, settings: Gat
     seed = sync.file_synced(name=f"Ensure {SEED_FILE} holds the inventory's users, grants and key hashes",
                             src=StringIO(content), dest=SEED_FILE, user="root", group=paths.SERVICE_USER, mode="0640")
     if seed.changed or software:
-        # A failed seed removes the file, so the next run applies it again.
-        server.shell(
-            name="Apply the inventory's users, grants and keys to the gateway's policy",
-            commands=[f"{CLI} --config {CONFIG_FILE} seed {SEED_FILE} || {{ rm -f {SEED_FILE}; exit 1; }}"],
-        )
+        python.call(name="Apply the inventory's users, grants and keys to the gateway's policy", function=_apply_seed)
+
+
+def _apply_seed() -> None:
+    # A failed seed removes the file, so the next run applies it again.
+    ok, output = host.run_shell_command(
+        command=f"{CLI} --config {CONFIG_FILE} seed {SEED_FILE} || {{ rm -f {SEED_FILE}; exit 1; }}")
+    if not ok:
+        raise OperationError(f"{host.name}: gateway seed failed: {output.stderr or output.stdout}")
+    for warning in seed_warnings(host.name, output.stdout):
+        logger.warning(warning)

@@ -7,6 +7,7 @@ plays the engine) and read the log from ``config.request_log``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,14 @@ from .requestlog import RequestLog, input_sha256, utc_timestamp
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 UPSTREAM_KEEPALIVE = 256  # idle connections kept open to the engines
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+# What the engine said when it failed: for the node's journal, never for the client.
+ENGINE_LOG = logging.getLogger("deepseek_gateway.engine")
+# Engine refusals the client can act on keep their status; any other failure is a 502.
+CLIENT_STATUSES = {400: 400, 404: 404, 413: 413, 422: 400, 429: 429, 503: 503}
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class ApiError(Exception):
@@ -95,7 +104,10 @@ class Gateway:
         return await anyio.to_thread.run_sync(function, *args)
 
     async def authenticate(self, ctx: Context) -> str:
-        key = bearer_key(ctx.request.headers.get("authorization"))
+        sent = ctx.request.headers.getlist("authorization")
+        if len(sent) > 1:  # proxies and servers disagree on which one counts
+            raise ApiError(400, "Send one Authorization header", code="duplicate_authorization")
+        key = bearer_key(sent[0] if sent else None)
         if key is None:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
         found = await self.call(self.db.authenticate, key)
@@ -124,12 +136,33 @@ class Gateway:
                 raise ApiError(413, f"Request body exceeds {limit} bytes", code="request_too_large")
             body.append(chunk)
         try:
-            data = json.loads(b"".join(body) or b"{}")
-        except ValueError as error:
+            data = json.loads(b"".join(body) or b"{}", parse_constant=_refuse_constant)
+        except RecursionError as error:
+            raise ApiError(400, "Request body is nested too deeply", code="invalid_json") from error
+        except ValueError as error:  # UnicodeDecodeError and NaN/Infinity included
             raise ApiError(400, f"Request body is not valid JSON: {error}", code="invalid_json") from error
         if not isinstance(data, dict):
             raise ApiError(400, "Request body must be a JSON object", code="invalid_json")
+        try:  # what is forwarded must encode: no unpaired surrogates (\\ud800), no runaway depth
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError as error:
+            raise ApiError(400, "Request body holds an unpaired UTF-16 surrogate escape", code="invalid_json") from error
+        except (RecursionError, ValueError) as error:
+            raise ApiError(400, "Request body is nested too deeply", code="invalid_json") from error
         return data
+
+    def engine_failure(self, ctx: Context, status: int, text: str) -> ApiError:
+        """The gateway's own error for an engine failure; the engine's text goes to the journal."""
+        request_id = ctx.record["request_id"]
+        ENGINE_LOG.warning("request %s: the engine answered HTTP %s: %s", request_id, status, text[:4096])
+        ctx.record["engine_status"] = status
+        mapped = CLIENT_STATUSES.get(status, 502)
+        if mapped == 502:
+            return ApiError(502, f"The model engine failed (request id {request_id})", type_="server_error",
+                            code="upstream_error")
+        return ApiError(mapped, f"The model engine refused the request with HTTP {status}; the operator finds "
+                                f"its reason in the node's log under request id {request_id}",
+                        type_="invalid_request_error" if mapped < 500 else "server_error", code="upstream_rejected")
 
     def finish(self, ctx: Context, status: int, error: str | None = None) -> None:
         if ctx.done:
@@ -196,15 +229,17 @@ class Gateway:
         return self.shape(ctx, reply, exchange)
 
     def shape(self, ctx: Context, reply: httpx.Response, exchange: Exchange) -> Response:
+        if reply.status_code != 200:
+            raise self.engine_failure(ctx, reply.status_code, reply.text)
         try:
-            payload = reply.json() if reply.status_code == 200 else None
+            payload = reply.json()
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            if reply.status_code != 200:
-                ctx.record["error"] = "upstream_error"
-            return Response(reply.content, status_code=reply.status_code,
-                            media_type=reply.headers.get("content-type", "application/json"))
+            ENGINE_LOG.warning("request %s: the engine answered 200 with a body that is not a JSON object: %r",
+                               ctx.record["request_id"], reply.content[:512])
+            raise ApiError(502, f"The model engine sent a malformed reply (request id {ctx.record['request_id']})",
+                           type_="server_error", code="upstream_bad_reply")
         exchange.observe(payload)
         self.note(ctx, exchange)
         return JSONResponse(payload, status_code=200)
@@ -218,10 +253,15 @@ class Gateway:
         if reply.status_code != 200:
             content = await reply.aread()
             await reply.aclose()
-            ctx.record["error"] = "upstream_error"
-            return Response(content, status_code=reply.status_code,
-                            media_type=reply.headers.get("content-type", "application/json"))
-        events = EventStream(exchange)
+            raise self.engine_failure(ctx, reply.status_code, content.decode("utf-8", "replace"))
+        request_id = ctx.record["request_id"]
+
+        def error_event(message: str, code: str) -> bytes:
+            error = {"message": f"{message} (request id {request_id})", "type": "server_error", "param": None,
+                     "code": code}
+            return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+
+        events = EventStream(exchange, error_event("The model engine failed during the reply", "upstream_error"))
 
         async def relay() -> AsyncIterator[bytes]:
             status, error = 200, None
@@ -231,10 +271,15 @@ class Gateway:
                         yield out
                 for out in events.close():
                     yield out
+                if exchange.engine_error is not None:
+                    error = "upstream_error"
+                    ENGINE_LOG.warning("request %s: the engine failed mid-stream: %s", request_id, exchange.engine_error)
             except httpx.TimeoutException:
                 error = "upstream_timeout"
+                yield error_event("The model engine stopped answering", error)
             except httpx.TransportError:
                 error = "upstream_unreachable"
+                yield error_event("The model engine went away", error)
             except BaseException:  # the client went away: cancelled mid-stream
                 status, error = 499, "client_disconnected"
                 raise
@@ -344,9 +389,16 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def refused_by_router(ctx: Context) -> Response:
+        error = ctx.request.state.http_error
+        raise ApiError(error.status_code, f"{ctx.request.method} {ctx.request.url.path!r}: {error.detail}",
+                       code="not_found" if error.status_code == 404 else "method_not_allowed")
+
+    logged_refusal = _endpoint(gateway, refused_by_router)
+
     async def not_found(request: Request, error: HTTPException) -> Response:
-        return ApiError(error.status_code, f"{request.method} {request.url.path}: {error.detail}",
-                        code="not_found" if error.status_code == 404 else "method_not_allowed").response()
+        request.state.http_error = error  # 404/405 from the router: logged, with a request id
+        return await logged_refusal(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

@@ -221,10 +221,12 @@ class Database:
         return key
 
     def store_key(self, user: str, key_id: str, key_hash: str, managed: bool = False) -> None:
+        """Add or update a key; storing a revoked key again keeps it revoked (a new hash is a new key)."""
         self._execute(
             "INSERT INTO api_keys (key_id, user_id, key_hash, created_at, managed) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (key_id) DO UPDATE SET user_id = excluded.user_id, key_hash = excluded.key_hash,"
-            " revoked_at = NULL, managed = excluded.managed",
+            " revoked_at = CASE WHEN api_keys.key_hash = excluded.key_hash THEN api_keys.revoked_at END,"
+            " managed = excluded.managed",
             (key_id, user, key_hash, now(), int(managed)),
         )
 
@@ -323,15 +325,18 @@ class Database:
 
     # -- seeding from inventory ----------------------------------------------------------
 
-    def seed(self, document: Mapping[str, Any], digest: str) -> dict[str, int]:
+    def seed(self, document: Mapping[str, Any], digest: str) -> dict[str, Any]:
         """Make the inventory-managed rows match ``document`` (see ``roles/gateway``).
 
         ``{"models": [id], "users": {user: {model: permission}},
         "keys": {user: [{"key_id": id, "sha256": digest}]}}``. Rows the document no
         longer lists lose their grant (or are revoked, for keys) only if seeding made
-        them; rows created through the CLI or the admin API are left alone.
+        them; rows created through the CLI or the admin API are left alone. A key revoked
+        on the node stays revoked while the document lists it unchanged: revocation wins,
+        and ``kept_revoked`` names those keys so the deploy can say so.
         """
-        counts = {"users": 0, "grants": 0, "revoked_grants": 0, "keys": 0, "revoked_keys": 0}
+        counts: dict[str, Any] = {"users": 0, "grants": 0, "revoked_grants": 0, "keys": 0, "revoked_keys": 0,
+                                  "kept_revoked": []}
         users: Mapping[str, Mapping[str, str]] = document.get("users", {})
         keys: Mapping[str, Sequence[Mapping[str, str]]] = document.get("keys", {})
         with self.transaction():
@@ -353,6 +358,10 @@ class Database:
                     self.store_key(user, entry["key_id"], entry["sha256"], managed=True)
                     wanted_keys.add(entry["key_id"])
                     counts["keys"] += 1
+            for (key_id,) in self._execute("SELECT key_id FROM api_keys WHERE managed = 1 AND revoked_at IS NOT NULL"
+                                           " ORDER BY key_id"):
+                if key_id in wanted_keys:
+                    counts["kept_revoked"].append(key_id)
             for (key_id,) in self._execute("SELECT key_id FROM api_keys WHERE managed = 1 AND revoked_at IS NULL"):
                 if key_id not in wanted_keys:
                     counts["revoked_keys"] += self.revoke_key(key_id)

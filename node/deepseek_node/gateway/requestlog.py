@@ -13,6 +13,7 @@ import json
 import logging
 import logging.handlers
 import math
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -70,6 +71,20 @@ class Confidence:
         return round(self.total / self.count, 6) if self.count else None
 
 
+# Characters json.dumps(ensure_ascii=False) leaves raw that can split or break a line:
+# unpaired surrogates (not encodable: the handler would drop the line), C1 controls
+# (U+0085 is NEL) and the Unicode line and paragraph separators.
+_UNSAFE = re.compile("[\ud800-\udfff\u0080-\u009f\u2028\u2029]")
+
+
+def log_line(record: Mapping[str, Any]) -> str:
+    """One record as one JSON line that is valid UTF-8 and reads as one line to any reader."""
+    line = json.dumps({name: record.get(name) for name in (*FIELDS, *sorted(set(record) - set(FIELDS)))},
+                      ensure_ascii=False, separators=(",", ":"), default=repr)
+    # outside strings JSON is ASCII, so every match is inside a string and \uXXXX is its escape
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", line)
+
+
 def utc_timestamp(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -94,8 +109,7 @@ class RequestLog:
             self._logger.addHandler(stream)
 
     def write(self, record: Mapping[str, Any]) -> str:
-        line = json.dumps({name: record.get(name) for name in (*FIELDS, *sorted(set(record) - set(FIELDS)))},
-                          ensure_ascii=False, separators=(",", ":"))
+        line = log_line(record)
         self._logger.info(line)
         return line
 

@@ -20,7 +20,7 @@ from roles.gateway import tasks as role
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway.defaults import GatewayDefaults
-from roles.gateway.policy import read_keys_file, seed_document
+from roles.gateway.policy import read_keys_file, seed_document, seed_warnings
 
 MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 GATEWAY_SOURCES = Path(files("deepseek_node.gateway"))
@@ -212,3 +212,10 @@ def test_a_single_node_host_is_its_own_head_and_gets_the_gateway(monkeypatch, tm
     monkeypatch.setattr(gateway, "node_config", node_config)
     with pytest.raises(Installing):
         _gateway_run(monkeypatch, tmp_path, unit_exists=True, data={})
+
+
+def test_seed_warnings_name_the_host_and_each_kept_revoked_key():
+    output = 'dropping privileges\n{"grants": 1, "kept_revoked": ["dsk-aaaa", "dsk-bbbb"], "keys": 2}\n'
+    warnings = seed_warnings("gpu-01", output)
+    assert len(warnings) == 2 and all(w.startswith("gpu-01: gateway key dsk-") for w in warnings)
+    assert "stays revoked" in warnings[0] and seed_warnings("gpu-01", '{"keys": 2}') == []

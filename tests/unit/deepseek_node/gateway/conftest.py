@@ -33,6 +33,9 @@ class FakeEngine:
     paths: list[str] = field(default_factory=list)
     delay_s: float = 0.0
     status: int = 200
+    error_text: str = '{"error":{"message":"engine says no"}}'  # the body of a non-200 reply
+    raw_reply: bytes | None = None  # a 200 reply with this body instead of a completion
+    fail_after_tokens: int | None = None  # stream an error event after this many tokens
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -41,7 +44,10 @@ class FakeEngine:
         if self.delay_s:
             await anyio.sleep(self.delay_s)
         if self.status != 200:
-            return httpx.Response(self.status, json={"error": {"message": "engine says no"}})
+            return httpx.Response(self.status, content=self.error_text.encode(),
+                                  headers={"content-type": "application/json"})
+        if self.raw_reply is not None:
+            return httpx.Response(200, content=self.raw_reply, headers={"content-type": "text/plain"})
         chat = request.url.path.endswith("/chat/completions")
         if body.get("stream"):
             return httpx.Response(200, headers={"content-type": "text/event-stream"},
@@ -70,6 +76,11 @@ class FakeEngine:
     async def _events(self, body: dict, chat: bool):
         usage_wanted = (body.get("stream_options") or {}).get("include_usage")
         for index, (token, logprob) in enumerate(zip(TOKENS, LOGPROBS, strict=True)):
+            if index == self.fail_after_tokens:  # as vLLM reports an exception mid-stream
+                error = {"message": self.error_text, "type": "InternalServerError", "code": 500}
+                yield f"data: {json.dumps({'error': error})}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+                return
             delta = {"delta": {"content": token}} if chat else {"text": token}
             chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
                      "choices": [{"index": 0, **delta,

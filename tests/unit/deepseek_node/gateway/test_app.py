@@ -229,11 +229,12 @@ def test_input_logged_when_opted_in(make_gateway):
     assert gw.log_lines()[0]["input"] == MESSAGES
 
 
-def test_upstream_error_passes_through(make_gateway):
+def test_upstream_error_is_the_gateways_own(make_gateway):
     gw = make_gateway(engine=FakeEngine(status=500))
     response = gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader"))
-    assert response.status_code == 500 and response.json()["error"]["message"] == "engine says no"
-    assert gw.log_lines()[0]["error"] == "upstream_error"
+    assert response.status_code == 502 and "engine says no" not in response.text
+    assert response.headers["x-request-id"] in response.json()["error"]["message"]
+    assert gw.log_lines()[0]["error"] == "upstream_error" and gw.log_lines()[0]["engine_status"] == 500
 
 
 # -- streaming --------------------------------------------------------------------------------

@@ -159,6 +159,26 @@ def test_seed_manages_only_its_own_rows(database):
                          "d2")["revoked_keys"] == 0
 
 
+def test_revocation_on_the_node_wins_over_reseeding(database):
+    """Issue 19, item 1: a routine re-seed must not silently re-enable a revoked key."""
+    database.migrate()
+    kept, revoked, rotated = (apikeys.generate_key() for _ in range(3))
+    entry = lambda key: {"key_id": apikeys.key_id(key), "sha256": apikeys.hash_key(key)}  # noqa: E731
+    document = {"models": [MODEL], "users": {"alice": {MODEL: "read"}}, "keys": {"alice": [entry(kept), entry(revoked)]}}
+    database.seed(document, "d1")
+    assert database.revoke_key(apikeys.key_id(revoked))  # deepseek-gateway key revoke, on the node
+
+    counts = database.seed({**document, "models": [MODEL, "other"]}, "d2")  # any later seed
+    assert database.authenticate(revoked) is None
+    assert database.authenticate(kept) == ("alice", apikeys.key_id(kept))
+    assert counts["kept_revoked"] == [apikeys.key_id(revoked)]
+
+    # the inventory rotates it: the old key stays revoked, the new one works, no warning
+    counts = database.seed({**document, "keys": {"alice": [entry(kept), entry(rotated)]}}, "d3")
+    assert counts["kept_revoked"] == [] and counts["revoked_keys"] == 0
+    assert database.authenticate(rotated) and database.authenticate(revoked) is None
+
+
 def test_seed_with_key_for_unknown_user_changes_nothing(database):
     database.migrate()
     key = apikeys.generate_key()
