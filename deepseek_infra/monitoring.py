@@ -32,7 +32,7 @@ TEXTFILE_METRICS: Final[Mapping[str, str]] = {
 }
 # The gateway's /metrics (contract with the gateway role).
 GATEWAY_METRICS: Final[Mapping[str, str]] = {
-    "deepseek_gateway_requests_total": "counter; labels user, model, status (HTTP code)",
+    "deepseek_gateway_requests_total": "counter; labels key_id, model, status (HTTP code); user with gateway_metrics_user_ids",
     "deepseek_gateway_request_duration_seconds": "histogram; labels model",
     "deepseek_gateway_tokens_total": "counter; labels user, model, direction (in|out)",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -69,8 +70,22 @@ class GatewayDefaults(RoleDefaults):
     gateway_log_input_text: bool = Field(
         default=False, description="Also log the input itself, not only its SHA-256 (off: inputs may be confidential).",
     )
+    gateway_input_hash: Literal["hmac", "sha256"] = Field(
+        default="hmac", description="Logged input hash: hmac (keyed, a guessable prompt cannot be recovered) or sha256 (unkeyed).",
+    )
+    gateway_input_hash_key_file: str | None = Field(
+        default=None, description="Controller path of the site's input-hash secret; None derives it from gateway_keys_file (rotating with it), or makes one per node.",
+    )
     gateway_log_rotate_days: int = Field(default=14, ge=1, le=3650, description="Rotated request logs kept (one per day).")
     gateway_log_max_size: str = Field(default="500M", description="Rotate the request log early once it reaches this size (logrotate syntax).")
+
+    # Admin and monitoring surfaces.
+    gateway_metrics_clients: tuple[str, ...] = Field(
+        default=("0.0.0.0/0", "::/0"), description="Networks that may read /metrics (others get 403, logged); set to the monitoring hosts to close it.",
+    )
+    gateway_metrics_user_ids: bool = Field(
+        default=False, description="Also label /metrics counters with user ids (off: API key ids only).",
+    )
 
     # Software source.
     gateway_wheelhouse: str | None = Field(
@@ -118,7 +133,17 @@ class GatewayDefaults(RoleDefaults):
             raise ValueError(f"expected a directory of wheels on the controller, found none in {path!r}")
         return path
 
-    @field_validator("gateway_tls_cert_file", "gateway_tls_key_file", "gateway_keys_file")
+    @field_validator("gateway_metrics_clients")
+    @classmethod
+    def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r}: expected an IP address or network such as 10.0.0.0/24") from None
+        return networks
+
+    @field_validator("gateway_tls_cert_file", "gateway_tls_key_file", "gateway_keys_file", "gateway_input_hash_key_file")
     @classmethod
     def _controller_file(cls, path: str | None, info: ValidationInfo) -> str | None:
         if path is not None and not Path(path).is_file():

@@ -7,6 +7,8 @@ prints a pushed file's content.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,3 +69,10 @@ def seed_warnings(host_name: str, seed_output: str) -> list[str]:
     return [f"{host_name}: gateway key {key_id} was revoked on the node and stays revoked; "
             f"remove or rotate it in gateway_keys_file to stop this warning"
             for key_id in counts.get("kept_revoked", ())]
+
+
+def derived_input_hash_key(keys_file: str) -> str:
+    """The site's input-hash key, derived from the gateway keys file: the same on every node,
+    new whenever the keys file changes, and unknown to whoever reads only the request log."""
+    secret = Path(keys_file).read_bytes()
+    return hmac.new(secret, b"deepseek-gateway input hash key v1", hashlib.sha256).hexdigest()

@@ -27,6 +27,7 @@ restart; or just ``systemctl restart deepseek-gateway``, whose SIGTERM drains fo
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import OperationError, deploy
@@ -42,7 +43,7 @@ from deepseek_node.gateway.config import GatewayConfig
 from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway.defaults import GatewayDefaults
-from roles.gateway.policy import read_keys_file, seed_document, seed_warnings
+from roles.gateway.policy import derived_input_hash_key, read_keys_file, seed_document, seed_warnings
 from roles.settings import replica_for
 
 SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
@@ -73,6 +74,8 @@ DIRECTORIES = (
     (LOG_DIR, paths.SERVICE_USER, paths.SERVICE_USER, "0750"),
 )
 # (path, owner, group, mode) of the files holding secrets or policy.
+INPUT_HASH_KEY = f"{ETC_DIR}/input-hash.key"  # HMAC key of the logged input hash
+ADMIN_TOKEN = f"{DB_DIR}/admin.token"  # written by the gateway at each start; drain sends it
 SECRET_FILES = (
     (CONFIG_FILE, "root", paths.SERVICE_USER, "0640"),
     (TLS_KEY, "root", paths.SERVICE_USER, "0640"),
@@ -90,6 +93,9 @@ def node_config(config: GatewayDefaults, deployment: DeploymentDefaults) -> Gate
         "upstream_timeout_s": config.gateway_upstream_timeout_s, "connect_timeout_s": config.gateway_connect_timeout_s,
         "drain_timeout_s": config.gateway_drain_timeout_s, "service_user": paths.SERVICE_USER,
         "upstreams": {deployment.deepseek_model: config.gateway_engine_url, **config.gateway_upstreams},
+        "input_hash_key_file": INPUT_HASH_KEY if config.gateway_input_hash == "hmac" else None,
+        "admin_token_file": ADMIN_TOKEN, "metrics_clients": list(config.gateway_metrics_clients),
+        "metrics_user_ids": config.gateway_metrics_user_ids,
     })
 
 
@@ -110,6 +116,7 @@ def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
         settings=settings, user="root", group=paths.SERVICE_USER, mode="0640",
     )
     tls = _certificate(config)
+    hash_key = _input_hash_key(config)
     _seed(config, deployment, settings, software)
     sync.template_synced(
         name=f"Ensure {REQUEST_LOG} is rotated", src=template_path(__package__, LOGROTATE_FILE), dest=LOGROTATE_FILE,
@@ -123,8 +130,29 @@ def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
     )
     systemd.service(
         name=f"Ensure {UNIT} is enabled and running", service=UNIT, enabled=True, running=True,
-        daemon_reload=unit.changed, restarted=software or conf.changed or tls or unit.changed,
+        daemon_reload=unit.changed, restarted=software or conf.changed or tls or hash_key or unit.changed,
     )
+
+
+def _input_hash_key(config: GatewayDefaults) -> bool:
+    """Place the site's input-hash key; True when it changes (the gateway reads it at start)."""
+    if config.gateway_input_hash != "hmac":
+        return False
+    if config.gateway_input_hash_key_file or config.gateway_keys_file:
+        secret = (Path(config.gateway_input_hash_key_file).read_text().strip() if config.gateway_input_hash_key_file
+                  else derived_input_hash_key(config.gateway_keys_file))
+        return sync.file_synced(name=f"Ensure {INPUT_HASH_KEY} holds the site's input-hash key",
+                                src=StringIO(secret + "\n"), dest=INPUT_HASH_KEY, user="root",
+                                group=paths.SERVICE_USER, mode="0640").changed
+    if host.get_fact(File, path=INPUT_HASH_KEY):
+        return False
+    # no site secret given: one per node, made once (hashes then correlate within a node only)
+    server.shell(
+        name=f"Ensure {INPUT_HASH_KEY} holds a per-node input-hash key",
+        commands=[f"umask 027 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > {INPUT_HASH_KEY}.tmp && "
+                  f"chgrp {paths.SERVICE_USER} {INPUT_HASH_KEY}.tmp && mv {INPUT_HASH_KEY}.tmp {INPUT_HASH_KEY}"],
+    )
+    return True
 
 
 def _none_on_worker(replica: str) -> None:

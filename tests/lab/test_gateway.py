@@ -11,6 +11,7 @@ fleet of tests/lab/test_fleet.py.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import pytest
 
 from lab import gateway_lab, tiny_model
 from lab.testing import fleet_run
+from roles.gateway.policy import derived_input_hash_key
 
 pytestmark = pytest.mark.lab
 
@@ -113,7 +115,10 @@ def test_request_over_tls_with_a_seeded_key_is_logged(gateway):
     (line,) = [json.loads(text) for text in lines if request_id in text]
     canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert (line["user"], line["model"], line["status"]) == ("lab-reader", MODEL, 200)
-    assert line["input_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    # keyed by default: the site key derived from the keys file, so a log reader cannot hash guesses
+    site_key = derived_input_hash_key(gateway_lab.keys_file()).encode()
+    assert line["input_sha256"] is None
+    assert line["input_hmac"] == hmac.new(site_key, canonical.encode(), hashlib.sha256).hexdigest()
     assert line["confidence"] == round(sum(math.exp(p) for p in FAKE_LOGPROBS) / 3, 6)
     assert (line["tokens_in"], line["tokens_out"]) == (5, 3)
     assert "hello from the lab" not in "\n".join(lines)

@@ -17,11 +17,13 @@ Endpoints (nothing else is exposed; the engine's own control endpoints never are
   ``max_temperature``), ``GET|POST|DELETE /admin/models/<id>/access`` (admin: other
   users' grants on that model; body ``{"user": ..., "permission": ...}``);
 - ``GET /health`` (200 ``{"status": "ok"}``, 503 while draining), ``GET /metrics``
-  (Prometheus: ``deepseek_gateway_requests_total{user,model,status}``,
+  (Prometheus: ``deepseek_gateway_requests_total{key_id,model,status}`` (plus ``user``
+  with ``metrics_user_ids``),
   ``deepseek_gateway_request_duration_seconds{model}``, ``deepseek_gateway_in_flight``,
-  ``deepseek_gateway_draining``; unauthenticated, for Prometheus, so user ids are
-  visible to whoever reaches the port; model is ``other`` for names not routed here);
-- ``GET|POST|DELETE /admin/drain``: loopback callers only (see Draining).
+  ``deepseek_gateway_draining``; no key needed, for Prometheus, but only clients in
+  ``metrics_clients`` get an answer (others a logged 403); model is ``other`` for names
+  not routed here);
+- ``GET|POST|DELETE /admin/drain``: loopback callers sending ``X-Admin-Token`` (see Draining).
 
 Access control: ``Authorization: Bearer dsk-<key_id>-<secret>``. Keys are 256-bit random
 secrets stored as SHA-256 digests, looked up by their key id. Missing or unknown key: 401;
@@ -46,8 +48,14 @@ status          HTTP status returned to the client (499: client went away mid-st
 stream          true when the response was streamed (server-sent events)
 input_sha256    SHA-256 hex of the input: the UTF-8 canonical JSON (sorted keys, no spaces,
                 non-ASCII kept) of ``messages`` (chat) or ``prompt`` (completions); null
-                when there is none. The input itself is never logged unless
-                ``log_input_text`` is true, then it is in ``input``.
+                when there is none, or when ``input_hmac`` is logged instead. The input
+                itself is never logged unless ``log_input_text`` is true, then it is in
+                ``input``.
+input_hmac      HMAC-SHA256 hex of the same canonical JSON under the site's key
+                (``input_hash_key_file``; the role's default), so a guessable prompt (a
+                record number, "yes") cannot be recovered by hashing guesses. To find the
+                requests carrying a known input, compute the HMAC with the same key:
+                ``deepseek-gateway input-hash FILE`` on a node prints it for a JSON body.
 confidence      mean token probability exp(logprob) of the output tokens, 0..1, from the
                 engine's logprobs; requested transparently when the client did not ask
                 for them (and stripped from the response then); null when unavailable
@@ -56,10 +64,13 @@ tokens_out      completion tokens (engine ``usage``, else the number of logprob 
 duration_ms     processing time in the gateway, to the last byte sent, in milliseconds
 client          client IP address
 error           short machine-readable reason when the request failed, else null
+engine_status   the engine's HTTP status when it failed (its text is in the journal only)
 ==============  ============================================================================
 
 Draining (rolling upgrades): ``deepseek-gateway drain`` (``POST /admin/drain`` from the
-node itself) makes ``/health`` answer 503 and every new ``/v1`` request 503 while
+node itself, with the token the gateway writes to ``admin_token_file`` (0600, service
+user) at each start: the engine's container shares the host network, so loopback alone
+proves nothing) makes ``/health`` answer 503 and every new ``/v1`` request 503 while
 in-flight requests finish; ``deepseek-gateway drain --wait 120`` returns when none is in
 flight; ``deepseek-gateway drain --resume`` undoes it (a restart also does). Stopping
 the service (SIGTERM) closes the listener and waits up to ``drain_timeout_s`` for

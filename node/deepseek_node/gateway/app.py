@@ -6,8 +6,11 @@ plays the engine) and read the log from ``config.request_log``.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +31,7 @@ from . import __version__, db as policy
 from .config import GatewayConfig
 from .keys import bearer_key
 from .openai import CHAT, COMPLETIONS, EventStream, Exchange, LimitError, prepare
-from .requestlog import RequestLog, input_sha256, utc_timestamp
+from .requestlog import RequestLog, input_hmac, input_sha256, load_hash_key, utc_timestamp
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 UPSTREAM_KEEPALIVE = 256  # idle connections kept open to the engines
@@ -90,9 +93,13 @@ class Gateway:
         self.client: httpx.AsyncClient | None = None
         self.draining = False
         self.in_flight = 0
+        self.hash_key = load_hash_key(config.input_hash_key_file) if config.input_hash_key_file else None
+        self.admin_token: str | None = None  # set at start when admin_token_file is configured
         self.registry = CollectorRegistry()
-        self.requests = Counter("deepseek_gateway_requests", "Requests by user, model and status",
-                                ("user", "model", "status"), registry=self.registry)
+        # key ids, not user ids, unless asked: /metrics is read by whoever monitoring lets in
+        self.request_labels = ("key_id", "model", "status", *(("user",) if config.metrics_user_ids else ()))
+        self.requests = Counter("deepseek_gateway_requests", "Requests by API key id, model and status",
+                                self.request_labels, registry=self.registry)
         self.latency = Histogram("deepseek_gateway_request_duration_seconds", "Processing time per request",
                                  ("model",), buckets=LATENCY_BUCKETS, registry=self.registry)
         self.in_flight_gauge = Gauge("deepseek_gateway_in_flight", "Requests being processed", registry=self.registry)
@@ -175,7 +182,9 @@ class Gateway:
         record["duration_ms"] = round(duration * 1000, 3)
         self.log.write(record)
         model = record.get("model") if record.get("model") in self.config.upstreams else "other"
-        self.requests.labels(record.get("user") or "anonymous", model, str(status)).inc()
+        labels = {"key_id": record.get("key_id") or "none", "model": model, "status": str(status),
+                  "user": record.get("user") or "anonymous"}
+        self.requests.labels(*(labels[name] for name in self.request_labels)).inc()
         self.latency.labels(model).observe(duration)
         if ctx.counted:
             ctx.counted = False
@@ -194,7 +203,10 @@ class Gateway:
         if not isinstance(model, str) or not model:
             raise ApiError(400, "'model' is required", code="model_required")
         ctx.record["model"] = model
-        ctx.record["input_sha256"] = input_sha256(body)
+        if self.hash_key is not None:
+            ctx.record["input_hmac"] = input_hmac(body, self.hash_key)
+        else:
+            ctx.record["input_sha256"] = input_sha256(body)
         if self.config.log_input_text:
             ctx.record["input"] = body.get("messages", body.get("prompt"))
         await self.require(ctx, model, "read")
@@ -305,8 +317,8 @@ def _endpoint(gateway: Gateway, handler: Callable[[Context], Awaitable[Response]
         ctx = Context(request)
         ctx.record.update(
             timestamp=utc_timestamp(time.time()), request_id=uuid.uuid4().hex, method=request.method,
-            path=request.url.path, user=None, key_id=None, model=None, stream=False, input_sha256=None,
-            confidence=None, tokens_in=None, tokens_out=None, error=None,
+            path=request.url.path, user=None, key_id=None, model=None, stream=False, input_sha256=None, input_hmac=None,
+            confidence=None, tokens_in=None, tokens_out=None, error=None, engine_status=None,
             client=request.client.host if request.client else None,
         )
         try:
@@ -374,6 +386,11 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
         if (ctx.request.client.host if ctx.request.client else None) not in LOOPBACK:
             raise ApiError(403, "Draining is allowed from the node itself only", type_="permission_error",
                            code="not_loopback")
+        if config.admin_token_file:  # the engine shares the host network: loopback alone proves nothing
+            sent = ctx.request.headers.get("x-admin-token", "")
+            if gateway.admin_token is None or not hmac.compare_digest(sent.encode(), gateway.admin_token.encode()):
+                raise ApiError(403, f"Draining needs the token in {config.admin_token_file} (X-Admin-Token)",
+                               type_="permission_error", code="bad_admin_token")
         if ctx.request.method == "POST":
             gateway.draining = True
         elif ctx.request.method == "DELETE":
@@ -386,7 +403,15 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
                 "version": __version__}
         return JSONResponse(body, status_code=503 if gateway.draining else 200)
 
+    async def metrics_refused(ctx: Context) -> Response:
+        raise ApiError(403, "Metrics are served to the monitoring networks only", type_="permission_error",
+                       code="metrics_not_allowed")
+
+    logged_metrics_refusal = _endpoint(gateway, metrics_refused)
+
     async def metrics(request: Request) -> Response:
+        if not config.metrics_allowed(request.client.host if request.client else None):
+            return await logged_metrics_refusal(request)
         return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def refused_by_router(ctx: Context) -> Response:
@@ -402,6 +427,8 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        if config.admin_token_file:
+            gateway.admin_token = await anyio.to_thread.run_sync(write_admin_token, config.admin_token_file)
         await anyio.to_thread.run_sync(database.migrate)
         for model in config.upstreams:
             await anyio.to_thread.run_sync(database.ensure_model, model)
@@ -427,6 +454,27 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: not_found})
     app.state.gateway = gateway
     return app
+
+
+def write_admin_token(path: str) -> str:
+    """A fresh drain token in ``path``, readable by the service user (and root) only."""
+    token = secrets.token_urlsafe(32)
+    partial = f"{path}.{os.getpid()}.tmp"
+    if os.path.lexists(partial):  # left by a crashed start with the same pid
+        os.unlink(partial)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(descriptor, token.encode() + b"\n")
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(partial, path)
+    return token
+
+
+def read_admin_token(path: str) -> str:
+    with open(path, encoding="ascii") as handle:
+        return handle.read().strip()
 
 
 def _check_settings(changes: dict[str, Any]) -> None:

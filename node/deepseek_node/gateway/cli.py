@@ -9,6 +9,7 @@
     deepseek-gateway list                      (users, their grants and key ids)
     deepseek-gateway migrate | seed <file> | tls generate --hostname h ...
     deepseek-gateway drain [--wait SECONDS] | drain --resume
+    deepseek-gateway input-hash body.json      (the input hash a request log line holds)
 
 Run as root, the policy commands switch to the service user first, so the database and
 its journal files stay owned by the account the service runs as.
@@ -72,7 +73,17 @@ def _drain(config: GatewayConfig, args: argparse.Namespace) -> int:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "127.0.0.1") else config.host
     scheme = "https" if config.tls_cert else "http"
     url = f"{scheme}://{host}:{config.port}/admin/drain"
-    with httpx.Client(verify=False, timeout=10) as client:  # loopback to our own listener
+    headers = {}
+    if config.admin_token_file:
+        from .app import read_admin_token
+
+        try:
+            headers["X-Admin-Token"] = read_admin_token(config.admin_token_file)
+        except OSError as error:
+            print(f"deepseek-gateway: cannot read the drain token {config.admin_token_file}: {error.strerror} "
+                  "(run as root or the service user, with the gateway started)", file=sys.stderr)
+            return 2
+    with httpx.Client(verify=False, timeout=10, headers=headers) as client:  # loopback to our own listener
         reply = client.request("DELETE" if args.resume else "POST", url)
         state = reply.json()
         print(json.dumps(state))
@@ -137,6 +148,24 @@ def _policy(config: GatewayConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_hash(config: GatewayConfig, args: argparse.Namespace) -> int:
+    """Print what the request log holds for a request body: to find requests by their input."""
+    from .requestlog import input_hmac, input_sha256, load_hash_key
+
+    raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+    body = json.loads(raw)
+    if config.input_hash_key_file:
+        try:
+            key = load_hash_key(config.input_hash_key_file)
+        except (OSError, ValueError) as error:
+            print(f"deepseek-gateway: input hash key: {error}", file=sys.stderr)
+            return 2
+        print(json.dumps({"input_hmac": input_hmac(body, key)}))
+    else:
+        print(json.dumps({"input_sha256": input_sha256(body)}))
+    return 0
+
+
 def _tls(config: GatewayConfig, args: argparse.Namespace) -> int:
     from .tls import write_self_signed
 
@@ -173,6 +202,8 @@ def parser() -> argparse.ArgumentParser:
     tls = commands.add_parser("tls", help="generate a self-signed certificate unless one exists")
     tls.add_argument("action", choices=("generate",))
     tls.add_argument("--hostname", action="append", required=True)
+    digest = commands.add_parser("input-hash", help="print the logged input hash of a JSON request body")
+    digest.add_argument("file", help="a JSON body with messages or prompt; - reads stdin")
     drain = commands.add_parser("drain", help="stop taking new requests (rolling upgrades)")
     drain.add_argument("--wait", type=float, default=0, help="wait up to this many seconds for in-flight requests")
     drain.add_argument("--resume", action="store_true", help="take requests again")
@@ -195,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _drain(config, args)
         if args.command == "tls":
             return _tls(config, args)
+        if args.command == "input-hash":
+            return _input_hash(config, args)
         return _policy(config, args)
     except (ConfigError, PolicyError) as error:
         print(f"deepseek-gateway: {error}", file=sys.stderr)

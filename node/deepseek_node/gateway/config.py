@@ -6,6 +6,7 @@ default below. Unknown keys and wrong types are refused with the key's dotted na
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,13 +30,17 @@ class GatewayConfig:
     database_dsn: str | None = None  # PostgreSQL DSN: several gateways share one policy
     request_log: str | None = "/var/log/deepseek/gateway/requests.jsonl"
     log_to_stdout: bool = True  # also print each log line (the service's journal)
-    log_input_text: bool = False  # put the input itself in the log (off: only its SHA-256)
+    log_input_text: bool = False  # put the input itself in the log (off: only its hash)
+    input_hash_key_file: str | None = None  # HMAC key of the logged input hash; None: plain SHA-256
     confidence: bool = True  # ask the engine for logprobs when the client did not
     max_request_bytes: int = 4 * 1024 * 1024  # larger bodies get 413
     upstream_timeout_s: float = 600.0  # whole non-streamed reply; gap between streamed bytes
     connect_timeout_s: float = 5.0
     drain_timeout_s: int = 120  # SIGTERM: how long in-flight requests may finish
     service_user: str = "deepseek"  # the CLI drops to this user when run as root
+    admin_token_file: str | None = "/var/lib/deepseek/gateway/admin.token"  # written at start; drain needs it
+    metrics_clients: tuple[str, ...] = ("0.0.0.0/0", "::/0")  # networks that may read /metrics
+    metrics_user_ids: bool = False  # label metrics with user ids too (off: key ids only)
     upstreams: Mapping[str, str] = field(default_factory=dict)  # model id -> engine base URL
 
     @classmethod
@@ -51,6 +56,11 @@ class GatewayConfig:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
                 raise ConfigError(f"upstreams.{model}: expected a base URL like http://127.0.0.1:8000, found {url!r}")
+        for network in config.metrics_clients:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as error:
+                raise ConfigError(f"metrics_clients: {network!r} is not an address or network: {error}") from error
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ConfigError("tls_cert, tls_key: set both or neither")
         return config
@@ -70,6 +80,14 @@ class GatewayConfig:
             return cls.from_mapping(data)
         except ConfigError as error:
             raise ConfigError(f"{path}: {error}") from error
+
+    def metrics_allowed(self, client: str | None) -> bool:
+        """Whether ``client`` (an IP address) may read /metrics."""
+        try:
+            address = ipaddress.ip_address(client or "")
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(network, strict=False) for network in self.metrics_clients)
 
     def upstream_for(self, model: str) -> str | None:
         url = self.upstreams.get(model)
@@ -92,6 +110,9 @@ def _check(key: str, annotation: str, value: Any) -> Any:
         value = float(value) if ok else value
     elif base == "str":
         ok = isinstance(value, str) and value != ""
+    elif base == "tuple[str, ...]":
+        ok = isinstance(value, list | tuple) and all(isinstance(item, str) and item for item in value)
+        value = tuple(value) if ok else value
     else:  # Mapping[str, str]
         ok = isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         value = dict(value) if ok else value

@@ -9,6 +9,7 @@ logprobs (chat ``logprobs.content[].logprob`` or completions
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import logging.handlers
@@ -21,7 +22,8 @@ from typing import Any
 
 FIELDS = (
     "timestamp", "request_id", "method", "path", "user", "key_id", "model", "status", "stream",
-    "input_sha256", "confidence", "tokens_in", "tokens_out", "duration_ms", "client", "error",
+    "input_sha256", "input_hmac", "confidence", "tokens_in", "tokens_out", "duration_ms", "client", "error",
+    "engine_status",
 )
 
 
@@ -36,6 +38,21 @@ def canonical_input(body: Mapping[str, Any]) -> str | None:
 def input_sha256(body: Mapping[str, Any]) -> str | None:
     text = canonical_input(body)
     return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+
+
+def input_hmac(body: Mapping[str, Any], key: bytes) -> str | None:
+    """HMAC-SHA256 of the canonical input under the site's key: a guessable prompt (a record
+    number, "yes") cannot be found by hashing guesses without the key."""
+    text = canonical_input(body)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest() if text is not None else None
+
+
+def load_hash_key(path: str) -> bytes:
+    """The input-hash key: the file's bytes without surrounding whitespace, at least 16."""
+    key = open(path, "rb").read().strip()
+    if len(key) < 16:
+        raise ValueError(f"{path}: an input hash key needs at least 16 bytes, found {len(key)}")
+    return key
 
 
 class Confidence:

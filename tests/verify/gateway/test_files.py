@@ -4,7 +4,8 @@ import pytest
 
 from deepseek_node import paths
 from roles.gateway.tasks import (
-    CLI_LINK, DB_FILE, DIRECTORIES, LOGROTATE_FILE, REQUEST_LOG, SECRET_FILES, SEED_FILE, TLS_CERT, VENV,
+    CLI_LINK, DB_FILE, DIRECTORIES, LOGROTATE_FILE, REQUEST_LOG, SECRET_FILES, SEED_FILE,
+    TLS_CERT, VENV,
 )
 
 
@@ -59,3 +60,23 @@ def test_logrotate_accepts_the_config(host):
     assert result.rc == 0 and REQUEST_LOG in result.stderr + result.stdout, (
         f"{host.backend.hostname}: {LOGROTATE_FILE}: expected logrotate to accept it, found rc={result.rc} {result.stderr[-300:]!r}"
     )
+
+
+def test_drain_token_and_input_hash_key_are_private(host, gateway_config):
+    """The drain token only the service user (and root) reads; the input-hash key, where the
+    configuration names one, is a secret of the same standing as the TLS key."""
+    where = host.backend.hostname
+    with host.sudo():
+        if gateway_config.admin_token_file:
+            token = host.file(gateway_config.admin_token_file)
+            assert token.exists, f"{where}: {gateway_config.admin_token_file}: expected the running gateway's drain token"
+            assert (token.user, token.mode) == (paths.SERVICE_USER, 0o600), (
+                f"{where}: {gateway_config.admin_token_file}: expected {paths.SERVICE_USER} 0600, "
+                f"found {token.user} {token.mode:04o}")
+        if gateway_config.input_hash_key_file:
+            path = gateway_config.input_hash_key_file
+            key = host.file(path)
+            assert key.exists, f"{where}: {path}: expected the input-hash key, found none"
+            assert key.mode & 0o007 == 0 and key.group == paths.SERVICE_USER, (
+                f"{where}: {path}: expected readable by {paths.SERVICE_USER} only, found {key.user}:{key.group} {key.mode:04o}")
+            assert len(key.content_string.strip()) >= 16, f"{where}: {path}: expected a key of 16+ bytes"

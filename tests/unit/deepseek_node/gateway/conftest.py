@@ -108,6 +108,10 @@ class Harness:
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[user]}"}
 
+    def admin(self) -> dict[str, str]:
+        """What ``deepseek-gateway drain`` sends: the token the gateway wrote at start."""
+        return {"X-Admin-Token": Path(self.config.admin_token_file).read_text().strip()}
+
     def log_lines(self) -> list[dict]:
         return [json.loads(line) for line in Path(self.config.request_log).read_text().splitlines()]
 
@@ -116,6 +120,7 @@ def make_config(tmp_path: Path, **overrides) -> GatewayConfig:
     values = dict(
         tls_cert=None, tls_key=None, database_path=str(tmp_path / "gateway.db"),
         request_log=str(tmp_path / "requests.jsonl"), log_to_stdout=False,
+        admin_token_file=str(tmp_path / "admin.token"),
         upstreams={MODEL: "http://engine.test:8000", OTHER_MODEL: "http://engine.test:8001"},
     )
     values.update(overrides)

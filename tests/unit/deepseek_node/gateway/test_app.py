@@ -329,6 +329,7 @@ def test_unreachable_engine_is_502(make_gateway, tmp_path):
     config = GatewayConfig.from_mapping({"tls_cert": None, "tls_key": None, "log_to_stdout": False,
                                          "database_path": str(tmp_path / "u.db"),
                                          "request_log": str(tmp_path / "u.jsonl"),
+                                         "admin_token_file": str(tmp_path / "u.token"),
                                          "upstreams": {MODEL: "http://127.0.0.1:9"}, "connect_timeout_s": 1})
     database = Database(path=config.database_path)
     keys = seed_users(database)
@@ -346,27 +347,31 @@ def test_invalid_json_and_missing_model_are_400(gw):
 
 # -- health, metrics, drain ---------------------------------------------------------------------
 
-def test_metrics_count_by_user_model_status(gw):
+def test_metrics_count_by_key_model_status(gw):
     gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader"))
     gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("nogrant"))
     gw.client.post("/v1/chat/completions", json={**CHAT, "model": "random-123"}, headers=gw.auth("reader"))
     text = gw.client.get("/metrics").text
-    assert f'deepseek_gateway_requests_total{{model="{MODEL}",status="200",user="reader"}} 1.0' in text
-    assert f'deepseek_gateway_requests_total{{model="{MODEL}",status="403",user="nogrant"}} 1.0' in text
+    from deepseek_node.gateway.keys import key_id
+
+    reader, nogrant = (key_id(gw.keys[user]) for user in ("reader", "nogrant"))
+    assert f'deepseek_gateway_requests_total{{key_id="{reader}",model="{MODEL}",status="200"}} 1.0' in text
+    assert f'deepseek_gateway_requests_total{{key_id="{nogrant}",model="{MODEL}",status="403"}} 1.0' in text
+    assert "reader" not in text and "nogrant" not in text  # no user ids unless metrics_user_ids
     assert 'model="random-123"' not in text  # unknown names do not become label values
     assert f'deepseek_gateway_request_duration_seconds_count{{model="{MODEL}"}} 2.0' in text
 
 
 def test_drain_from_loopback_stops_new_requests(gw):
     assert gw.client.get("/health").json()["status"] == "ok"
-    assert gw.client.post("/admin/drain").json() == {"draining": True, "in_flight": 0}
+    assert gw.client.post("/admin/drain", headers=gw.admin()).json() == {"draining": True, "in_flight": 0}
     health = gw.client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "draining"
     refused = gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader"))
     assert refused.status_code == 503 and error_of(refused)["code"] == "draining"
     assert gw.engine.received == []
     assert "deepseek_gateway_draining 1.0" in gw.client.get("/metrics").text
-    gw.client.delete("/admin/drain")
+    gw.client.delete("/admin/drain", headers=gw.admin())
     assert gw.client.get("/health").status_code == 200
     assert gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader")).status_code == 200
 

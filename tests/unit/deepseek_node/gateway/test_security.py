@@ -205,3 +205,104 @@ def test_odd_json_is_a_clean_400(gw, body):
     assert error_of(response)["code"] == "invalid_json"
     assert gw.engine.received == []
     assert gw.log_lines()[0]["status"] == 400
+
+
+# -- 8: draining needs the token the gateway wrote, not just loopback ----------------------
+
+def test_drain_from_loopback_without_the_token_is_refused(gw):
+    for headers in ({}, {"X-Admin-Token": "guess"}, gw.auth("admin")):
+        response = gw.client.post("/admin/drain", headers=headers)
+        assert response.status_code == 403 and error_of(response)["code"] == "bad_admin_token"
+    assert gw.client.get("/health").status_code == 200
+    assert gw.client.post("/admin/drain", headers=gw.admin()).json()["draining"] is True
+
+
+def test_the_drain_token_file_is_private_and_fresh_per_start(make_gateway):
+    import os
+    import stat
+
+    first = make_gateway()
+    token = first.admin()["X-Admin-Token"]
+    mode = stat.S_IMODE(os.stat(first.config.admin_token_file).st_mode)
+    assert mode == 0o600 and len(token) >= 40
+    second = make_gateway()  # a restart writes a new token; the old one stops working
+    assert second.admin()["X-Admin-Token"] != token
+    assert second.client.post("/admin/drain", headers={"X-Admin-Token": token}).status_code == 403
+
+
+# -- 9: /metrics names no users and answers the monitoring networks only -------------------
+
+def test_metrics_carry_key_ids_not_user_ids(gw):
+    gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader"))
+    text = gw.client.get("/metrics").text
+    assert "deepseek_gateway_requests_total{" in text and 'user="' not in text and "reader" not in text
+
+
+def test_metrics_user_ids_only_when_asked(make_gateway):
+    gw = make_gateway(metrics_user_ids=True)
+    gw.client.post("/v1/chat/completions", json=CHAT, headers=gw.auth("reader"))
+    assert 'user="reader"' in gw.client.get("/metrics").text
+
+
+@pytest.mark.parametrize("client, allowed", [("127.0.0.1", True), ("10.1.2.3", True), ("10.9.0.1", False),
+                                             ("192.168.1.1", False)])
+def test_metrics_answer_the_allowed_networks_only(make_gateway, client, allowed):
+    gw = make_gateway(client_address=(client, 40000), metrics_clients=["127.0.0.1/32", "10.1.0.0/16"])
+    response = gw.client.get("/metrics")
+    assert (response.status_code == 200) is allowed
+    if not allowed:
+        assert error_of(response)["code"] == "metrics_not_allowed"
+        (line,) = gw.log_lines()  # a refused scrape is an audited request
+        assert (line["status"], line["client"], line["path"]) == (403, client, "/metrics")
+
+
+def test_metrics_clients_must_be_networks(tmp_path):
+    from deepseek_node.gateway.config import ConfigError
+
+    from .conftest import make_config
+
+    with pytest.raises(ConfigError, match="metrics_clients"):
+        make_config(tmp_path, metrics_clients=["monitoring.example"])
+
+
+# -- 14: a keyed input hash: guessable prompts cannot be recovered from the log ------------
+
+def test_input_hash_is_keyed_when_a_site_key_is_set(make_gateway, tmp_path):
+    import hashlib
+    import hmac
+
+    from deepseek_node.gateway.requestlog import canonical_input
+
+    key_file = tmp_path / "input-hash.key"
+    key_file.write_bytes(b"k" * 32 + b"\n")
+    gw = make_gateway(input_hash_key_file=str(key_file))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "yes"}]}
+    gw.client.post("/v1/chat/completions", json=body, headers=gw.auth("reader"))
+    (line,) = gw.log_lines()
+    canonical = canonical_input(body).encode()
+    assert line["input_sha256"] is None  # the unkeyed digest of "yes" is one guess away
+    assert line["input_hmac"] == hmac.new(b"k" * 32, canonical, hashlib.sha256).hexdigest()
+    assert line["input_hmac"] != hashlib.sha256(canonical).hexdigest()
+
+
+def test_a_short_input_hash_key_is_refused(tmp_path):
+    from deepseek_node.gateway.requestlog import load_hash_key
+
+    (tmp_path / "short").write_bytes(b"abc\n")
+    with pytest.raises(ValueError, match="16 bytes"):
+        load_hash_key(str(tmp_path / "short"))
+
+
+def test_input_hash_cli_prints_what_the_log_holds(make_gateway, tmp_path, capsys):
+    from deepseek_node.gateway import cli
+
+    key_file = tmp_path / "input-hash.key"
+    key_file.write_text("0123456789abcdef0123456789abcdef\n")
+    gw = make_gateway(input_hash_key_file=str(key_file))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "record 1234"}]}
+    gw.client.post("/v1/chat/completions", json=body, headers=gw.auth("reader"))
+    config_file = tmp_path / "gateway.yaml"
+    config_file.write_text(json.dumps({"input_hash_key_file": str(key_file), "tls_cert": None, "tls_key": None}))
+    (tmp_path / "body.json").write_text(json.dumps(body))
+    assert cli.main(["--config", str(config_file), "input-hash", str(tmp_path / "body.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["input_hmac"] == gw.log_lines()[0]["input_hmac"]
