@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from deepseek_node.weights.crypto import Key, decrypt_file  # noqa: E402
 from deepseek_node.weights.manifest import MANIFEST_FILENAME, build_manifest, save_manifest  # noqa: E402
 from deepseek_node.weights.plan import ENCRYPTED_SUFFIX  # noqa: E402
-from deepseek_node.weights.release import place  # noqa: E402
+from deepseek_node.weights.release import place, release_binding  # noqa: E402
 
 MODEL, SLUG, REVISION = "bench/synthetic", "bench--synthetic", "bench"
 GB = 1e9
@@ -189,7 +189,8 @@ def main() -> int:
     drop_caches(args.drop_caches)
     results["tool_decrypt"] = timed(
         "decrypt every .dsenc into memory (/dev/shm), authenticated",
-        lambda: [decrypt_file(release / (e.path + ENCRYPTED_SUFFIX), out / "y", key) for e in manifest.files])
+        lambda: [decrypt_file(release / (e.path + ENCRYPTED_SUFFIX), out / "y", key,
+                              bind=release_binding(SLUG, REVISION, e.path)) for e in manifest.files])
     shutil.rmtree(out, ignore_errors=True)
 
     print("machine limits:")

@@ -32,6 +32,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from deepseek_infra import nodewheel
@@ -44,6 +45,7 @@ EXTRAS = ("weights", "gateway", "gateway-postgresql")  # every component but the
 NODE_TESTS = "tests/unit/deepseek_node"
 NOT_RUN = ("tests/unit/deepseek_node/engine_server/test_app.py",)  # torch + transformers: see above
 PYTEST = f"pytest=={pytest.__version__}"
+HYPOTHESIS = f"hypothesis=={hypothesis.__version__}"  # the node fuzz targets run on every interpreter too
 
 
 def candidates(version: str) -> list[str]:
@@ -85,7 +87,7 @@ def node_venv(version: str, wheel: Path) -> Path:
     """A venv of Python ``version`` holding ``wheel`` and ``requirements()``, made once per key."""
     python = interpreter(version)
     wanted = requirements()
-    key = hashlib.sha256("\n".join([str(python.resolve()), PYTEST, *wanted]).encode() + wheel.read_bytes())
+    key = hashlib.sha256("\n".join([str(python.resolve()), PYTEST, HYPOTHESIS, *wanted]).encode() + wheel.read_bytes())
     venv = CACHE / f"{version}-{key.hexdigest()[:12]}"
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{version}.lock", "w") as lock:  # pytest-xdist workers: one builds, the others wait
@@ -99,7 +101,7 @@ def node_venv(version: str, wheel: Path) -> Path:
         # the wheel's directory as a source so deepseek-node[...] resolves to it.
         for step in ([python, "-m", "venv", venv],
                      [*pip, "--no-deps", "--no-index", wheel],
-                     [*pip, "--find-links", wheel.parent, *wanted, PYTEST]):
+                     [*pip, "--find-links", wheel.parent, *wanted, PYTEST, HYPOTHESIS]):
             done = run(*step, timeout=900)
             assert done.returncode == 0, f"Python {version} ({python}): {' '.join(map(str, step))}:\n{done.stderr[-3000:]}"
         (venv / "ready").write_text(f"{wheel.name}\n{python}\n")

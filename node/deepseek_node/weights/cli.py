@@ -2,9 +2,13 @@
 
     python -m deepseek_node.weights.cli manifest DIR --model M --revision R [--output PATH]
     python -m deepseek_node.weights.cli verify DIR [--manifest PATH] [--fast] [--rate-limit 200M]
-    python -m deepseek_node.weights.cli encrypt SRC DST --key file:/etc/dsw/key
-    python -m deepseek_node.weights.cli decrypt SRC DST --key env:DSW_KEY
+    python -m deepseek_node.weights.cli encrypt SRC DST --key file:/etc/dsw/key [--bind PART ...]
+    python -m deepseek_node.weights.cli decrypt SRC DST --key env:DSW_KEY [--bind PART ...]
     python -m deepseek_node.weights.cli selftest [--size-mib 256]
+
+``--bind`` (repeatable) binds a file to a place: the parts are joined by NUL.  A file of
+an encrypted release is bound to ``--bind <model slug> --bind <revision> --bind <path>``
+(the path without ``.dsenc``); ``decrypt`` without ``--bind`` also reads format 1 files.
 
 Every command prints one JSON object on stdout.  Exit status: 0 ok;
 1 integrity failure (verify mismatch, tampered manifest, decryption failure);
@@ -28,6 +32,7 @@ from deepseek_node.weights.crypto import (
     DEFAULT_CHUNK_SIZE,
     CryptoError,
     DecryptionError,
+    binding,
     decrypt_file,
     encrypt_file,
     load_key,
@@ -137,7 +142,7 @@ def _file_result(args: argparse.Namespace, size: int, fingerprint: str, start: f
 def _cmd_encrypt(args: argparse.Namespace) -> int:
     key = load_key(args.key)
     start = time.monotonic()
-    size = encrypt_file(args.src, args.dst, key, chunk_size=args.chunk_size)
+    size = encrypt_file(args.src, args.dst, key, chunk_size=args.chunk_size, bind=binding(*(args.bind or ())))
     _emit(_file_result(args, size, key.fingerprint(), start))
     return EXIT_OK
 
@@ -146,7 +151,7 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
     key = load_key(args.key)
     start = time.monotonic()
     try:
-        size = decrypt_file(args.src, args.dst, key)
+        size = decrypt_file(args.src, args.dst, key, bind=None if args.bind is None else binding(*args.bind))
     except DecryptionError as exc:
         _emit({"ok": False, "error": str(exc), "src": args.src, "chunk": exc.chunk})
         return EXIT_MISMATCH
@@ -227,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("src")
         p.add_argument("dst")
         p.add_argument("--key", required=True, help="file:/path, env:NAME or cmd:command")
+        p.add_argument("--bind", action="append", metavar="PART",
+                       help="bind to a place: the parts joined by NUL (repeatable; a release file: slug, revision, path)")
         if name == "encrypt":
             p.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE)
         p.set_defaults(func=func)

@@ -2,11 +2,11 @@
 
 Pure module (stdlib + cryptography, no pyinfra): it runs on the controller and on nodes.
 
-File format (all integers big-endian)::
+File format, version 2 (all integers big-endian)::
 
-    header  32 bytes  magic b"DSWENC1\\n" | version u8 (=1) | 3 zero bytes
+    header  32 bytes  magic b"DSWENC1\\n" | version u8 (=2) | 3 zero bytes
                       | chunk_size u32 | file_id 16 random bytes
-    htag    16 bytes  AES-GCM tag over an empty message, AAD = header
+    htag    16 bytes  AES-GCM tag over an empty message, AAD = header | binding
     record* n+16      AES-GCM(chunk plaintext, n <= chunk_size) + tag
 
 Every record but the last holds exactly ``chunk_size`` plaintext bytes; the
@@ -20,14 +20,26 @@ reach.  A fresh key per file means nonces cannot repeat across files however
 many are encrypted under one master key (a random nonce prefix would not
 guarantee that).
 
-AAD of record ``i`` is ``header | i (u64) | final (u8)``, so:
+AAD of record ``i`` is ``header | i (u64) | final (u8) | binding``, so:
 
 - a flipped byte anywhere fails that record's tag;
 - swapped or duplicated records fail (index in nonce and AAD);
 - truncation at a record boundary fails: the new last record was sealed
   with final=0 but is opened with final=1; appended data fails the same way;
 - a wrong key, or a tampered header (chunk size, file id), fails the header
-  tag before any record is read: "wrong key or corrupted header".
+  tag before any record is read: "wrong key or corrupted header";
+- a file opened at another place fails the header tag too.
+
+The binding is not stored in the file: the caller says where the file
+belongs when it encrypts and what it expects when it decrypts (``binding()``
+joins parts with NUL; a release file is bound to
+``b"<model slug>\\0<revision>\\0<relative path>"``), so two shards of one
+release swapped, or a shard copied from another release, do not decrypt.
+The empty binding is the default for files that belong nowhere in particular.
+
+Version 1 (written by older tools) is the same without the binding.  It is
+read only when the caller expects no binding (``bind=None``); a caller that
+passes a binding refuses it, since such a file can be moved undetected.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ __all__ = [
     "DecryptionError",
     "Key",
     "KeyLoadError",
+    "binding",
     "decrypt_file",
     "decrypt_stream",
     "encrypt_file",
@@ -65,7 +78,8 @@ __all__ = [
 ]
 
 MAGIC: Final[bytes] = b"DSWENC1\n"
-VERSION: Final[int] = 1
+VERSION: Final[int] = 2  # written; 1 is still read when no binding is expected
+VERSION_UNBOUND: Final[int] = 1
 KEY_SIZE: Final[int] = 32
 TAG_SIZE: Final[int] = 16
 DEFAULT_CHUNK_SIZE: Final[int] = 4 * 1024 * 1024
@@ -207,8 +221,15 @@ def _nonce(index: int) -> bytes:
     return index.to_bytes(12, "big")
 
 
-def _aad(header: bytes, index: int, final: bool) -> bytes:
-    return header + struct.pack(">QB", index, 1 if final else 0)
+def binding(*parts: str) -> bytes:
+    """What a file is bound to: ``parts`` joined by NUL (none may hold a NUL)."""
+    if any("\0" in part for part in parts):
+        raise ValueError(f"binding parts must not contain NUL, found {parts!r}")
+    return "\0".join(parts).encode("utf-8")
+
+
+def _aad(header: bytes, index: int, final: bool, bind: bytes = b"") -> bytes:
+    return header + struct.pack(">QB", index, 1 if final else 0) + bind
 
 
 def _read_upto(src: BinaryIO, n: int) -> bytes:
@@ -224,14 +245,16 @@ def _read_upto(src: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def encrypt_stream(src: BinaryIO, dst: BinaryIO, key: Key | bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """Encrypt ``src`` into ``dst``; return the number of plaintext bytes."""
+def encrypt_stream(
+    src: BinaryIO, dst: BinaryIO, key: Key | bytes, chunk_size: int = DEFAULT_CHUNK_SIZE, *, bind: bytes = b""
+) -> int:
+    """Encrypt ``src`` into ``dst``, bound to ``bind``; return the number of plaintext bytes."""
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(f"chunk_size must be 1..{MAX_CHUNK_SIZE}, found {chunk_size}")
     file_id = os.urandom(16)
     header = _HEADER.pack(MAGIC, VERSION, b"\0\0\0", chunk_size, file_id)
     aead = _file_aead(_as_key(key), file_id)
-    dst.write(header + aead.encrypt(_HEADER_NONCE, b"", header))
+    dst.write(header + aead.encrypt(_HEADER_NONCE, b"", header + bind))
     total = 0
     index = 0
     cur = _read_upto(src, chunk_size)
@@ -239,7 +262,7 @@ def encrypt_stream(src: BinaryIO, dst: BinaryIO, key: Key | bytes, chunk_size: i
         # Look ahead one chunk: the last record must be sealed as final.
         nxt = _read_upto(src, chunk_size) if len(cur) == chunk_size else b""
         final = not nxt
-        dst.write(aead.encrypt(_nonce(index), cur, _aad(header, index, final)))
+        dst.write(aead.encrypt(_nonce(index), cur, _aad(header, index, final, bind)))
         total += len(cur)
         if final:
             return total
@@ -247,11 +270,15 @@ def encrypt_stream(src: BinaryIO, dst: BinaryIO, key: Key | bytes, chunk_size: i
         cur = nxt
 
 
-def decrypt_stream(src: BinaryIO, key: Key | bytes, *, name: str = "<stream>") -> Iterator[bytes]:
+def decrypt_stream(
+    src: BinaryIO, key: Key | bytes, *, name: str = "<stream>", bind: bytes | None = None
+) -> Iterator[bytes]:
     """Yield plaintext chunks of ``src``, raising ``DecryptionError`` at the first bad one.
 
-    Chunks are yielded as soon as they authenticate, so a consumer must
-    discard what it got if the iteration raises (``decrypt_file`` does).
+    ``bind``: the place the file must have been encrypted for; ``None`` expects the
+    empty binding and also reads version 1, which has none.  Chunks are yielded as
+    soon as they authenticate, so a consumer must discard what it got if the
+    iteration raises (``decrypt_file`` does).
     """
     head = _read_upto(src, HEADER_SIZE + TAG_SIZE)
     if len(head) < HEADER_SIZE + TAG_SIZE:
@@ -260,15 +287,21 @@ def decrypt_stream(src: BinaryIO, key: Key | bytes, *, name: str = "<stream>") -
     magic, version, _reserved, chunk_size, file_id = _HEADER.unpack(header)
     if magic != MAGIC:
         raise DecryptionError(name, f"not an encrypted weights file (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
+    if version not in (VERSION, VERSION_UNBOUND):
         raise DecryptionError(name, f"unsupported format version {version} (expected {VERSION})")
+    if version == VERSION_UNBOUND and bind is not None:
+        raise DecryptionError(name, f"format version {VERSION_UNBOUND} is not bound to its place, so a moved or "
+                                    "swapped file would go unnoticed: re-encrypt it (a release: place it again)")
+    bind = bind or b""
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise DecryptionError(name, "wrong key or corrupted header")
     aead = _file_aead(_as_key(key), file_id)
     try:
-        aead.decrypt(_HEADER_NONCE, tag, header)
+        aead.decrypt(_HEADER_NONCE, tag, header + bind)
     except InvalidTag:
-        raise DecryptionError(name, "wrong key or corrupted header") from None
+        raise DecryptionError(
+            name, "wrong key or corrupted header, or the file was encrypted for another place "
+                  "(renamed, swapped, or copied from another release)") from None
     record = chunk_size + TAG_SIZE
     index = 0
     cur = _read_upto(src, record)
@@ -278,7 +311,7 @@ def decrypt_stream(src: BinaryIO, key: Key | bytes, *, name: str = "<stream>") -
         if len(cur) < TAG_SIZE:
             raise DecryptionError(name, "record missing or truncated (file cut short)", index)
         try:
-            yield aead.decrypt(_nonce(index), cur, _aad(header, index, final))
+            yield aead.decrypt(_nonce(index), cur, _aad(header, index, final, bind))
         except InvalidTag:
             raise DecryptionError(
                 name, "authentication failed (altered, truncated, reordered or appended data)", index
@@ -302,13 +335,14 @@ def encrypt_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     *,
     mode: int = 0o644,
+    bind: bytes = b"",
 ) -> int:
-    """Encrypt ``src`` to ``dst`` (temp file + rename); return the plaintext size."""
+    """Encrypt ``src`` to ``dst`` (temp file + rename), bound to ``bind``; return the plaintext size."""
     dst = Path(dst)
     fd, tmp = _atomic_output(dst, mode)
     try:
         with os.fdopen(fd, "wb") as fout, open(src, "rb") as fin:
-            total = encrypt_stream(fin, fout, key, chunk_size)
+            total = encrypt_stream(fin, fout, key, chunk_size, bind=bind)
             fout.flush()
             os.fsync(fout.fileno())
         os.replace(tmp, dst)
@@ -324,8 +358,9 @@ def decrypt_file(
     key: Key | bytes,
     *,
     mode: int = 0o600,
+    bind: bytes | None = None,
 ) -> int:
-    """Decrypt ``src`` to ``dst``; return the plaintext size.
+    """Decrypt ``src`` to ``dst``; return the plaintext size.  ``bind``: see ``decrypt_stream``.
 
     Writes a temp file next to ``dst`` and renames it only when every record
     authenticated, so ``dst`` never holds partial or forged plaintext.  On any
@@ -338,7 +373,7 @@ def decrypt_file(
     try:
         total = 0
         with os.fdopen(fd, "wb") as fout, open(src, "rb") as fin:
-            for chunk in decrypt_stream(fin, key, name=name):
+            for chunk in decrypt_stream(fin, key, name=name, bind=bind):
                 fout.write(chunk)
                 total += len(chunk)
             fout.flush()

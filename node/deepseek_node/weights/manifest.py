@@ -278,12 +278,15 @@ def hash_file(
     block_size: int = DEFAULT_BLOCK_SIZE,
     throttle: Callable[[int], None] | None = None,
 ) -> tuple[int, str]:
-    """Stream ``path`` through SHA-384 in ``block_size`` reads; return ``(bytes read, hex digest)``."""
+    """Stream ``path`` through SHA-384 in ``block_size`` reads; return ``(bytes read, hex digest)``.
+
+    A symlink is not followed (``OSError`` ELOOP): what is hashed is the file at ``path``.
+    """
     digest = hashlib.sha384()
     buf = bytearray(block_size)
     view = memoryview(buf)
     size = 0
-    with open(path, "rb", buffering=0) as fh:
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb", buffering=0) as fh:
         while n := fh.readinto(buf):
             if throttle is not None:
                 throttle(n)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from deepseek_node import paths
-from deepseek_node.weights.crypto import CryptoError
+from deepseek_node.weights.crypto import CryptoError, DecryptionError
 from deepseek_node.weights.manifest import ManifestError, load_manifest
 from deepseek_node.weights.cli import main as cli_main
 from deepseek_node.weights.cli import parse_size
@@ -208,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ManifestError as exc:
         _emit({"ok": False, "error": str(exc)})
+        return EXIT_MISMATCH
+    except DecryptionError as exc:  # a file failed authentication (altered, or not at its place)
+        _emit({"ok": False, "error": str(exc), "chunk": exc.chunk})
         return EXIT_MISMATCH
     except subprocess.CalledProcessError as exc:
         stderr = (exc.stderr or b"").decode(errors="replace").strip()

@@ -5,7 +5,12 @@ Layout and naming come from ``node/deepseek_node/weights/plan.py``. The rules it
 
 * nothing reaches ``<model>/<revision>`` before every file was hashed against the
   manifest (the files downloaded by ``weights_fetch`` were hashed while written and are
-  trusted while their size and mtime are unchanged; every other file is hashed here);
+  trusted while ``lstat`` shows the very same inode, size, mtime and ctime; every other
+  file is hashed here), and a file that changes after it was verified is not published;
+* staging and a release hold regular files and directories only: a symlink, FIFO or device
+  anywhere is refused, never followed, and receivers write nowhere but inside staging;
+* an encrypted file is bound to ``<slug>, <revision>, <path>`` (crypto.py format 2), so a
+  shard swapped with another or copied from another release does not decrypt;
 * ``current`` changes only by ``rename(2)`` of a fresh symlink over it, so a reader sees
   the old release or the new one, never a mix; a failed placement leaves it alone;
 * a key never appears in output: only its fingerprint does.
@@ -19,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import time
@@ -28,7 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deepseek_node.weights.crypto import DEFAULT_CHUNK_SIZE, Key, decrypt_file, encrypt_stream, load_key
+from deepseek_node.weights.crypto import VERSION as CIPHER_FORMAT
+from deepseek_node.weights.crypto import DEFAULT_CHUNK_SIZE, Key, binding, decrypt_file, encrypt_stream, load_key
 from deepseek_node.weights.manifest import (
     MANIFEST_FILENAME,
     FileEntry,
@@ -40,7 +47,7 @@ from deepseek_node.weights.manifest import (
     save_manifest,
     verify_directory,
 )
-from deepseek_node.weights.fetch import StagedState
+from deepseek_node.weights.fetch import StagedState, open_staged, stat_key
 from deepseek_node.weights.plan import (
     CIPHER_MANIFEST,
     CONTROL_NAMES,
@@ -112,13 +119,51 @@ def _problems(result_dict: dict[str, Any]) -> list[str]:
     return out
 
 
+def release_binding(slug: str, revision: str, rel: str) -> bytes:
+    """What the encrypted file of ``rel`` in release ``revision`` of ``slug`` is bound to."""
+    return binding(slug, revision, rel)
+
+
+def control_files(encrypted: bool) -> tuple[str, ...]:
+    """The files ``place`` writes into a release besides the checkpoint's, at the top only."""
+    return (MANIFEST_FILENAME, RELEASE_MARKER) + ((CIPHER_MANIFEST,) if encrypted else ())
+
+
+def irregular_entries(root: Path) -> list[str]:
+    """Everything under ``root`` that is neither a regular file nor a directory (symlinks
+    included, never followed), as problems naming each path."""
+    found = []
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(root / rel_dir if rel_dir else root) as it:
+            for entry in it:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_symlink():
+                    found.append(f"{rel} is a symlink")
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(rel)
+                elif not entry.is_file(follow_symlinks=False):
+                    found.append(f"{rel} is not a regular file")
+    return sorted(found)
+
+
+def _verify_exact(root: Path, manifest: Manifest, control: tuple[str, ...], **kwargs: Any) -> dict[str, Any]:
+    """``verify_directory`` that skips nothing but the ``control`` files at their exact paths."""
+    doc = verify_directory(root, manifest, exclude=(), **kwargs).to_dict()
+    doc["extra"] = [p for p in doc["extra"] if p not in control]
+    doc["ok"] = not _problems(doc)
+    return doc
+
+
 def check_release(release: Path, *, full: bool = False, rate_limit: int | None = None,
                   workers: int | None = None) -> dict[str, Any]:
     """Compare a published release with its manifest; ``full`` re-hashes every byte.
 
     Plain release: the files against ``MANIFEST.dsw.json``. Encrypted release: the
     ``.dsenc`` files against ``MANIFEST.dsenc.json``, whose sizes must follow from the
-    plaintext manifest (so neither manifest can be swapped alone).
+    plaintext manifest (so neither manifest can be swapped alone). Any other file, anywhere
+    (dot folders included), and any symlink or special file is a problem.
     """
     out: dict[str, Any] = {"release": str(release), "full": full, "problems": []}
     marker = read_marker(release)
@@ -140,11 +185,19 @@ def check_release(release: Path, *, full: bool = False, rate_limit: int | None =
     except ManifestError as exc:
         out["problems"].append(str(exc))
         return {**out, "ok": False}
-    result = verify_directory(release, checked, full=full, workers=workers,
-                              rate_limit_bytes_per_s=rate_limit, exclude=CONTROL_NAMES)
-    out["problems"] += _problems(result.to_dict())
+    irregular = irregular_entries(release)
+    if irregular:
+        out["problems"] += [f"{p} (a release holds regular files only)" for p in irregular]
+        return {**out, "ok": False}
+    try:
+        result = _verify_exact(release, checked, control_files(bool(marker.get("encrypted"))), full=full,
+                               workers=workers, rate_limit_bytes_per_s=rate_limit)
+    except ManifestError as exc:  # e.g. a file name no manifest can hold
+        out["problems"].append(str(exc))
+        return {**out, "ok": False}
+    out["problems"] += _problems(result)
     out.update(manifest_sha384=manifest.manifest_sha384, encrypted=bool(marker.get("encrypted")),
-               hashed_bytes=result.hashed_bytes, ok=not out["problems"])
+               hashed_bytes=result["hashed_bytes"], ok=not out["problems"])
     return out
 
 
@@ -155,10 +208,16 @@ def staging_listing(staging: Path, hash_unverified: bool) -> dict[str, dict[str,
     state = StagedState(staging)
     listing: dict[str, dict[str, Any]] = {}
     for rel in _walk_files(staging):
-        sha = state.verified_sha(staging, rel)
+        try:
+            st = os.lstat(staging / rel)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue  # a symlink or special file is no staged file (place refuses it)
+        sha = state.sha_for(rel, st)
         if sha is None and hash_unverified:
             sha = hash_file(staging / rel)[1]
-        listing[rel] = {"size": (staging / rel).stat().st_size, "sha384": sha}
+        listing[rel] = {"size": st.st_size, "sha384": sha}
     return listing
 
 
@@ -170,6 +229,27 @@ def _walk_files(root: Path) -> Iterator[str]:
             filenames = [f for f in filenames if f not in CONTROL_NAMES and not f.endswith(".tmp")]
         for name in filenames:
             yield name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
+def _walk_all(root: Path) -> Iterator[str]:
+    """Every regular file under ``root`` (nothing skipped; symlinks are refused before this)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if stat.S_ISREG(os.lstat(root / rel).st_mode):
+                yield rel
+
+
+def _lstat_all(staging: Path, manifest: Manifest) -> dict[str, os.stat_result]:
+    """lstat of each manifest file present in staging (absent ones are reported missing later)."""
+    found = {}
+    for entry in manifest.files:
+        try:
+            found[entry.path] = os.lstat(staging / entry.path)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def key_status(key_path: Path) -> dict[str, Any]:
@@ -223,18 +303,33 @@ def _fsync_dir(path: Path) -> None:
 
 
 def receive_tar(staging: Path, tar_path: Path) -> int:
-    """Unpack a batch of whole files into staging (regular files with safe paths only)."""
+    """Unpack a batch of whole files into staging (regular files with safe paths only).
+
+    Each member must be a regular file with a safe relative path (``check_path``; also
+    tarfile's ``data_filter`` where this Python has it) and is written through
+    ``open_staged``: never outside staging, never through a symlink already there.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    data_filter = getattr(tarfile, "data_filter", None)  # Python 3.10.12+ / 3.11.4+
     count = 0
     with tarfile.open(tar_path) as tar:
         for member in tar:
             if not member.isfile():
                 raise ReleaseError(f"{tar_path}: {member.name!r} is not a regular file")
-            target = staging / check_path(member.name)  # relative, no '..': stays inside staging
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                check_path(member.name)
+                if data_filter is not None:
+                    data_filter(member, str(staging))
+            except (ValueError, tarfile.TarError) as exc:
+                raise ReleaseError(f"{tar_path}: {member.name!r}: {exc}") from None
             source = tar.extractfile(member)
             if source is None:
                 raise ReleaseError(f"{tar_path}: {member.name!r} has no data")
-            with open(target, "wb") as out:
+            try:
+                fd = open_staged(staging, member.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            except ValueError as exc:
+                raise ReleaseError(f"{tar_path}: {member.name!r}: {exc}") from None
+            with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(source, out, 8 * 1024 * 1024)
             count += 1
     tar_path.unlink()
@@ -242,13 +337,22 @@ def receive_tar(staging: Path, tar_path: Path) -> int:
 
 
 def receive_part(staging: Path, rel: str, offset: int, part: Path) -> int:
-    """Write ``part`` at ``offset`` of a staged file (cut to ``offset`` first: retries are safe)."""
+    """Write ``part`` at ``offset`` of a staged file (cut to ``offset`` first: retries are safe).
+
+    ``rel`` must be a safe relative path; the file is opened through ``open_staged``.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
     target = staging / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    have = target.stat().st_size if target.exists() else 0
-    if have < offset:
-        raise ReleaseError(f"{target}: has {have} bytes, cannot append at {offset} (plan is stale; rerun)")
-    with open(target, "r+b" if target.exists() else "wb") as out, open(part, "rb") as src:
+    try:
+        fd = open_staged(staging, rel, os.O_RDWR | (os.O_CREAT if offset == 0 else 0))
+    except FileNotFoundError:
+        raise ReleaseError(f"{target}: has 0 bytes, cannot append at {offset} (plan is stale; rerun)") from None
+    except ValueError as exc:
+        raise ReleaseError(str(exc)) from None
+    with os.fdopen(fd, "r+b") as out, open(part, "rb") as src:
+        have = os.fstat(out.fileno()).st_size
+        if have < offset:
+            raise ReleaseError(f"{target}: has {have} bytes, cannot append at {offset} (plan is stale; rerun)")
         out.truncate(offset)
         out.seek(offset)
         shutil.copyfileobj(src, out, 8 * 1024 * 1024)
@@ -273,14 +377,28 @@ def prune(mdir: Path, keep: int) -> list[str]:
     return removed
 
 
+def _set_owner(path: str, uid: int, gid: int, mode: int) -> None:
+    """chown + chmod through an fd opened without following a symlink: never touches a link's target."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ReleaseError(f"{path}: cannot be published (a symlink?): {exc.strerror}", 1) from None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise ReleaseError(f"{path}: is not a regular file; not published", 1)
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, DIR_MODE if stat.S_ISDIR(st.st_mode) else FILE_MODE)
+    finally:
+        os.close(fd)
+
+
 def _own(root: Path, gid: int) -> None:
     uid = 0 if os.geteuid() == 0 else -1  # root:<group> on nodes; unchanged owner in unprivileged tests
-    for dirpath, _dirs, filenames in os.walk(root):
-        os.chown(dirpath, uid, gid)
-        os.chmod(dirpath, DIR_MODE)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid)
-            os.chmod(os.path.join(dirpath, name), FILE_MODE)
+    for dirpath, dirnames, filenames in os.walk(root):
+        _set_owner(dirpath, uid, gid, DIR_MODE)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            _set_owner(os.path.join(dirpath, name), uid, gid, FILE_MODE)
 
 
 class _HashingWriter:
@@ -293,25 +411,39 @@ class _HashingWriter:
         return self.out.write(data)
 
 
-def _encrypt_one(staging: Path, enc: Path, entry: FileEntry, key: Key) -> FileEntry:
+def _check_unchanged(path: Path, st: os.stat_result, verified: os.stat_result) -> None:
+    if stat_key(st) != stat_key(verified):
+        raise ReleaseError(f"{path}: changed after it was verified; not published (run again)", 1)
+
+
+def _encrypt_one(staging: Path, enc: Path, entry: FileEntry, key: Key, bind: bytes,
+                 verified: os.stat_result) -> FileEntry:
+    """Seal the staged file that was verified (``verified``: its lstat then) for its place ``bind``."""
     dst = enc / (entry.path + ENCRYPTED_SUFFIX)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(staging / entry.path, "rb") as fin, open(dst, "wb") as fout:
+    with os.fdopen(open_staged(staging, entry.path, os.O_RDONLY), "rb") as fin, open(dst, "wb") as fout:
+        _check_unchanged(staging / entry.path, os.fstat(fin.fileno()), verified)
         writer = _HashingWriter(fout)
-        encrypt_stream(fin, writer, key, DEFAULT_CHUNK_SIZE)  # type: ignore[arg-type]
+        encrypt_stream(fin, writer, key, DEFAULT_CHUNK_SIZE, bind=bind)  # type: ignore[arg-type]
+        _check_unchanged(staging / entry.path, os.fstat(fin.fileno()), verified)  # not written to meanwhile
         fout.flush()
         os.fsync(fout.fileno())
     (staging / entry.path).unlink()  # plaintext leaves the disk as soon as it is sealed
     return FileEntry(entry.path + ENCRYPTED_SUFFIX, writer.size, writer.digest.hexdigest())
 
 
-def _encrypt_staging(staging: Path, enc: Path, manifest: Manifest, key: Key) -> Manifest:
+def _encrypt_staging(staging: Path, enc: Path, manifest: Manifest, key: Key, slug: str,
+                     verified: dict[str, os.stat_result]) -> Manifest:
     shutil.rmtree(enc, ignore_errors=True)
     enc.mkdir(mode=0o700)
     # Largest first; ENCRYPT_WORKERS files at once (what space_needed() reserves room for).
     ordered = sorted(manifest.files, key=lambda e: (-e.size, e.path))
+
+    def one(e: FileEntry) -> FileEntry:
+        return _encrypt_one(staging, enc, e, key, release_binding(slug, manifest.revision, e.path), verified[e.path])
+
     with ThreadPoolExecutor(max_workers=ENCRYPT_WORKERS, thread_name_prefix="encrypt") as pool:
-        entries = list(pool.map(lambda e: _encrypt_one(staging, enc, e, key), ordered))
+        entries = list(pool.map(one, ordered))
     cipher = Manifest(model=manifest.model, revision=manifest.revision, files=tuple(entries),
                       created_by=manifest.created_by)
     save_manifest(cipher, enc / CIPHER_MANIFEST)
@@ -353,21 +485,28 @@ def place(
                     "transferred": False, "pruned": prune(mdir, keep), "seconds": round(time.monotonic() - start, 3)}
         if release.exists():
             raise ReleaseError(f"{release}: exists but is not a published release (no {RELEASE_MARKER}); remove it")
+        shutil.rmtree(staging / INCOMING_DIR, ignore_errors=True)
+        irregular = irregular_entries(staging) if staging.is_dir() else []
+        if irregular:
+            raise ReleaseError(f"{staging}: {'; '.join(irregular)}: staging must hold regular files only "
+                               f"(remove them and fetch or push again); current release unchanged ({previous})", 1)
         manifest = load_manifest(staging / MANIFEST_FILENAME)
         if expect_sha384 and manifest.manifest_sha384 != expect_sha384:
             raise ReleaseError(f"manifest hash {manifest.manifest_sha384} differs from the pinned {expect_sha384}", 1)
         if manifest.revision != revision:
             raise ReleaseError(f"manifest is for revision {manifest.revision!r}, not {revision!r}", 1)
-        wanted_paths = set(manifest.by_path())
-        for rel in list(_walk_files(staging)):
-            if rel not in wanted_paths:
-                (staging / rel).unlink()
-        shutil.rmtree(staging / INCOMING_DIR, ignore_errors=True)
+        wanted = set(manifest.by_path()) | {MANIFEST_FILENAME, STAGED_STATE}
+        for rel in [r for r in _walk_all(staging) if r not in wanted]:
+            (staging / rel).unlink()  # leftovers (temp files, stray uploads) are never published
+        # Each file's lstat before it is hashed: a record, or a hash, holds for that inode only.
+        verified = _lstat_all(staging, manifest)
         state = StagedState(staging)
-        trusted = tuple(e.path for e in manifest.files if state.verified_sha(staging, e.path) == e.sha384)
+        expected = manifest.by_path()
+        trusted = tuple(p for p, st in verified.items() if state.sha_for(p, st) == expected[p].sha384)
         todo = Manifest(model=manifest.model, revision=revision, created_by=manifest.created_by,
                         files=tuple(e for e in manifest.files if e.path not in trusted))
-        result = verify_directory(staging, todo, full=True, workers=workers, exclude=CONTROL_NAMES + trusted)
+        result = verify_directory(staging, todo, full=True, workers=workers,
+                                  exclude=(MANIFEST_FILENAME, STAGED_STATE) + trusted)
         if not result.ok:
             for bad in (*result.size_mismatch, *result.hash_mismatch):
                 (staging / bad.path).unlink(missing_ok=True)  # the next run fetches it again
@@ -376,18 +515,28 @@ def place(
             raise ReleaseError(f"staged files do not match the manifest: {'; '.join(_problems(detail))}; "
                                f"current release unchanged ({previous})", 1, detail)
         for entry in todo.files:
-            state.record(staging, entry.path, entry.sha384)
+            state.record(staging, entry.path, entry.sha384, verified[entry.path])
         source = staging
         if key is not None:
             source = mdir / STAGING_DIR / f"{revision}.enc"
-            _encrypt_staging(staging, source, manifest, key)
+            _encrypt_staging(staging, source, manifest, key, slug, verified)
             save_manifest(manifest, source / MANIFEST_FILENAME)
         (source / STAGED_STATE).unlink(missing_ok=True)  # staging bookkeeping has no place in a release
         doc = {"format": 1, "model": manifest.model, "revision": revision,
                "manifest_sha384": manifest.manifest_sha384, "encrypted": key is not None,
                "key_fingerprint": key.fingerprint() if key else None, "chunk_size": DEFAULT_CHUNK_SIZE,
                "files": len(manifest.files), "bytes": manifest.total_size, "placed_at": time.time()}
+        if key is not None:
+            doc["cipher_format"] = CIPHER_FORMAT
         (source / RELEASE_MARKER).write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        # The tree as it will be published must pass its own check: no stray file, no link.
+        checked = check_release(source)
+        if not checked["ok"]:
+            raise ReleaseError(f"{source}: not published: {'; '.join(checked['problems'])}; "
+                               f"current release unchanged ({previous})", 1, checked)
+        if key is None:
+            for rel, st in verified.items():
+                _check_unchanged(staging / rel, os.lstat(staging / rel), st)
         _own(source, gid)
         _fsync_dir(source)
         os.rename(source, release)
@@ -430,8 +579,7 @@ def check_current(models_dir: Path, slug: str, *, full: bool = False, rate_limit
     if decrypted is not None and out["ok"]:
         manifest = load_manifest(mdir / current / MANIFEST_FILENAME)
         marker = read_marker(decrypted) or {}
-        result = verify_directory(decrypted, manifest, full=False, exclude=CONTROL_NAMES)
-        problems = _problems(result.to_dict())
+        problems = _problems(_verify_exact(decrypted, manifest, (RELEASE_MARKER,), full=False))
         if marker.get("manifest_sha384") != manifest.manifest_sha384:
             problems.append(f"{decrypted}: holds another release (or none)")
         out["problems"] += [f"decrypted: {p}" for p in problems]
@@ -466,6 +614,11 @@ def decrypt_current(models_dir: Path, slug: str, key_source: str, target: Path, 
     marker = read_marker(release) or {}
     if not marker.get("encrypted"):
         return {"ok": True, "encrypted": False, "path": str(mdir / CURRENT_LINK)}
+    if marker.get("cipher_format") != CIPHER_FORMAT:
+        raise ReleaseError(
+            f"{release}: encrypted with format {marker.get('cipher_format', 1)}, which does not bind files to "
+            f"their place (a swapped or copied shard would decrypt): place it again to re-encrypt it "
+            f"(a new revision, or remove {release} first); nothing decrypted", 1)
     key = load_key(key_source)
     if key.fingerprint() != marker.get("key_fingerprint"):
         raise ReleaseError(f"wrong key: fingerprint {key.fingerprint()}, but {release} was encrypted with "
@@ -487,11 +640,13 @@ def decrypt_current(models_dir: Path, slug: str, key_source: str, target: Path, 
         for entry in manifest.files:
             dst = target / entry.path
             dst.parent.mkdir(parents=True, exist_ok=True)
-            decrypt_file(release / (entry.path + ENCRYPTED_SUFFIX), dst, key, mode=FILE_MODE)
-        result = verify_directory(target, manifest, full=full, exclude=CONTROL_NAMES)
-        if not result.ok:
-            raise ReleaseError(f"decrypted files differ from the manifest: {'; '.join(_problems(result.to_dict()))}",
-                               1, result.to_dict())
+            # Bound to where it was found: a shard swapped or copied from elsewhere fails here.
+            decrypt_file(release / (entry.path + ENCRYPTED_SUFFIX), dst, key, mode=FILE_MODE,
+                         bind=release_binding(slug, current, entry.path))
+        result = _verify_exact(target, manifest, (), full=full)
+        if not result["ok"]:
+            raise ReleaseError(f"decrypted files differ from the manifest: {'; '.join(_problems(result))}",
+                               1, result)
         (target / RELEASE_MARKER).write_text(json.dumps({**marker, "source": str(release)}, sort_keys=True) + "\n")
         _own(target, gid)
     except BaseException:

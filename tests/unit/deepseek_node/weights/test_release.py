@@ -14,7 +14,7 @@ import pytest
 
 from lab.weights_mirror import generate_checkpoint
 from lab.weights_mirror_server import Handler
-from deepseek_node.weights.crypto import Key, decrypt_file
+from deepseek_node.weights.crypto import Key, binding, decrypt_file
 from deepseek_node.weights.manifest import MANIFEST_FILENAME, load_manifest
 from deepseek_node.weights.fetch import fetch
 from deepseek_node.weights.node import main as tool
@@ -147,7 +147,8 @@ def test_encrypted_release_holds_only_ciphertext_and_decrypts_to_the_original(tm
     manifest = load_manifest(root / MODEL / "r1" / MANIFEST_FILENAME)
     names = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
     assert names == {e.path + ".dsenc" for e in manifest.files} | {MANIFEST_FILENAME, "MANIFEST.dsenc.json", ".release.json"}
-    decrypt_file(release / (SHARD + ".dsenc"), tmp_path / "out", Key(bytes.fromhex(key_file.read_text())))
+    decrypt_file(release / (SHARD + ".dsenc"), tmp_path / "out", Key(bytes.fromhex(key_file.read_text())),
+                 bind=binding(SLUG, "r1", SHARD))  # bound to its place (crypto format 2)
     assert (tmp_path / "out").read_bytes() == (root / MODEL / "r1" / SHARD).read_bytes()
     assert check_current(tmp_path, SLUG, full=True)["ok"]
     wrong = tmp_path / "wrong.key"
