@@ -73,9 +73,38 @@ def pyinfra_data_keys() -> frozenset[str]:
     return frozenset(keys)
 
 
+def pyinfra_global_arguments() -> frozenset[str]:
+    """Global operation arguments pyinfra reads from host data (``_sudo``, ``_env`` ...)."""
+    from pyinfra.api.arguments import all_global_arguments  # local: keep module import light
+
+    return frozenset(name for name, _type in all_global_arguments() if name.startswith("_"))
+
+
 def _is_pyinfra_key(key: str, connector_keys: frozenset[str]) -> bool:
     # Global operation arguments (_sudo, _env, ...) are set as data with a leading underscore.
     return key.startswith("_") or key in connector_keys
+
+
+#: Settings that are ports a service of the host listens on: two equal ones cannot both bind.
+LISTEN_PORTS = (
+    "serve_port", "gateway_port", "exporters_node_exporter_port", "exporters_dcgm_exporter_port",
+    "exporters_engine_relay_port", "netcheck_port", "serve_ray_port", "serve_dist_port",
+)
+
+
+def port_collisions(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, message)`` for each listen port another setting of the same host also claims."""
+    claimed: dict[int, str] = {}
+    problems = []
+    for key in LISTEN_PORTS:
+        port = values.get(key)
+        if not isinstance(port, int) or isinstance(port, bool):
+            continue
+        if port in claimed:
+            problems.append((key, f"port {port} is already {claimed[port]}'s on this host; give one of them another port"))
+        else:
+            claimed[port] = key
+    return problems
 
 
 def _format_pydantic_error(error: dict[str, Any]) -> tuple[str, str]:
@@ -94,10 +123,13 @@ def validate_host_data(
     roles: Iterable[type[RoleDefaults]],
     connector_keys: frozenset[str] = frozenset(),
     cross_checks: Iterable[Any] = (),
+    global_arguments: frozenset[str] | None = None,
 ) -> tuple[dict[type[RoleDefaults], RoleDefaults], list[tuple[str, str, str]]]:
     """Validate one host's data against every role model.
 
     Returns the parsed settings per role and the list of problems (empty when valid).
+    ``global_arguments``: pyinfra's global argument names; given, any other ``_`` key is
+    refused (``_sudo_usr`` would otherwise be ignored silently), with a did-you-mean.
     ``cross_checks`` are callables ``check(settings_by_role) -> list[(key, message)]``
     for rules that span roles (e.g. tensor parallel size against GPU count).
     """
@@ -106,6 +138,11 @@ def validate_host_data(
     problems: list[tuple[str, str, str]] = []
 
     for key in sorted(data):
+        if global_arguments is not None and key.startswith("_") and key not in global_arguments:
+            close = difflib.get_close_matches(key, sorted(global_arguments), n=3, cutoff=0.7)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            problems.append((host_name, key, f"unknown pyinfra global argument{hint}"))
+            continue
         if key in known or _is_pyinfra_key(key, connector_keys):
             continue
         close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.8)
@@ -121,6 +158,10 @@ def validate_host_data(
                 key, message = _format_pydantic_error(item)
                 problems.append((host_name, key, message))
 
+    # ports of the roles that parsed: reported beside the other problems, all in one run
+    ports = {key: getattr(settings, key) for settings in parsed.values() for key in LISTEN_PORTS
+             if key in type(settings).model_fields}
+    problems.extend((host_name, key, message) for key, message in port_collisions(ports))
     if not problems:
         for check in cross_checks:
             problems.extend((host_name, key, message) for key, message in check(parsed))

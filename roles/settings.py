@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, get_type_hints
 
 from pyinfra.api.exceptions import DeployError
 
-from deepseek_infra.config import HostDataError, RoleDefaults, pyinfra_data_keys, validate_host_data
+from deepseek_infra.config import (
+    HostDataError, RoleDefaults, pyinfra_data_keys, pyinfra_global_arguments, validate_host_data,
+)
 from deepseek_infra.replicas import Replica, ReplicaError, ReplicaMember, plan_replicas
 from deepseek_infra.runcache import cached, run_cache
 from roles.base.defaults import BaseDefaults
@@ -76,7 +78,7 @@ ROLE_DEFAULTS: tuple[type[RoleDefaults], ...] = tuple(ROLE_FIELDS.values())
 
 def validate_inventory(state: State) -> dict[str, HostSettings]:
     """Validate every host's data; raise DeployError listing all problems."""
-    connector_keys = pyinfra_data_keys()
+    connector_keys, global_arguments = pyinfra_data_keys(), pyinfra_global_arguments()
     settings: dict[str, HostSettings] = {}
     problems: list[tuple[str, str, str]] = []
     for inventory_host in state.inventory:
@@ -86,7 +88,7 @@ def validate_inventory(state: State) -> dict[str, HostSettings]:
             problems.append((inventory_host.name, "*", f"host data could not be read: {error}"))
             continue
         parsed, host_problems = validate_host_data(
-            inventory_host.name, data, ROLE_DEFAULTS, connector_keys,
+            inventory_host.name, data, ROLE_DEFAULTS, connector_keys, global_arguments=global_arguments,
         )
         problems.extend(host_problems)
         if not host_problems:

@@ -67,14 +67,16 @@ def node_has(name: str, path: str) -> bool:
 def test_bad_inventory_is_refused_before_any_change(fleet, tmp_path):
     inventory = tmp_path / "bad_inventory.py"
     inventory.write_text(
-        f"gpu_nodes = [('@docker/{fleet[0]}', {{'base_ntp_server': ['ntp.example']}}),\n"
-        f"             ('@docker/{fleet[-1]}', {{'base_apt_cache_valid_s': 'an hour'}})]\n"
+        f"gpu_nodes = [('@docker/{fleet[0]}', {{'base_ntp_server': ['ntp.example'], '_sudo_usr': 'root'}}),\n"
+        f"             ('@docker/{fleet[-1]}', {{'base_apt_cache_valid_s': 'an hour', 'gateway_port': 8000}})]\n"
     )
     result = run(str(BIN / "pyinfra"), "-y", str(inventory), "deploy/full.py", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"a bad inventory was accepted:\n{output[-3000:]}"
     assert f"@docker/{fleet[0]}: base_ntp_server: unknown host data key; did you mean base_ntp_servers" in output
     assert f"@docker/{fleet[-1]}: base_apt_cache_valid_s:" in output
+    assert f"@docker/{fleet[0]}: _sudo_usr: unknown pyinfra global argument; did you mean _sudo_user" in output
+    assert f"@docker/{fleet[-1]}: gateway_port: port 8000 is already serve_port's on this host" in output
     for name in fleet:
         assert not node_has(name, "/etc/deepseek"), f"{name}: changed by a refused run"
 

@@ -48,6 +48,12 @@ BAD_INPUTS = [
     ("mode", {"netcheck_mode": "mesh"}, "netcheck_mode", "'ring' or 'all'"),
     ("logstash", {"filebeat_logstash_hosts": ["logstash"]}, "filebeat_logstash_hosts", "host:port"),
     ("repo", {"filebeat_apt_repo_url": "mirror/elastic"}, "filebeat_apt_repo_url", "URL"),
+    # issue 23: pyinfra global arguments misspelt, and two services on one port
+    ("global-arg-typo", {"_sudo_usr": "root"}, "_sudo_usr", "unknown pyinfra global argument; did you mean _sudo_user"),
+    ("global-arg-unknown", {"_become": True}, "_become", "unknown pyinfra global argument"),
+    ("port-engine-gateway", {"gateway_port": 8000}, "gateway_port", "port 8000 is already serve_port's"),
+    ("port-exporter-gateway", {"exporters_node_exporter_port": 8443}, "exporters_node_exporter_port",
+     "port 8443 is already gateway_port's"),
 ]
 
 
@@ -144,3 +150,19 @@ def test_the_readme_two_node_replica_inventory_validates_into_two_replicas():
     assert sorted({(r.name, r.hosts) for r in plan.values()}) == [
         ("r1", ("gpu-a01.dc1.example.internal", "gpu-a02.dc1.example.internal")),
         ("r2", ("gpu-a03.dc1.example.internal", "gpu-a04.dc1.example.internal"))]
+
+
+def test_port_collisions_and_misspelt_global_arguments_are_reported_with_other_problems():
+    state = make_state([("a", {"base_ntp_server": [], "_sudo_usr": "root"}),
+                        ("b", {"base_apt_cache_valid_s": "an hour", "gateway_port": 8000})])
+    with pytest.raises(DeployError) as raised:
+        validate_inventory(state)
+    message = str(raised.value)
+    assert "a: _sudo_usr: unknown pyinfra global argument; did you mean _sudo_user" in message
+    assert "b: gateway_port: port 8000 is already serve_port's on this host" in message
+    assert "a: base_ntp_server:" in message and "b: base_apt_cache_valid_s:" in message
+
+
+def test_known_global_arguments_and_distinct_ports_pass():
+    state = make_state([("a", {"_sudo": True, "_sudo_user": "root", "_env": {"A": "1"}, "gateway_port": 9443})])
+    assert validate_inventory(state)["a"].gateway.gateway_port == 9443
