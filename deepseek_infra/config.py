@@ -14,6 +14,7 @@ checks are unit-testable without an inventory.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -61,6 +62,17 @@ class HostDataError(ValueError):
             f"invalid host data ({len(lines)} problem{'s' if len(lines) != 1 else ''}); "
             "no host was changed:\n  " + "\n  ".join(lines)
         )
+
+
+def cidr_networks(networks: Iterable[str]) -> tuple[str, ...]:
+    """``networks`` (addresses or CIDRs) in canonical CIDR form; ValueError naming a bad one."""
+    canonical = []
+    for network in networks:
+        try:
+            canonical.append(str(ipaddress.ip_network(network, strict=False)))
+        except ValueError as error:
+            raise ValueError(f"{network!r} is not a CIDR network: {error}") from None
+    return tuple(canonical)
 
 
 def pyinfra_data_keys() -> frozenset[str]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from deepseek_infra.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults, cidr_networks
 
 _PORT = {"ge": 1, "le": 65535}
 
@@ -81,12 +80,7 @@ class ExportersDefaults(RoleDefaults):
     @field_validator("exporters_monitoring_networks")
     @classmethod
     def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
-        for network in networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError as error:
-                raise ValueError(f"{network!r} is not a CIDR network: {error}") from None
-        return tuple(str(ipaddress.ip_network(n, strict=False)) for n in networks)
+        return cidr_networks(networks)
 
     @field_validator("exporters_textfile_dir", "exporters_dcgm_exporter_binary", "exporters_gateway_metrics_path")
     @classmethod

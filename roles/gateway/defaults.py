@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deepseek_infra.config import RoleDefaults
+from deepseek_infra.config import RoleDefaults, cidr_networks
 from roles.gateway.policy import KeysFileError, read_keys_file
 
 Permission = Literal["read", "write", "admin"]
@@ -136,12 +135,7 @@ class GatewayDefaults(RoleDefaults):
     @field_validator("gateway_metrics_clients")
     @classmethod
     def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
-        for network in networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r}: expected an IP address or network such as 10.0.0.0/24") from None
-        return networks
+        return cidr_networks(networks)
 
     @field_validator("gateway_tls_cert_file", "gateway_tls_key_file", "gateway_keys_file", "gateway_input_hash_key_file")
     @classmethod
