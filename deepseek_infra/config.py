@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError
 
 from deepseek_infra.versions import CudaRelease, CudnnVersion, DriverVersion, NcclVersion, PackageVersion
 
@@ -32,6 +32,17 @@ DriverVersionSetting = Annotated[DriverVersion, PlainValidator(DriverVersion.coe
 CudnnVersionSetting = Annotated[CudnnVersion, PlainValidator(CudnnVersion.coerce), _AS_TEXT]
 NcclVersionSetting = Annotated[NcclVersion, PlainValidator(NcclVersion.coerce), _AS_TEXT]
 PackageVersionSetting = Annotated[PackageVersion, PlainValidator(PackageVersion.coerce), _AS_TEXT]
+
+
+def node_path(path: str) -> str:
+    """A path on the node: absolute (the node has no working directory of ours), one line."""
+    if not path.startswith("/") or any(character in path for character in "\0\n\r"):
+        raise ValueError(f"expected an absolute path on the node, found {path!r}")
+    return path
+
+
+#: A path on the node (controller paths may be relative to where pyinfra runs; node paths may not).
+NodePath = Annotated[str, AfterValidator(node_path)]
 
 
 class RoleDefaults(BaseModel):

@@ -45,7 +45,7 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -276,11 +276,73 @@ def engine_environment(s: EngineSettings) -> dict[str, str]:
     return env
 
 
+# Flags the collection sets from settings and the serving plan (canonical spelling) -> the
+# settings that set them. serve_extra_args restating one is refused: the engine would take
+# whichever comes last, and the plan, the tuning and the health gates would describe another engine.
+_GPUS = "deepseek_nodes or tuning_gpu_indices (the plan spreads the model over the GPUs it is given)"
+_PLANNED_BY: Final = {
+    "--model": "serve_model_path", "--served-model-name": "serve_served_model_name",
+    "--host": "serve_listen_address", "--port": "serve_port",
+    "--tensor-parallel-size": _GPUS, "--pipeline-parallel-size": "deepseek_nodes",
+    "--max-model-len": "deepseek_max_model_len", "--gpu-memory-utilization": "serve_gpu_memory_utilization",
+    "--distributed-executor-backend": "deepseek_nodes", "--nnodes": "deepseek_nodes",
+    "--node-rank": "the replica's host order (deepseek_replica, serve_node_rank)",
+    "--dist-init-addr": "serve_head_address, serve_dist_port",
+    "--device": "serve_transformers_device", "--dtype": "serve_transformers_dtype",
+}
+# Other spellings of those flags: vLLM's -tp/-pp (and underscores), SGLang's names.
+_CANONICAL: Final = {
+    "-tp": "--tensor-parallel-size", "--tp": "--tensor-parallel-size", "--tp-size": "--tensor-parallel-size",
+    "-pp": "--pipeline-parallel-size", "--pp-size": "--pipeline-parallel-size",
+    "--model-path": "--model", "--context-length": "--max-model-len",
+    "--mem-fraction-static": "--gpu-memory-utilization",
+}
+
+
+def _flags(args: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(canonical flag, as written, value) for each ``--flag value`` / ``--flag=value`` of ``args``."""
+    found = []
+    for position, arg in enumerate(args):
+        if not arg.startswith("-"):
+            continue
+        written, has_value, value = arg.partition("=")
+        flag = "--" + written[2:].replace("_", "-") if written.startswith("--") else written
+        if not has_value:
+            following = args[position + 1] if position + 1 < len(args) else ""
+            value = "" if following.startswith("-") else following
+        found.append((_CANONICAL.get(flag, flag), written, value))
+    return found
+
+
+def restated_flags(planned: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """Why each flag of ``extra`` (serve_extra_args) that ``planned`` already gives a value is
+    refused (a planned switch such as --enable-metrics, restated, means the same: let through)."""
+    have = {flag: (written, value) for flag, written, value in _flags(planned) if value}
+    problems = []
+    for flag, written, value in _flags(extra):
+        if flag in have:
+            planned_flag, planned_value = have[flag]
+            problems.append(f"{written} {value}".rstrip() + f" restates a flag the collection sets (planned: "
+                            f"{planned_flag} {planned_value}); remove it from serve_extra_args and change "
+                            f"{_PLANNED_BY.get(flag, 'the serving plan')} instead")
+    return problems
+
+
+def _planned_args(s: EngineSettings) -> list[str]:
+    unplanned = replace(s, extra_args=())
+    if s.engine == "transformers":
+        return _transformers_args(unplanned)
+    return _sglang_args(unplanned, s.model_path) if s.engine == "sglang" else _vllm_args(unplanned, s.model_path)
+
+
 def _check(s: EngineSettings) -> None:
     if s.engine not in ("vllm", "sglang", "transformers"):
         raise EngineConfigError(f"deepseek_engine: expected vllm, sglang or transformers, found {s.engine!r}")
     if not s.plan.fits:
         raise EngineConfigError(f"serving plan: {s.plan.reason}")
+    restated = restated_flags(_planned_args(s), s.extra_args) if s.extra_args else []
+    if restated:
+        raise EngineConfigError("serve_extra_args: " + "; ".join(restated))
     if s.engine == "transformers" and (s.install != "venv" or s.nodes > 1):
         raise EngineConfigError("deepseek_engine: transformers runs from the venv on one node (serve_install_method venv, deepseek_nodes 1)")
     if s.install == "container" and not s.image:

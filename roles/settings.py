@@ -8,14 +8,17 @@ command changes any host.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.config import (
     HostDataError, RoleDefaults, pyinfra_data_keys, pyinfra_global_arguments, validate_host_data,
 )
+from deepseek_infra.hardware_refs import REFERENCE_KEYS, reference_problems
 from deepseek_infra.replicas import Replica, ReplicaError, ReplicaMember, plan_replicas
 from deepseek_infra.runcache import cached, run_cache
 from roles.base.defaults import BaseDefaults
@@ -44,6 +47,8 @@ SERVING_GROUP = "gpu_nodes"
 if TYPE_CHECKING:
     from pyinfra.api.host import Host
     from pyinfra.api.state import State
+
+    from deepseek_infra.hardware import Hardware
 
 @dataclass(frozen=True, slots=True)
 class HostSettings:
@@ -76,9 +81,55 @@ ROLE_FIELDS: dict[str, type[RoleDefaults]] = get_type_hints(HostSettings)
 ROLE_DEFAULTS: tuple[type[RoleDefaults], ...] = tuple(ROLE_FIELDS.values())
 
 
+def served_grant_problems(parsed: Mapping[type[RoleDefaults], RoleDefaults]) -> list[tuple[str, str]]:
+    """Grants in gateway_users for a model this host's gateway does not route (deepseek_model
+    and gateway_upstreams): a grant nobody can use, most often a misspelt model id."""
+    deployment, gateway = parsed[DeploymentDefaults], parsed[GatewayDefaults]
+    served = sorted({deployment.deepseek_model, *gateway.gateway_upstreams})
+    problems = []
+    for user, grants in sorted(gateway.gateway_users.items()):
+        for model in sorted(set(grants) - set(served)):
+            close = difflib.get_close_matches(model, served, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append(("gateway_users", f"{user}: grant for {model!r}, which this host does not serve "
+                             f"(it serves {', '.join(served)}){hint} Grant a served model, route {model!r} in "
+                             "gateway_upstreams, or change deepseek_model"))
+    return problems
+
+
+#: Rules that span roles, run once every role's settings of a host parsed.
+CROSS_CHECKS = (served_grant_problems,)
+
+
+def group_conflicts(groups_data: Mapping[str, Mapping[str, Any]], explicit: set[str]) -> list[tuple[str, str]]:
+    """``(key, message)`` for each key that two of a host's groups set to different values.
+
+    ``groups_data``: group -> its data, in the host's group order (pyinfra merges them in
+    that order: the group listed last wins, which reads nowhere in the inventory). Refused,
+    not warned: which value a host serves with must not hang on the order groups are
+    listed in. A key the host's own data (or ``--data``) sets is explicit and wins cleanly.
+    """
+    setters: dict[str, list[tuple[str, Any]]] = {}
+    for group, data in groups_data.items():
+        for key, value in data.items():
+            setters.setdefault(key, []).append((group, value))
+    problems = []
+    for key, found in sorted(setters.items()):
+        if key in explicit or all(value == found[0][1] for _, value in found):
+            continue
+        said = ", ".join(f"{group} sets {value!r}" for group, value in found)
+        winner, value = found[-1]
+        problems.append((key, f"the host's groups disagree ({said}); pyinfra would take {value!r} from {winner}, "
+                              "the group listed last. Set it in one group only, or on the host itself "
+                              "(host data wins over every group)"))
+    return problems
+
+
 def validate_inventory(state: State) -> dict[str, HostSettings]:
     """Validate every host's data; raise DeployError listing all problems."""
     connector_keys, global_arguments = pyinfra_data_keys(), pyinfra_global_arguments()
+    inventory = state.inventory
+    override = set(inventory.get_override_data())
     settings: dict[str, HostSettings] = {}
     problems: list[tuple[str, str, str]] = []
     for inventory_host in state.inventory:
@@ -89,7 +140,11 @@ def validate_inventory(state: State) -> dict[str, HostSettings]:
             continue
         parsed, host_problems = validate_host_data(
             inventory_host.name, data, ROLE_DEFAULTS, connector_keys, global_arguments=global_arguments,
+            cross_checks=CROSS_CHECKS,
         )
+        groups_data = {group: inventory.get_group_data(group) for group in inventory_host.groups}
+        host_problems += [(inventory_host.name, key, message) for key, message in group_conflicts(
+            groups_data, override | set(inventory.get_host_data(inventory_host.name)))]
         problems.extend(host_problems)
         if not host_problems:
             settings[inventory_host.name] = HostSettings(
@@ -133,3 +188,17 @@ def replica_for(host: Host) -> Replica | None:
     settings = cached(cache, "inventory", lambda: validate_inventory(host.state))
     plan = cached(cache, "replicas", lambda: replica_plan(host.state, settings))
     return plan.get(host.name)
+
+
+def hardware_references(*role_settings: RoleDefaults) -> dict[str, object]:
+    """The settings among ``role_settings`` that name hardware (deepseek_infra/hardware_refs.py), by key."""
+    return {key: getattr(settings, key) for settings in role_settings for key in REFERENCE_KEYS
+            if key in type(settings).model_fields}
+
+
+def refuse_missing_hardware(target: Host, hardware: Hardware, *role_settings: RoleDefaults) -> None:
+    """DeployError naming the host and each setting that names hardware ``target`` lacks;
+    called while preparing, so nothing has changed on any host yet."""
+    problems = reference_problems(hardware, hardware_references(*role_settings))
+    if problems:
+        raise DeployError(str(HostDataError([(target.name, key, message) for key, message in problems])))

@@ -26,6 +26,7 @@ from roles import template_path
 from roles.kernel import plan
 from roles.kernel.defaults import KernelDefaults
 from roles.kernel.facts import KernelTuningState
+from roles.settings import refuse_missing_hardware
 
 SYSCTL_FILE = "/etc/sysctl.d/90-deepseek.conf"
 MEMLOCK_FILE = "/etc/security/limits.d/90-deepseek-memlock.conf"
@@ -51,6 +52,7 @@ def tune(config: KernelDefaults) -> None:
     hardware = host_facts.hardware(host)
     state = host.get_fact(KernelTuningState)
     container = hardware.virtualization.container
+    refuse_missing_hardware(host, hardware, config)  # CPUs and NUMA nodes named in the command line
     want = desired(config, hardware, state)
     pool = want["pool"]
     if pool is not None:

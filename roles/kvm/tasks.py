@@ -29,6 +29,7 @@ from deepseek_infra.pinning import VcpuPlan, _housekeeping, plan_vcpu_pinning, s
 from roles import template_path
 from roles.kvm.defaults import KvmDefaults, KvmGuest
 from roles.kvm.facts import LibvirtDomain
+from roles.settings import refuse_missing_hardware
 from roles.kvm.operations import guest_defined, guest_pinning
 from roles.tuning.defaults import TuningDefaults
 from roles.tuning.facts import PciLocality
@@ -77,6 +78,7 @@ def plan_guests(config: KvmDefaults, tuning: TuningDefaults, hardware: Hardware,
 @deploy("kvm: guests")
 def install(config: KvmDefaults, tuning: TuningDefaults) -> None:
     hardware = host_facts.hardware(host)
+    refuse_missing_hardware(host, hardware, config)  # the guests' GPU addresses
     plans = plan_guests(config, tuning, hardware, remembered_fact(host, PciLocality))
     _check_hugepages(config, hardware)
     apt.packages(

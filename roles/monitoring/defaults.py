@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from deepseek_infra.config import RoleDefaults
+from deepseek_infra.config import NodePath, RoleDefaults
 from deepseek_infra.monitoring import is_duration
 
 
@@ -28,7 +28,7 @@ class MonitoringDefaults(RoleDefaults):
     monitoring_scrape_interval: str = Field(default="15s", description="Prometheus scrape interval.")
     monitoring_evaluation_interval: str = Field(default="15s", description="Prometheus rule evaluation interval.")
     monitoring_gateway_scheme: Literal["http", "https"] = Field(default="https", description="Scheme of the gateway's /metrics.")
-    monitoring_gateway_ca_file: str | None = Field(
+    monitoring_gateway_ca_file: NodePath | None = Field(
         default=None, description="CA file on the monitoring host that signs the gateway's certificate.",
     )
     monitoring_gateway_insecure_skip_verify: bool = Field(

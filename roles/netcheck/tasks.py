@@ -35,7 +35,9 @@ from deepseek_infra.netcheck import (
 )
 from roles.exporters.defaults import ExportersDefaults
 from roles.monitoring.defaults import MonitoringDefaults
+from deepseek_infra.facts.host import prepared_hardware
 from roles.netcheck.defaults import NetcheckDefaults
+from roles.settings import refuse_missing_hardware
 
 SERVER_UNIT = "deepseek-netcheck-iperf3"
 IB_UNIT = "deepseek-netcheck-ib-write-bw"
@@ -100,6 +102,8 @@ def check(config: NetcheckDefaults, monitoring: MonitoringDefaults, exporters: E
              for client, server_name in pairs(list(members), config.netcheck_mode) if client == me]
     if len(members) < 2:
         raise DeployError(f"{host.name}: netcheck needs at least 2 hosts in the run, found {len(members)}")
+    if config.netcheck_ib and config.netcheck_ib_device:
+        refuse_missing_hardware(host, prepared_hardware(host), config)
     apt.packages(
         name="Ensure iperf3 (and perftest for ib_write_bw) is installed",
         packages=["iperf3", *(["perftest"] if config.netcheck_ib and _has_ib() else [])],

@@ -13,7 +13,9 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
+from deepseek_infra.facts.host import prepared_hardware
 from roles.deployment import DeploymentDefaults
+from roles.settings import hardware_references, refuse_missing_hardware
 from roles.tuning import plan as planning
 from roles.tuning.defaults import TuningDefaults
 from roles.tuning.operations import (
@@ -37,6 +39,8 @@ def pinning_summary(config: TuningDefaults, deployment: DeploymentDefaults) -> s
 
 @deploy("tuning: place the engine")
 def place(config: TuningDefaults, deployment: DeploymentDefaults) -> None:
+    if any(hardware_references(config).values()):  # GPU indices, NCCL interfaces: refused while preparing
+        refuse_missing_hardware(host, prepared_hardware(host), config)
     engine_placement(
         name=f"Ensure {planning.ENGINE_UNIT} is pinned to its GPUs' NUMA node(s) and HCAs",
         config=config, deployment=deployment,

@@ -87,10 +87,12 @@ IMPOSSIBLE = [
                         "cuda_cudnn_version=9.8.0.87-1", "cuda_nccl_version=2.25.1-1+cuda12.8"],
      "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12"),
     ("deploy/kernel.py", ["kernel_hugepages_count=2000000"], "kernel_hugepages_count: 2000000 x 2M hugepages"),
+    # hardware the nodes do not have (issue 23): no lab profile has a 10th GPU
+    ("deploy/tuning.py", ["tuning_gpu_indices=[0,9]"], "tuning_gpu_indices: GPU index(es) 9 not on this host"),
 ]
 
 
-@pytest.mark.parametrize(("deploy", "data", "words"), IMPOSSIBLE, ids=["cuda-vs-driver", "hugepages"])
+@pytest.mark.parametrize(("deploy", "data", "words"), IMPOSSIBLE, ids=["cuda-vs-driver", "hugepages", "gpu-index"])
 def test_impossible_request_is_refused_before_any_change(fleet, deploy, data, words):
     arguments = [item for pair in data for item in ("--data", pair)]
     result = run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", deploy, *arguments, check=False)

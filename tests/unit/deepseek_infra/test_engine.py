@@ -200,3 +200,38 @@ def test_vllm_cpu_build_plans_one_cpu_process_and_opens_no_gpu():
     assert engine.device_allow(cpu, launch) == ()  # PrivateDevices: no GPU device
     assert engine.engine_on_cpu("vllm", gpu_count=2, gpu_memory_mib=49140, use_gpus=True) is False
 
+
+
+# serve_extra_args that restate a planned flag (issue 23): refused, the planned value and the setting named.
+RESTATED = [
+    ("vllm", ("--tensor-parallel-size", "16"), "--tensor-parallel-size 16 restates a flag the collection sets "
+     "(planned: --tensor-parallel-size 4); remove it from serve_extra_args and change deepseek_nodes or tuning_gpu_indices"),
+    ("vllm", ("-tp=16",), "-tp 16 restates a flag the collection sets (planned: --tensor-parallel-size 4)"),
+    ("vllm", ("--max_model_len", "4096"), "(planned: --max-model-len 131072); remove it from serve_extra_args and "
+     "change deepseek_max_model_len instead"),
+    ("vllm", ("--port=9000",), "(planned: --port 8000); remove it from serve_extra_args and change serve_port"),
+    ("vllm", ("--served-model-name", "x"), "change serve_served_model_name instead"),
+    ("sglang", ("--tp-size", "16"), "--tp-size 16 restates a flag the collection sets (planned: --tp 4)"),
+    ("sglang", ("--mem-fraction-static", "0.5"), "(planned: --mem-fraction-static 0.85); remove it from "
+     "serve_extra_args and change serve_gpu_memory_utilization"),
+    ("sglang", ("--model", "/elsewhere"), "change serve_model_path instead"),
+]
+
+
+@pytest.mark.parametrize(("engine_name", "extra", "words"), RESTATED, ids=[f"{c[0]}{c[1][0]}" for c in RESTATED])
+def test_extra_args_restating_a_planned_flag_are_refused_with_the_planned_value(engine_name, extra, words):
+    plan = plan_serving("r1-distill-llama-70b", H100_MIB, 8, engine=engine_name)
+    assert plan.tensor_parallel_size == 4 and plan.max_model_len == 131072
+    with pytest.raises(EngineConfigError) as raised:
+        render_launch(settings(engine_name, plan, extra_args=extra))
+    assert str(raised.value).startswith("serve_extra_args: ")
+    assert words in str(raised.value)
+
+
+def test_extra_args_the_plan_does_not_set_pass_through_after_the_planned_ones():
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    extra = ("--enforce-eager", "--dtype", "bfloat16", "--kv-cache-dtype=fp8")
+    argv = render_launch(settings("vllm", plan, extra_args=extra)).exec_start
+    assert argv[-4:] == extra
+    sglang = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="sglang")
+    assert render_launch(settings("sglang", sglang, extra_args=("--enable-metrics",))).exec_start[-1] == "--enable-metrics"

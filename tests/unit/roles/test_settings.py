@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.exceptions import DeployError
@@ -166,3 +168,134 @@ def test_port_collisions_and_misspelt_global_arguments_are_reported_with_other_p
 def test_known_global_arguments_and_distinct_ports_pass():
     state = make_state([("a", {"_sudo": True, "_sudo_user": "root", "_env": {"A": "1"}, "gateway_port": 9443})])
     assert validate_inventory(state)["a"].gateway.gateway_port == 9443
+
+
+# --- issue 23: grants for models the host serves, node paths, groups that disagree -------------
+
+def test_a_grant_for_a_model_the_host_does_not_serve_is_refused_with_a_did_you_mean():
+    state = make_state([("a", {"deepseek_model": "deepseek-ai/DeepSeek-V3",
+                               "gateway_users": {"alice": {"deepseek-ai/DeepSeek-V3.0": "write"},
+                                                 "bob": {"deepseek-ai/DeepSeek-V3": "read"}}})])
+    with pytest.raises(DeployError) as raised:
+        validate_inventory(state)
+    message = str(raised.value)
+    assert ("a: gateway_users: alice: grant for 'deepseek-ai/DeepSeek-V3.0', which this host does not serve "
+            "(it serves deepseek-ai/DeepSeek-V3); did you mean deepseek-ai/DeepSeek-V3?") in message
+    assert "route 'deepseek-ai/DeepSeek-V3.0' in gateway_upstreams, or change deepseek_model" in message
+    assert "bob" not in message
+
+
+def test_grants_for_the_served_model_and_the_extra_routes_pass():
+    state = make_state([("a", {"deepseek_model": "deepseek-ai/DeepSeek-V3",
+                               "gateway_upstreams": {"deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "http://127.0.0.1:8001"},
+                               "gateway_users": {"alice": {"deepseek-ai/DeepSeek-V3": "write",
+                                                           "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "read"}}})])
+    assert validate_inventory(state)["a"].gateway.gateway_users["alice"]["deepseek-ai/DeepSeek-V3"] == "write"
+
+
+# Paths read on the controller: relative to where pyinfra runs, as a shell user expects.
+CONTROLLER_PATHS = {
+    "preflight_report", "weights_source_dir", "weights_manifest", "weights_wheelhouse", "weights_key",
+    "nvidia_repo_mirror_key", "nvidia_repo_bundle_dir", "docker_ce_repo_key", "monitoring_output_dir",
+    "netcheck_report", "filebeat_apt_keyring", "serve_wheelhouse", "serve_container_image_tarball",
+    "gateway_tls_cert_file", "gateway_tls_key_file", "gateway_keys_file", "gateway_input_hash_key_file",
+    "gateway_wheelhouse",
+}
+
+
+def _path_settings():
+    from roles.settings import ROLE_DEFAULTS
+    for role in ROLE_DEFAULTS:
+        for name, field in role.model_fields.items():
+            text = f"{name} {field.description}".lower()
+            if any(word in text for word in ("_path", "_dir", "_file", "_binary", "_root", "_log", "path ", "directory", " file")):
+                if "str" in str(field.annotation):
+                    yield role, name
+
+
+def test_every_node_path_setting_refuses_a_relative_path():
+    from pydantic import ValidationError
+
+    checked = []
+    for role, name in _path_settings():
+        if name in CONTROLLER_PATHS:
+            continue
+        try:
+            role.model_validate({name: "relative/dir"})
+        except ValidationError:
+            checked.append(name)
+            continue
+        # Not a path at all (a package name, a URL path of an HTTP endpoint...) must say so here.
+        assert name in {"filebeat_package", "exporters_node_exporter_package", "exporters_dcgm_exporter_package",
+                        "gateway_log_max_size", "docker_log_driver"}, f"{name}: accepts a relative path on the node"
+    assert {"monitoring_gateway_ca_file", "serve_model_path", "weights_models_dir", "filebeat_request_log",
+            "exporters_textfile_dir", "docker_data_root", "preflight_weights_path"} <= set(checked)
+
+
+# pyinfra_cli patches the standard library (gevent) on import: its loader runs in a process of its own.
+_LOAD_AND_VALIDATE = """
+import sys
+from pyinfra import context
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.exceptions import DeployError
+from pyinfra_cli.inventory import make_inventory
+from roles.settings import validate_inventory
+with context.ctx_state.use(State(Inventory.empty(), Config())):
+    inventory = make_inventory(sys.argv[1], cwd=sys.argv[2])
+try:
+    settings = validate_inventory(State(inventory, Config()))
+except DeployError as error:
+    print(error)
+    sys.exit(3)
+for name, host in settings.items():
+    print(name, host.deployment.deepseek_max_model_len, len(host.gateway.gateway_users))
+"""
+
+
+def _validate_as_the_cli_loads(inventory: Path, cwd: Path) -> tuple[int, str]:
+    """Load ``inventory`` the way pyinfra's CLI does (group_data/ beside it) and validate it."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    result = subprocess.run([sys.executable, "-c", _LOAD_AND_VALIDATE, str(inventory), str(cwd)], cwd=repo,
+                            capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": f"{repo}:{repo / 'node'}"})
+    assert result.returncode in (0, 3), result.stderr[-3000:]
+    return result.returncode, result.stdout
+
+
+def _site(tmp_path: Path, inventory: str, group_data: dict[str, str]) -> Path:
+    (tmp_path / "group_data").mkdir()
+    for group, text in group_data.items():
+        (tmp_path / "group_data" / f"{group}.py").write_text(text)
+    (tmp_path / "site.py").write_text(inventory)
+    return tmp_path / "site.py"
+
+
+def test_groups_that_disagree_on_a_setting_are_refused_naming_both_and_the_winner(tmp_path):
+    site = _site(tmp_path, "gpu_nodes = ['n1', 'n2']\nh200 = ['n1']\n", {
+        "all": "serve_port = 8000\n",
+        "gpu_nodes": "deepseek_max_model_len = 32768\ngateway_port = 8443\n",
+        "h200": "deepseek_max_model_len = 65536\ngateway_port = 8443\n",
+    })
+    code, message = _validate_as_the_cli_loads(site, tmp_path)
+    assert code == 3, message
+    assert ("n1: deepseek_max_model_len: the host's groups disagree (gpu_nodes sets 32768, h200 sets 65536); "
+            "pyinfra would take 65536 from h200, the group listed last. Set it in one group only, or on the host "
+            "itself (host data wins over every group)") in message
+    assert "n2:" not in message and "gateway_port" not in message and "serve_port" not in message
+    assert "(1 problem)" in message
+
+
+def test_a_value_on_the_host_itself_settles_a_group_disagreement(tmp_path):
+    site = _site(tmp_path, "gpu_nodes = [('n1', {'deepseek_max_model_len': 65536})]\nh200 = ['n1']\n", {
+        "gpu_nodes": "deepseek_max_model_len = 32768\n", "h200": "deepseek_max_model_len = 16384\n"})
+    assert _validate_as_the_cli_loads(site, tmp_path) == (0, "n1 65536 0\n")
+
+
+def test_the_shipped_production_inventory_validates_as_the_cli_loads_it():
+    repo = Path(__file__).resolve().parents[3]
+    code, output = _validate_as_the_cli_loads(repo / "inventories/prod.py", repo)
+    assert code == 0, output
+    assert len(output.splitlines()) == 3
