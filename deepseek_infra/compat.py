@@ -1,8 +1,11 @@
 """Version compatibility of driver, CUDA, cuDNN, NCCL, fabric manager and peermem.
 
 Pure module (no pyinfra).  ``check_stack()`` returns a list of problems, each a
-sentence naming the component, what was found and what is needed; an empty
-list means the stack is compatible as far as these tables know.
+sentence naming the component, what was found and what is needed, ending with
+the host-data settings that fix it and the value that passes where the tables
+give one ("Change cuda_version (<= 12.4.1 runs on this driver) or
+nvidia_driver_version (>= 570.124.06)."); an empty list means the stack is
+compatible as far as these tables know.
 
 Driver floor per CUDA release
 -----------------------------
@@ -44,8 +47,19 @@ __all__ = [
     "UnknownCudaReleaseError",
     "check_driver_cuda",
     "check_stack",
+    "max_cuda_for_driver",
     "min_driver_for_cuda",
 ]
+
+# The host-data settings refusals name (roles/cuda/defaults.py, roles/nvidia_driver/defaults.py).
+CUDA_VERSION: Final = "cuda_version"
+CUDNN_VERSION: Final = "cuda_cudnn_version"
+NCCL_VERSION: Final = "cuda_nccl_version"
+FORWARD_COMPAT: Final = "cuda_forward_compat"
+DRIVER_VERSION: Final = "nvidia_driver_version"
+FABRICMANAGER_VERSION: Final = "nvidia_driver_fabricmanager_version"
+PEERMEM: Final = "nvidia_driver_peermem"
+MINOR_VERSION_COMPAT: Final = "nvidia_driver_minor_version_compat"
 
 
 def _drivers(*versions: str) -> tuple[DriverVersion, ...]:
@@ -145,6 +159,17 @@ class UnknownCudaReleaseError(ValueError):
     """The CUDA release is not in this collection's Table 3 copy."""
 
 
+def _either(choices: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+
+
+def _change(*options: tuple[str, str] | None) -> str:
+    """The clause every problem ends with: the settings that fix it, each with the value that
+    passes (None entries are options that do not apply)."""
+    return "Change " + _either([f"{setting} ({value})" for setting, value in filter(None, options)]) + "."
+
+
 def _known_releases() -> str:
     newest = max(CUDA_TOOLKIT_DRIVERS)
     updates = len(CUDA_TOOLKIT_DRIVERS[newest]) - 1
@@ -177,6 +202,48 @@ def min_driver_for_cuda(cuda: CudaRelease, *, minor_version_compat: bool = False
     return row[update]
 
 
+def max_cuda_for_driver(driver: DriverVersion) -> CudaRelease | None:
+    """The newest CUDA release (update included) whose Table 3 driver ``driver`` meets, None when
+    it meets none.  Table 3 rises with each release, so every older release runs on it too.
+
+    **Example:** ``max_cuda_for_driver(DriverVersion("550.90.12")) == CudaRelease(12, 4, 1)``;
+    ``550.54.14`` runs 12.4 GA (``CudaRelease(12, 4, 0)``) but not 12.4.1 (550.54.15)
+    """
+    runs = [(key, update) for key, row in CUDA_TOOLKIT_DRIVERS.items()
+            for update, needed in enumerate(row) if driver >= needed]
+    if not runs:
+        return None
+    (major, minor), update = max(runs)
+    return CudaRelease(major, minor, update)  # update 0 written out: "<= 12.8.0" excludes 12.8.1
+
+
+def _cuda_runs_on(driver: DriverVersion) -> tuple[str, str] | None:
+    """The cuda_version option of a refusal on ``driver``: the newest release it runs."""
+    newest = max_cuda_for_driver(driver)
+    return (CUDA_VERSION, f"<= {newest} runs on this driver") if newest else None
+
+
+def _driver_cuda_change(
+    driver: DriverVersion, cuda: CudaRelease, needed: DriverVersion, compat_package: str | None,
+) -> str:
+    """The change clause of a refusal of CUDA ``cuda`` on ``driver`` (older than ``needed``): a
+    CUDA the driver runs, the driver the CUDA needs, and each compatibility mode that would
+    carry it (both are off when a refusal gets here).
+
+    + compat_package: ``cuda-compat-X-Y`` where cuda_forward_compat is off and may be offered,
+      else None; offered on the branches of ``FORWARD_COMPAT_BRANCHES`` only (elsewhere it is
+      refused)
+    """
+    floor = MINOR_COMPAT_DRIVER_FLOOR.get(cuda.major)
+    forward = compat_package and driver.branch in FORWARD_COMPAT_BRANCHES
+    return _change(
+        _cuda_runs_on(driver),
+        (DRIVER_VERSION, f">= {needed}"),
+        (MINOR_VERSION_COMPAT, "True") if floor and driver >= floor else None,
+        (FORWARD_COMPAT, f"True installs {compat_package}; NVIDIA data-center GPUs only") if forward else None,
+    )
+
+
 def _check_driver_cuda(
     driver: DriverVersion, cuda: CudaRelease, minor_version_compat: bool, problems: list[str],
     *, forward_compat: bool = False, gpus: tuple[str | None, ...] | None = None,
@@ -187,7 +254,8 @@ def _check_driver_cuda(
         problems.append(
             f"CUDA {cuda} is not a release this collection knows (known: 11.1 to "
             f"{_known_releases()}); add its driver from NVIDIA's release notes "
-            "Table 3 before deploying it."
+            "Table 3 before deploying it. "
+            + _change(_cuda_runs_on(driver) or (CUDA_VERSION, f"11.1 to {_known_releases()}"))
         )
         return
     if driver >= needed:
@@ -196,26 +264,15 @@ def _check_driver_cuda(
     if minor_version_compat and floor and driver >= floor:
         return
     package = f"cuda-compat-{cuda.major}-{cuda.minor}"
+    change = _driver_cuda_change(driver, cuda, needed, None if forward_compat else package)
     if forward_compat:
-        problems.extend(_forward_compat_problems(driver, cuda, package, gpus))
+        problems.extend(f"{problem} {change}" for problem in _forward_compat_problems(driver, cuda, package, gpus))
         return
     message = f"CUDA {cuda} needs NVIDIA driver >= {needed}; found {driver}."
     if floor and driver >= floor:
-        message += (
-            f" CUDA {cuda.major}.x minor-version compatibility would run on >= {floor}"
-            " with restrictions; this collection requires the toolkit's own"
-            " driver unless minor_version_compat=True."
-        )
-    problems.append(message)
-
-
-def forward_compat_hint(driver: DriverVersion, cuda: CudaRelease) -> str | None:
-    """The sentence a refusal of CUDA ``cuda`` on ``driver`` adds where forward compatibility
-    could carry it (a data-center driver branch of ``FORWARD_COMPAT_BRANCHES``), else None."""
-    if driver.branch not in FORWARD_COMPAT_BRANCHES or (cuda.major, cuda.minor) not in CUDA_TOOLKIT_DRIVERS:
-        return None
-    return (f"On NVIDIA data-center GPUs, forward compatibility runs CUDA {cuda} on driver {driver} through "
-            f"cuda-compat-{cuda.major}-{cuda.minor}: set cuda_forward_compat=True to install it.")
+        message += (f" CUDA {cuda.major}.x minor-version compatibility would run it on >= {floor},"
+                    " with restrictions.")
+    problems.append(f"{message} {change}")
 
 
 def _forward_compat_problems(
@@ -274,7 +331,7 @@ def needs_forward_compat(driver: DriverVersion, cuda: CudaRelease, *, minor_vers
 
 
 def _check_build_tag(
-    component: str, value: PackageVersion, cuda_major: int | None, problems: list[str]
+    component: str, setting: str, value: PackageVersion, cuda_major: int | None, problems: list[str]
 ) -> int | None:
     """Compare a deb ``+cudaX.Y`` tag with the toolkit major; return the tag major."""
     if value.cuda is None:
@@ -283,9 +340,43 @@ def _check_build_tag(
     if cuda_major is not None and built_for != cuda_major:
         problems.append(
             f"{component} {value} is built for CUDA {built_for}.x; "
-            f"CUDA {cuda_major}.x needs a {component} build tagged +cuda{cuda_major}.y."
+            f"CUDA {cuda_major}.x needs a {component} build tagged +cuda{cuda_major}.y. "
+            + _change((setting, f"a +cuda{cuda_major}.y build"), (CUDA_VERSION, f"{built_for}.x"))
         )
     return built_for
+
+
+def _cudnn_first(cudnn_major: int, cuda_major: int) -> tuple[int, int] | None:
+    return CUDNN_FIRST_FOR_CUDA.get((cudnn_major, cuda_major))
+
+
+def _cuda_11_8_only(cudnn_major: int, cuda_major: int) -> bool:
+    # cuDNN 9 ships for CUDA 11.8 alone of the 11.x releases (support matrices 9.0 to 9.10).
+    return cudnn_major == 9 and cuda_major == 11
+
+
+def _cudnn_for_cuda(cuda: CudaRelease | None) -> str:
+    """The cuDNN releases with a build for ``cuda`` (any known one when None), as a change value:
+    ``8.x or 9.x`` for CUDA 12, ``>= 9.12`` for CUDA 13, ``8.x`` for CUDA 11.7."""
+    choices = []
+    for major, cuda_majors in sorted(CUDNN_CUDA_MAJORS.items()):
+        if cuda is not None and (cuda.major not in cuda_majors
+                                 or (_cuda_11_8_only(major, cuda.major) and cuda.minor != 8)):
+            continue
+        first = _cudnn_first(major, cuda.major) if cuda is not None else None
+        choices.append(f">= {first[0]}.{first[1]}" if first else f"{major}.x")
+    return _either(choices)
+
+
+def _cuda_for_cudnn(cudnn: CudnnVersion) -> str:
+    """The CUDA releases cuDNN ``cudnn`` (a known major) has builds for, as a change value:
+    ``11.8 or 12.x`` for cuDNN 9.8, ``11.x or 12.x`` for cuDNN 8.9."""
+    choices = []
+    for cuda_major in sorted(CUDNN_CUDA_MAJORS[cudnn.major]):
+        first = _cudnn_first(cudnn.major, cuda_major)
+        if first is None or tuple(cudnn.parts[:2]) >= first:
+            choices.append(f"{cuda_major}.8" if _cuda_11_8_only(cudnn.major, cuda_major) else f"{cuda_major}.x")
+    return _either(choices)
 
 
 def _check_cudnn(cudnn: CudnnVersion, cuda: CudaRelease | None, problems: list[str]) -> None:
@@ -293,39 +384,42 @@ def _check_cudnn(cudnn: CudnnVersion, cuda: CudaRelease | None, problems: list[s
     if majors is None:
         problems.append(
             f"cuDNN {cudnn} is not a release this collection knows; supported: "
-            "cuDNN 8.9 (CUDA 11.x/12.x) and 9.x (CUDA 11.8, 12.x, 13.x)."
+            "cuDNN 8.9 (CUDA 11.x/12.x) and 9.x (CUDA 11.8, 12.x, 13.x). "
+            + _change((CUDNN_VERSION, _cudnn_for_cuda(cuda)))
         )
         return
     cuda_major = cuda.major if cuda is not None else None
-    tagged = _check_build_tag("cuDNN", cudnn, cuda_major, problems)
+    tagged = _check_build_tag("cuDNN", CUDNN_VERSION, cudnn, cuda_major, problems)
     if cuda is None or tagged is not None:
         return
+    change = _change((CUDNN_VERSION, _cudnn_for_cuda(cuda)), (CUDA_VERSION, _cuda_for_cudnn(cudnn)))
     if cuda.major not in majors:
         allowed = ", ".join(f"{m}.x" for m in sorted(majors))
         problems.append(
             f"cuDNN {cudnn} has no build for CUDA {cuda}; cuDNN {cudnn.major}.x "
-            f"supports CUDA {allowed} (cuDNN support matrix)."
+            f"supports CUDA {allowed} (cuDNN support matrix). {change}"
         )
-    elif cudnn.major == 9 and cuda.major == 11 and cuda.minor != 8:
+    elif _cuda_11_8_only(cudnn.major, cuda.major) and cuda.minor != 8:
         problems.append(
-            f"cuDNN {cudnn} supports CUDA 11.x only as 11.8; found CUDA {cuda}."
+            f"cuDNN {cudnn} supports CUDA 11.x only as 11.8; found CUDA {cuda}. {change}"
         )
-    first = CUDNN_FIRST_FOR_CUDA.get((cudnn.major, cuda.major))
+    first = _cudnn_first(cudnn.major, cuda.major)
     if first is not None and cuda.major in majors and tuple(cudnn.parts[:2]) < first:
         problems.append(
             f"cuDNN {cudnn} has no build for CUDA {cuda.major}.x: libcudnn{cudnn.major}-cuda-{cuda.major} "
-            f"exists from cuDNN {first[0]}.{first[1]} on (cuDNN support matrix, NVIDIA's repositories); "
-            f"set cuda_cudnn_version to a cuDNN >= {first[0]}.{first[1]}."
+            f"exists from cuDNN {first[0]}.{first[1]} on (cuDNN support matrix, NVIDIA's repositories). {change}"
         )
 
 
 def _check_nccl(nccl: NcclVersion, cuda_major: int | None, problems: list[str]) -> None:
     if nccl.major != 2:
-        problems.append(f"NCCL {nccl} is not an NCCL 2.x release; needed: 2.x.")
+        tag = f", a +cuda{cuda_major}.y build" if cuda_major is not None else ""
+        problems.append(f"NCCL {nccl} is not an NCCL 2.x release; needed: 2.x. "
+                        + _change((NCCL_VERSION, f"2.x{tag}")))
         return
     # libnccl2 debs are versioned "2.x.y-1+cudaX.Y"; the tag names the CUDA
     # the library was built with (NCCL release notes / CUDA repo naming).
-    _check_build_tag("NCCL", nccl, cuda_major, problems)
+    _check_build_tag("NCCL", NCCL_VERSION, nccl, cuda_major, problems)
 
 
 def _check_fabricmanager(
@@ -336,7 +430,8 @@ def _check_fabricmanager(
         if nvswitch:
             needed = f" {driver}, the driver version" if driver else " at the driver version"
             problems.append(
-                f"NVSwitch systems need nvidia-fabricmanager{needed}; found none."
+                f"NVSwitch systems need nvidia-fabricmanager{needed}; found none. "
+                + _change((FABRICMANAGER_VERSION, str(driver) if driver else f"= {DRIVER_VERSION}"))
             )
         return
     # Fabric Manager user guide: the fabric manager package version must match
@@ -344,18 +439,21 @@ def _check_fabricmanager(
     if driver is not None and fabricmanager != driver:
         problems.append(
             f"nvidia-fabricmanager must equal the driver version {driver}; "
-            f"found {fabricmanager}."
+            f"found {fabricmanager}. " + _change((FABRICMANAGER_VERSION, f"{driver}, or None to follow the driver"))
         )
+
+
 def _check_peermem(infiniband: str | None, peer_memory: bool | None, problems: list[str]) -> None:
     # nvidia-peermem (in the driver since R470) registers with ib_core's peer-memory API,
     # which MLNX_OFED / DOCA-OFED provide and inbox kernels only with the peer-memory patch
     # (Debian 12 has none; Ubuntu dropped it from its 6.8 kernels, discourse.ubuntu.com/t/44425).
     # Without it the module's init returns -EINVAL ("modprobe: ... Invalid argument",
     # NVIDIA/gpu-operator#2868).  Open modules on kernels >= 5.12 use DMA-BUF instead, no peermem.
+    change = _change((PEERMEM, "False"))
     if not infiniband:
         problems.append(
             "nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or "
-            "inbox rdma-core); found none."
+            f"inbox rdma-core); found none. {change}"
         )
         return
     key = infiniband.strip().lower()
@@ -364,14 +462,14 @@ def _check_peermem(infiniband: str | None, peer_memory: bool | None, problems: l
     if key not in _IB_STACKS:
         problems.append(
             f"nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or "
-            f"inbox rdma-core); found unknown stack {infiniband!r}."
+            f"inbox rdma-core); found unknown stack {infiniband!r}. {change}"
         )
     elif _IB_STACKS[key] == "inbox rdma-core" and peer_memory is False:
         problems.append(
             "nvidia-peermem needs ib_core's peer-memory API (ib_register_peer_memory_client), "
             "which this kernel's inbox rdma-core lacks (no peer-memory patch): it cannot load. "
             "Use DMA-BUF (open kernel modules, kernel >= 5.12; NCCL uses it without peermem), "
-            "or install MLNX_OFED / DOCA-OFED."
+            f"or install MLNX_OFED / DOCA-OFED. {change}"
         )
 
 

@@ -31,7 +31,7 @@ from pyinfra.operations import files, server
 
 from deepseek_infra import cuda
 from deepseek_node import paths
-from deepseek_infra.compat import check_driver_cuda, check_stack, forward_compat_hint, needs_forward_compat
+from deepseek_infra.compat import check_driver_cuda, check_stack, needs_forward_compat
 from deepseek_infra.facts import host as host_facts
 from deepseek_infra.gpus import gpu_keys
 from deepseek_infra.facts.nvidia import DpkgPackages
@@ -48,24 +48,25 @@ RECORD_FILE = f"{paths.CONFIG_DIR}/cuda.json"
 
 def stack_problems(config: CudaDefaults, driver: NvidiaDriverDefaults, installed: dict,
                    gpus: tuple[str | None, ...] | None = None) -> list[str]:
-    """check_stack of the wanted CUDA stack against the pinned and the installed driver.
+    """check_stack of the wanted CUDA stack against the pinned and the installed driver; each
+    problem ends with the settings that fix it (deepseek_infra.compat).
 
     + gpus: the host's GPUs as deepseek_infra.gpus keys (None for an unknown model), read
       only with ``cuda_forward_compat`` (forward compatibility is for data-center GPUs)
     """
+    pinned = driver.nvidia_driver_version
     problems: list[str] = []
-    minor = driver.nvidia_driver_minor_version_compat
-    for label, version in cuda.drivers_to_check(driver.nvidia_driver_version, cuda.installed_driver(installed)):
-        found = check_stack(cuda=config.cuda_version, cudnn=config.cuda_cudnn_version, nccl=config.cuda_nccl_version)
-        if config.cuda_version is not None:
-            refused = check_driver_cuda(version, config.cuda_version, minor_version_compat=minor,
-                                        forward_compat=config.cuda_forward_compat, gpus=gpus)
-            hint = forward_compat_hint(version, config.cuda_version)
-            if refused and hint and not config.cuda_forward_compat:
-                refused = [f"{problem} {hint}" for problem in refused]
-            found = refused + found
-        problems += [f"{label} driver: {problem}" for problem in found]
-    return list(dict.fromkeys(problems))
+    if config.cuda_version is not None:
+        for label, version in cuda.drivers_to_check(pinned, cuda.installed_driver(installed)):
+            # An installed driver other than the pin is replaced only by the nvidia_driver role.
+            replaced = "" if version == pinned else f" (deploy/nvidia_driver.py replaces it with {pinned})"
+            where = f"{label} driver{replaced}"
+            problems += [f"{where}: {problem}" for problem in check_driver_cuda(
+                version, config.cuda_version, minor_version_compat=driver.nvidia_driver_minor_version_compat,
+                forward_compat=config.cuda_forward_compat, gpus=gpus)]
+    # cuDNN and NCCL against the toolkit: the driver plays no part, so once.
+    return problems + check_stack(cuda=config.cuda_version, cudnn=config.cuda_cudnn_version,
+                                  nccl=config.cuda_nccl_version)
 
 
 def wanted_packages(config: CudaDefaults, driver: NvidiaDriverDefaults | None = None) -> dict[str, PackageVersion]:

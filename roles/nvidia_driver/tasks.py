@@ -99,7 +99,8 @@ def secure_boot_reasons(state: dict, in_container: bool) -> list[str]:
 
 def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: bool, peermem: bool,
                    state: dict, gpus: tuple[str | None, ...] | None = None) -> list[str]:
-    """check_stack for the wanted driver with everything it must work with on this host.
+    """check_stack for the wanted driver with everything it must work with on this host; each
+    problem ends with the settings that fix it (deepseek_infra.compat).
 
     + gpus: the host's GPUs (deepseek_infra.gpus keys), read with ``cuda_forward_compat``: the
       driver is then refused only where the cuda role would refuse it too
@@ -113,8 +114,13 @@ def stack_problems(config: NvidiaDriverDefaults, cuda: CudaDefaults, nvswitch: b
         peer_memory=state["peer_memory"] or state["ib_stack"] in ("mlnx_ofed", "doca_ofed"),
         forward_compat=cuda.cuda_forward_compat, gpus=gpus,
     )
+    # A toolkit other than cuda_version stays until the cuda role replaces it: say so.
+    replaced = (f"deploy/cuda.py replaces it with cuda_version {cuda.cuda_version}" if cuda.cuda_version
+                else "deploy/cuda.py removes it: cuda_version is None")
     for toolkit in state["toolkits"]:
-        problems += [f"installed toolkit: {p}" for p in check_stack(
+        if toolkit == cuda.cuda_version:  # checked above already
+            continue
+        problems += [f"installed toolkit ({replaced}): {p}" for p in check_stack(
             driver=config.nvidia_driver_version, cuda=toolkit,
             minor_version_compat=config.nvidia_driver_minor_version_compat,
             forward_compat=cuda.cuda_forward_compat, gpus=gpus)]

@@ -1,6 +1,12 @@
+import re
+
 import pytest
 
-from deepseek_infra.compat import CUDA_TOOLKIT_DRIVERS, UnknownCudaReleaseError, check_stack, min_driver_for_cuda
+from deepseek_infra import compat
+from deepseek_infra.compat import (
+    CUDA_TOOLKIT_DRIVERS, UnknownCudaReleaseError, check_driver_cuda, check_stack, max_cuda_for_driver,
+    min_driver_for_cuda,
+)
 from deepseek_infra.versions import (
     CudaRelease, CudnnVersion, DriverVersion, InvalidVersionError, NcclVersion, PackageVersion,
 )
@@ -19,6 +25,16 @@ def stack(*, driver=None, cuda=None, cudnn=None, nccl=None, fabricmanager=None, 
 
 def min_driver(cuda: str, **kwargs) -> str:
     return str(min_driver_for_cuda(CudaRelease.parse(cuda), **kwargs))
+
+
+def change(problem: str) -> dict[str, str]:
+    """The settings a problem's closing "Change a (v), b (w) or c (x)." clause names, with their values."""
+    head, found, clause = problem.rpartition(" Change ")
+    assert found and clause.endswith(")."), problem
+    named = dict(re.findall(r"(\w+) \(([^()]*)\)", clause))
+    options = [f"{setting} ({value})" for setting, value in named.items()]
+    assert clause == (", ".join(options[:-1]) + " or " if len(options) > 1 else "") + options[-1] + ".", problem
+    return named
 
 
 # Reference points of Table 3 "CUDA Toolkit and Corresponding Driver Versions"
@@ -99,22 +115,104 @@ def test_empty_stack_has_no_problems():
     assert stack() == []
 
 
-def test_driver_too_old_for_cuda_names_both_versions():
-    problems = stack(driver="535.161.08", cuda="12.4")
-    assert len(problems) == 1
-    assert problems[0].startswith("CUDA 12.4 needs NVIDIA driver >= 550.54.14; found 535.161.08.")
-    assert "minor-version compatibility" in problems[0]
+# --- newest CUDA a driver runs (Table 3, updates included) ---------------------------------
+
+@pytest.mark.parametrize(("driver", "cuda"), [
+    ("550.90.12", "12.4.1"), ("550.54.15", "12.4.1"), ("550.54.14", "12.4.0"),  # 12.4.1 needs 550.54.15
+    ("570.26", "12.8.0"), ("570.124.06", "12.8.1"), ("560.35.03", "12.6.2"), ("565.57.01", "12.6.3"),
+    ("535.161.08", "12.2.2"), ("470.63.01", "11.4.2"), ("580.95.05", "13.0.2"), ("610.43.02", "13.3.1"),
+    ("999.99.99", "13.3.1"), ("455.23", "11.1.0"),
+])
+def test_max_cuda_for_driver_is_the_newest_release_it_runs(driver, cuda):
+    newest = max_cuda_for_driver(DriverVersion.parse(driver))
+    assert str(newest) == cuda
+    assert check_driver_cuda(DriverVersion.parse(driver), newest) == []
+
+
+def test_max_cuda_for_driver_agrees_with_min_driver_over_the_whole_table():
+    releases = [CudaRelease(major, minor, update) for (major, minor), row in sorted(CUDA_TOOLKIT_DRIVERS.items())
+                for update in range(len(row))]
+    for release, following in zip(releases, releases[1:] + [None]):
+        driver = min_driver_for_cuda(release)
+        newest = max_cuda_for_driver(driver)
+        assert newest >= release and min_driver_for_cuda(newest) == driver  # updates sharing a driver: the last
+        if following is not None and min_driver_for_cuda(following) > driver:
+            assert newest == release
+
+
+def test_max_cuda_for_driver_below_every_release_is_none():
+    assert max_cuda_for_driver(DriverVersion("450.80.02")) is None
+    assert max_cuda_for_driver(DriverVersion("455.22.99")) is None
+
+
+# --- driver against CUDA: the refusal names what to change and the value that passes ---------
+
+def test_every_setting_a_refusal_names_is_a_host_data_key():
+    from roles.cuda.defaults import CudaDefaults
+    from roles.nvidia_driver.defaults import NvidiaDriverDefaults
+
+    named = {value for name, value in vars(compat).items() if name.isupper() and isinstance(value, str)}
+    assert named == {"cuda_version", "cuda_cudnn_version", "cuda_nccl_version", "cuda_forward_compat",
+                     "nvidia_driver_version", "nvidia_driver_fabricmanager_version", "nvidia_driver_peermem",
+                     "nvidia_driver_minor_version_compat"}
+    assert named <= set(CudaDefaults.model_fields) | set(NvidiaDriverDefaults.model_fields)
+
+
+def test_driver_too_old_for_cuda_names_both_versions_and_settings():
+    (problem,) = stack(driver="550.90.12", cuda="12.8.1")
+    assert problem == (
+        "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12. CUDA 12.x minor-version compatibility "
+        "would run it on >= 525.60.13, with restrictions. Change cuda_version (<= 12.4.1 runs on this driver), "
+        "nvidia_driver_version (>= 570.124.06), nvidia_driver_minor_version_compat (True) or cuda_forward_compat "
+        "(True installs cuda-compat-12-8; NVIDIA data-center GPUs only).")
+    # each way out passes
+    assert stack(driver="550.90.12", cuda="12.4.1") == stack(driver="570.124.06", cuda="12.8.1") == []
+    assert stack(driver="550.90.12", cuda="12.8.1", minor_version_compat=True) == []
+    assert stack(driver="550.90.12", cuda="12.8.1", forward_compat=True, gpus=("h100-sxm5-80gb",)) == []
+
+
+@pytest.mark.parametrize(("driver", "cuda", "kwargs"), [
+    ("550.90.12", "12.8.1", {}), ("535.161.08", "12.4", {}), ("470.63.01", "12.2", {}),
+    ("520.61.05", "12.4", {"minor_version_compat": True}), ("570.158.01", "13.0", {}), ("565.57.01", "13.2.2", {}),
+    ("550.54.14", "12.4.1", {}), ("440.33.01", "12.0", {}),
+    ("565.57.01", "12.8.1", {"forward_compat": True, "gpus": ("h100-sxm5-80gb",)}),
+    ("550.90.12", "12.8.1", {"forward_compat": True, "gpus": ("rtx-6000-ada",)}),
+])
+def test_the_values_a_driver_refusal_names_pass(driver, cuda, kwargs):
+    (problem,) = forward(driver, cuda, **kwargs)
+    named = change(problem)
+    needed = named.pop("nvidia_driver_version")
+    assert needed == f">= {min_driver(cuda)}" and forward(needed[3:], cuda, **kwargs) == []
+    if "cuda_version" in named:  # absent only where no release runs on the driver (440.33.01)
+        lower = named.pop("cuda_version")
+        assert lower.endswith(" runs on this driver") and forward(driver, lower[3:].split()[0], **kwargs) == []
+    else:
+        assert max_cuda_for_driver(DriverVersion.parse(driver)) is None
+    if "nvidia_driver_minor_version_compat" in named:
+        assert named.pop("nvidia_driver_minor_version_compat") == "True"
+        assert forward(driver, cuda, **{**kwargs, "minor_version_compat": True}) == []
+    if "cuda_forward_compat" in named:
+        assert not kwargs.get("forward_compat")
+        release = CudaRelease.parse(cuda)
+        package = f"cuda-compat-{release.major}-{release.minor}"
+        assert named.pop("cuda_forward_compat") == f"True installs {package}; NVIDIA data-center GPUs only"
+        assert forward(driver, cuda, forward_compat=True, gpus=("h100-sxm5-80gb",)) == []
+    assert named == {}
 
 
 def test_driver_below_major_floor_does_not_mention_minor_compat():
     problems = stack(driver="470.63.01", cuda="12.2")
-    assert problems == ["CUDA 12.2 needs NVIDIA driver >= 535.54.03; found 470.63.01."]
+    assert problems == ["CUDA 12.2 needs NVIDIA driver >= 535.54.03; found 470.63.01. Change cuda_version (<= 11.4.2 "
+                        "runs on this driver), nvidia_driver_version (>= 535.54.03) or cuda_forward_compat (True "
+                        "installs cuda-compat-12-2; NVIDIA data-center GPUs only)."]
 
 
 def test_minor_version_compat_accepts_major_floor_only():
     assert stack(driver="535.161.08", cuda="12.4", minor_version_compat=True) == []
+    # R520 is a feature branch: no forward compatibility offered
     assert stack(driver="520.61.05", cuda="12.4", minor_version_compat=True) == [
-        "CUDA 12.4 needs NVIDIA driver >= 550.54.14; found 520.61.05."
+        "CUDA 12.4 needs NVIDIA driver >= 550.54.14; found 520.61.05. Change cuda_version (<= 11.8.0 runs on this "
+        "driver) or nvidia_driver_version (>= 550.54.14)."
     ]
 
 
@@ -122,21 +220,27 @@ def test_exact_minimum_driver_passes_and_update_needs_newer():
     assert stack(driver="550.54.14", cuda="12.4") == []
     assert stack(driver="550.54.14", cuda="12.4.1") == [
         "CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 550.54.14."
-        " CUDA 12.x minor-version compatibility would run on >= 525.60.13 with"
-        " restrictions; this collection requires the toolkit's own driver unless"
-        " minor_version_compat=True."
+        " CUDA 12.x minor-version compatibility would run it on >= 525.60.13, with restrictions."
+        " Change cuda_version (<= 12.4.0 runs on this driver), nvidia_driver_version (>= 550.54.15),"
+        " nvidia_driver_minor_version_compat (True) or cuda_forward_compat (True installs cuda-compat-12-4;"
+        " NVIDIA data-center GPUs only)."
     ]
 
 
 def test_cuda_13_on_r570_driver_is_a_problem():
     problems = stack(driver="570.158.01", cuda="13.0")
-    assert problems == ["CUDA 13.0 needs NVIDIA driver >= 580.65.06; found 570.158.01."]
+    assert problems == ["CUDA 13.0 needs NVIDIA driver >= 580.65.06; found 570.158.01. Change cuda_version (<= 12.8.1 "
+                        "runs on this driver), nvidia_driver_version (>= 580.65.06) or cuda_forward_compat (True "
+                        "installs cuda-compat-13-0; NVIDIA data-center GPUs only)."]
 
 
 def test_unknown_newer_cuda_is_reported_not_passed():
     problems = stack(driver="999.99.99", cuda="13.9")
     assert len(problems) == 1
     assert "CUDA 13.9 is not a release this collection knows" in problems[0]
+    assert change(problems[0]) == {"cuda_version": "<= 13.3.1 runs on this driver"}
+    # a driver no known release runs on: the known releases are named instead
+    assert change(stack(driver="440.33.01", cuda="13.9")[0]) == {"cuda_version": "11.1 to 13.3.1"}
 
 
 @pytest.mark.parametrize(("kind", "text", "message"), [
@@ -163,55 +267,73 @@ def test_cudnn_builds_per_cuda_major(cudnn, cuda):
 def test_cudnn_8_has_no_cuda_13_build():
     assert stack(cudnn="8.9.7.29", cuda="13.0") == [
         "cuDNN 8.9.7.29 has no build for CUDA 13.0; cuDNN 8.x supports CUDA 11.x, 12.x"
-        " (cuDNN support matrix)."
+        " (cuDNN support matrix). Change cuda_cudnn_version (>= 9.12) or cuda_version (11.x or 12.x)."
     ]
+    # the floor and the CUDA majors named pass
+    assert stack(cudnn="9.12.0.46", cuda="13.0") == stack(cudnn="8.9.7.29", cuda="12.4") == []
+    assert stack(cudnn="8.9.7.29", cuda="11.7") == [] and stack(cudnn="9.11.0.98", cuda="13.0") != []
 
 
 def test_cudnn_9_on_cuda_11_needs_11_8():
     assert stack(cudnn="9.1.0.70", cuda="11.7") == [
         "cuDNN 9.1.0.70 supports CUDA 11.x only as 11.8; found CUDA 11.7."
+        " Change cuda_cudnn_version (8.x) or cuda_version (11.8 or 12.x)."
     ]
+    assert stack(cudnn="8.9.7.29", cuda="11.7") == stack(cudnn="9.1.0.70", cuda="11.8") == []
+    assert stack(cudnn="9.1.0.70", cuda="12.4") == [] and stack(cudnn="9.1.0.70", cuda="13.0") != []
 
 
 def test_cudnn_deb_tag_must_match_cuda_major():
     assert stack(cudnn="8.9.7.29-1+cuda12.2", cuda="12.4") == []
     assert stack(cudnn="8.9.7.29-1+cuda11.8", cuda="12.4") == [
         "cuDNN 8.9.7.29-1+cuda11.8 is built for CUDA 11.x; CUDA 12.x needs a cuDNN"
-        " build tagged +cuda12.y."
+        " build tagged +cuda12.y. Change cuda_cudnn_version (a +cuda12.y build) or cuda_version (11.x)."
     ]
+    assert stack(cudnn="8.9.7.29-1+cuda11.8", cuda="11.8") == []
 
 
-def test_unknown_cudnn_major():
-    assert "cuDNN 7.6.5 is not a release" in stack(cudnn="7.6.5", cuda="12.4")[0]
+@pytest.mark.parametrize(("cuda", "passing"), [("12.4", "8.x or 9.x"), ("13.0.2", ">= 9.12"), ("11.7", "8.x"),
+                                               ("11.8", "8.x or 9.x"), (None, "8.x or 9.x")])
+def test_unknown_cudnn_major_names_the_cudnn_releases_that_build_for_the_cuda(cuda, passing):
+    (problem,) = stack(cudnn="7.6.5", cuda=cuda)
+    assert problem.startswith("cuDNN 7.6.5 is not a release")
+    assert change(problem) == {"cuda_cudnn_version": passing}
 
 
 def test_nccl_build_per_cuda_major():
     assert stack(nccl="2.21.5-1+cuda12.4", cuda="12.6") == []
     assert stack(nccl="2.18.3-1+cuda12.2", cuda="13.0") == [
         "NCCL 2.18.3-1+cuda12.2 is built for CUDA 12.x; CUDA 13.x needs a NCCL"
-        " build tagged +cuda13.y."
+        " build tagged +cuda13.y. Change cuda_nccl_version (a +cuda13.y build) or cuda_version (12.x)."
     ]
+    assert stack(nccl="2.27.7-1+cuda13.0", cuda="13.0") == stack(nccl="2.18.3-1+cuda12.2", cuda="12.4") == []
     assert stack(nccl="2.21.5", cuda="12.4") == []
-    assert stack(nccl="3.0.0") == ["NCCL 3.0.0 is not an NCCL 2.x release; needed: 2.x."]
+    assert stack(nccl="3.0.0") == [
+        "NCCL 3.0.0 is not an NCCL 2.x release; needed: 2.x. Change cuda_nccl_version (2.x)."]
+    assert change(stack(nccl="3.0.0", cuda="12.4")[0]) == {"cuda_nccl_version": "2.x, a +cuda12.y build"}
 
 
 def test_fabricmanager_must_equal_driver_exactly():
     assert stack(driver="550.54.15", fabricmanager="550.54.15-1", nvswitch=True) == []
     assert stack(driver="550.54.15", fabricmanager="550.54.14", nvswitch=True) == [
         "nvidia-fabricmanager must equal the driver version 550.54.15; found 550.54.14."
+        " Change nvidia_driver_fabricmanager_version (550.54.15, or None to follow the driver)."
     ]
     # A newer fabric manager is as wrong as an older one.
-    assert stack(driver="550.54.14", fabricmanager="550.90.07") == [
-        "nvidia-fabricmanager must equal the driver version 550.54.14; found 550.90.07."
-    ]
+    (newer,) = stack(driver="550.54.14", fabricmanager="550.90.07")
+    assert newer.startswith("nvidia-fabricmanager must equal the driver version 550.54.14; found 550.90.07.")
+    assert change(newer) == {"nvidia_driver_fabricmanager_version": "550.54.14, or None to follow the driver"}
 
 
 def test_nvswitch_without_fabricmanager():
     assert stack(driver="580.95.05", nvswitch=True) == [
         "NVSwitch systems need nvidia-fabricmanager 580.95.05, the driver version; found none."
+        " Change nvidia_driver_fabricmanager_version (580.95.05)."
     ]
+    assert stack(driver="580.95.05", fabricmanager="580.95.05", nvswitch=True) == []
     assert stack(nvswitch=True) == [
         "NVSwitch systems need nvidia-fabricmanager at the driver version; found none."
+        " Change nvidia_driver_fabricmanager_version (= nvidia_driver_version)."
     ]
     assert stack(driver="580.95.05") == []
 
@@ -224,11 +346,14 @@ def test_peermem_with_infiniband_stack(ib):
 
 def test_peermem_without_infiniband():
     expected = ("nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or"
-                " inbox rdma-core); found none.")
+                " inbox rdma-core); found none. Change nvidia_driver_peermem (False).")
     assert stack(peermem=True) == [expected]
     assert stack(peermem=True, infiniband="") == [expected]
-    assert "found unknown stack 'omnipath'" in stack(peermem=True, infiniband="omnipath")[0]
-    assert stack(peermem=False) == []
+    (unknown,) = stack(peermem=True, infiniband="omnipath")
+    assert "found unknown stack 'omnipath'" in unknown and change(unknown) == {"nvidia_driver_peermem": "False"}
+    (no_api,) = stack(peermem=True, infiniband="rdma-core", peer_memory=False)
+    assert "ib_register_peer_memory_client" in no_api and change(no_api) == {"nvidia_driver_peermem": "False"}
+    assert stack(peermem=False) == [] and stack(peermem=False, infiniband="rdma-core", peer_memory=False) == []
 
 
 def test_multiple_problems_are_all_reported():
@@ -236,6 +361,9 @@ def test_multiple_problems_are_all_reported():
                            fabricmanager="535.154.05", nvswitch=True, peermem=True)
     assert [p.split()[0] for p in problems] == ["CUDA", "NCCL", "nvidia-fabricmanager",
                                                 "nvidia-peermem"]
+    assert [sorted(change(p)) for p in problems] == [
+        ["cuda_forward_compat", "cuda_version", "nvidia_driver_minor_version_compat", "nvidia_driver_version"],
+        ["cuda_nccl_version", "cuda_version"], ["nvidia_driver_fabricmanager_version"], ["nvidia_driver_peermem"]]
 
 
 # --- cuDNN 9 for CUDA 13 (libcudnn9-cuda-13 exists from cuDNN 9.12) ------------------------
@@ -244,7 +372,8 @@ def test_cudnn_9_before_9_12_has_no_cuda_13_build():
     problems = stack(cuda="13.0.2", cudnn="9.8.0.87-1")
     assert len(problems) == 1
     assert "cuDNN 9.8.0.87-1 has no build for CUDA 13.x: libcudnn9-cuda-13 exists from cuDNN 9.12 on" in problems[0]
-    assert "cuda_cudnn_version" in problems[0]
+    assert change(problems[0]) == {"cuda_cudnn_version": ">= 9.12", "cuda_version": "11.8 or 12.x"}
+    assert stack(cuda="11.8", cudnn="9.8.0.87-1") == []
     assert stack(cuda="13.0.2", cudnn="9.11.0.98-1") != []
     assert stack(cuda="13.0.2", cudnn="9.12.0.46-1") == []
     assert stack(cuda="13.2", cudnn="9.20.0.48-1") == []
@@ -254,7 +383,6 @@ def test_cudnn_9_before_9_12_has_no_cuda_13_build():
 # --- forward compatibility (cuda-compat-X-Y) --------------------------------------------------
 
 def forward(driver: str, cuda: str, **kwargs) -> list[str]:
-    from deepseek_infra.compat import check_driver_cuda
     return check_driver_cuda(DriverVersion.parse(driver), CudaRelease.parse(cuda), **kwargs)
 
 
@@ -277,14 +405,26 @@ def test_forward_compat_is_refused_off_data_center_gpus_and_feature_branches():
     assert "found no GPU on this host" in none
     (feature,) = forward("565.57.01", "12.8.1", forward_compat=True, gpus=("h100-sxm5-80gb",))
     assert "found driver 565.57.01 (R565), not one of them" in feature and "R535" in feature
+    # what to change instead: the driver or the CUDA (minor-version compatibility where it reaches)
+    assert change(workstation) == {"cuda_version": "<= 12.4.1 runs on this driver",
+                                   "nvidia_driver_version": ">= 570.124.06",
+                                   "nvidia_driver_minor_version_compat": "True"}
+    assert change(feature) == {"cuda_version": "<= 12.6.3 runs on this driver", "nvidia_driver_version": ">= 570.124.06",
+                               "nvidia_driver_minor_version_compat": "True"}
+    (old,) = forward("535.161.08", "13.0.2", forward_compat=True, gpus=("rtx-6000-ada",))
+    assert change(old) == {"cuda_version": "<= 12.2.2 runs on this driver", "nvidia_driver_version": ">= 580.95.05"}
 
 
-def test_forward_compat_hint_and_need():
-    from deepseek_infra.compat import forward_compat_hint, needs_forward_compat
-    hint = forward_compat_hint(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"))
-    assert hint and "cuda-compat-12-8" in hint and "cuda_forward_compat=True" in hint
-    assert forward_compat_hint(DriverVersion("565.57.01"), CudaRelease.parse("12.8.1")) is None
-    assert forward_compat_hint(DriverVersion("550.90.12"), CudaRelease.parse("14.0")) is None
+def test_forward_compat_is_offered_on_data_center_branches_only():
+    (production,) = forward("550.90.12", "12.8.1")
+    assert change(production)["cuda_forward_compat"] == "True installs cuda-compat-12-8; NVIDIA data-center GPUs only"
+    (feature,) = forward("565.57.01", "12.8.1")  # R565: the option would be refused
+    assert "cuda_forward_compat" not in change(feature)
+    assert "cuda_forward_compat" not in change(forward("550.90.12", "14.0")[0])  # unknown release: nothing to install
+
+
+def test_forward_compat_need():
+    from deepseek_infra.compat import needs_forward_compat
     assert needs_forward_compat(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"))
     assert not needs_forward_compat(DriverVersion("550.90.12"), CudaRelease.parse("12.8.1"), minor_version_compat=True)
     assert not needs_forward_compat(DriverVersion("580.95.05"), CudaRelease.parse("13.0"))

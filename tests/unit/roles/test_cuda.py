@@ -24,6 +24,14 @@ def test_cuda_12_8_with_the_550_driver_is_refused_naming_both():
     assert len(problems) == 1
     assert "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12" in problems[0]
     assert problems[0].startswith("pinned (nvidia_driver_version) driver: ")
+    # ends naming the settings and the values that pass, and they do
+    assert problems[0].endswith(
+        " Change cuda_version (<= 12.4.1 runs on this driver), nvidia_driver_version (>= 570.124.06), "
+        "nvidia_driver_minor_version_compat (True) or cuda_forward_compat (True installs cuda-compat-12-8; "
+        "NVIDIA data-center GPUs only).")
+    assert stack_problems(CudaDefaults(**CUDA_12_4), r550, {}) == []
+    assert stack_problems(CudaDefaults(**CUDA_12_8), NvidiaDriverDefaults(nvidia_driver_branch=570,
+                                                                          nvidia_driver_version="570.124.06"), {}) == []
 
 
 def test_cuda_12_4_with_the_550_driver_passes():
@@ -34,7 +42,13 @@ def test_the_installed_driver_is_checked_too():
     old = installed(**{"nvidia-smi": "535.161.08-1"})
     problems = stack_problems(CudaDefaults(**CUDA_12_4), NvidiaDriverDefaults(), old)
     assert len(problems) == 1
-    assert problems[0].startswith("installed driver: CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 535.161.08.")
+    # the pin (580.95.05) is new enough: the refusal says who replaces the installed driver
+    assert problems[0].startswith("installed driver (deploy/nvidia_driver.py replaces it with 580.95.05): "
+                                  "CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 535.161.08.")
+    assert problems[0].endswith(" Change cuda_version (<= 12.2.2 runs on this driver), nvidia_driver_version "
+                                "(>= 550.54.15), nvidia_driver_minor_version_compat (True) or cuda_forward_compat "
+                                "(True installs cuda-compat-12-4; NVIDIA data-center GPUs only).")
+    assert stack_problems(CudaDefaults(**{**CUDA_12_4, "cuda_version": "12.2.2"}), NvidiaDriverDefaults(), old) == []
 
 
 def test_minor_version_compat_accepts_12_8_on_550():
@@ -44,7 +58,14 @@ def test_minor_version_compat_accepts_12_8_on_550():
 
 def test_nccl_built_for_another_cuda_major_is_refused():
     config = CudaDefaults(cuda_version="12.4.1", cuda_nccl_version="2.18.3-1+cuda11.8")
-    assert any("built for CUDA 11.x" in p for p in stack_problems(config, NvidiaDriverDefaults(), {}))
+    assert stack_problems(config, NvidiaDriverDefaults(), {}) == [
+        "NCCL 2.18.3-1+cuda11.8 is built for CUDA 11.x; CUDA 12.x needs a NCCL build tagged +cuda12.y. "
+        "Change cuda_nccl_version (a +cuda12.y build) or cuda_version (11.x)."]
+    # NCCL does not depend on the driver: reported once, with an installed driver beside the pin too
+    # (a cuDNN without a build for the CUDA is refused earlier, by the setting's validator)
+    other = installed(**{"nvidia-smi": "565.57.01-1"})
+    bad = CudaDefaults(cuda_version="13.0.2", cuda_nccl_version="2.25.1-1+cuda12.8")
+    assert [p.split(" ", 1)[0] for p in stack_problems(bad, NvidiaDriverDefaults(), other)] == ["installed", "NCCL"]
 
 
 def test_wanted_packages_follow_the_settings():
@@ -174,7 +195,13 @@ R550 = {"nvidia_driver_branch": 550, "nvidia_driver_version": "550.90.12"}
 def test_refusal_names_the_forward_compat_option():
     (problem,) = stack_problems(CudaDefaults(**CUDA_12_8), NvidiaDriverDefaults(**R550), {})
     assert "CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12." in problem
-    assert "cuda-compat-12-8: set cuda_forward_compat=True" in problem
+    assert problem.endswith(" or cuda_forward_compat (True installs cuda-compat-12-8; NVIDIA data-center GPUs only).")
+    # not on a feature branch (R565), where cuda_forward_compat is refused
+    (feature,) = stack_problems(CudaDefaults(**CUDA_12_8), NvidiaDriverDefaults(nvidia_driver_branch=565,
+                                                                                nvidia_driver_version="565.57.01"), {})
+    assert "cuda_forward_compat" not in feature and feature.endswith(
+        " Change cuda_version (<= 12.6.3 runs on this driver), nvidia_driver_version (>= 570.124.06) or "
+        "nvidia_driver_minor_version_compat (True).")
 
 
 def test_forward_compat_on_h100_installs_cuda_compat_while_the_driver_is_older():
@@ -183,6 +210,8 @@ def test_forward_compat_on_h100_installs_cuda_compat_while_the_driver_is_older()
     assert stack_problems(config, r550, {}, gpus=("h100-sxm5-80gb",) * 8) == []
     problems = stack_problems(config, r550, {}, gpus=("rtx-6000-ada",) * 2)
     assert problems and all("data-center GPUs only; found rtx-6000-ada" in p for p in problems)
+    assert all(p.endswith(" Change cuda_version (<= 12.4.1 runs on this driver), nvidia_driver_version "
+                          "(>= 570.124.06) or nvidia_driver_minor_version_compat (True).") for p in problems)
     assert str(wanted_packages(config, r550)["cuda-compat-12-8"]) == "570.124.06-1"
     assert "cuda-compat-12-8" not in wanted_packages(config, NvidiaDriverDefaults(nvidia_driver_version="580.95.05"))
     assert "cuda-compat-12-8" not in wanted_packages(CudaDefaults(**CUDA_12_8), r550)
@@ -193,6 +222,7 @@ def test_cudnn_without_a_build_for_cuda_13_is_refused_naming_host_and_field():
     problems = validate_host_data("gpu-a01", data, (CudaDefaults,))[1]
     assert [(h, k) for h, k, _ in problems] == [("gpu-a01", "cuda_cudnn_version")]
     assert "libcudnn9-cuda-13 exists from cuDNN 9.12 on" in problems[0][2]
+    assert "Change cuda_cudnn_version (>= 9.12) or cuda_version (11.8 or 12.x)" in problems[0][2]
     assert validate_host_data("gpu-a01", {**data, "cuda_cudnn_version": "9.12.0.46-1"}, (CudaDefaults,))[1] == []
 
 

@@ -49,6 +49,15 @@ def test_gate_refuses_cuda_newer_than_the_driver_naming_both():
     config = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
     found = stack_problems(config, CudaDefaults(cuda_version="12.8.1"), False, False, state())
     assert found and "12.8.1" in found[0] and "570.124.06" in found[0] and "550.90.12" in found[0]
+    assert found[0].endswith(" Change cuda_version (<= 12.4.1 runs on this driver), nvidia_driver_version "
+                             "(>= 570.124.06), nvidia_driver_minor_version_compat (True) or cuda_forward_compat "
+                             "(True installs cuda-compat-12-8; NVIDIA data-center GPUs only).")
+    # each setting named, at its value, lets the driver through
+    r570 = NvidiaDriverDefaults(nvidia_driver_branch=570, nvidia_driver_version="570.124.06")
+    assert stack_problems(config, CudaDefaults(cuda_version="12.4.1"), False, False, state()) == []
+    assert stack_problems(r570, CudaDefaults(cuda_version="12.8.1"), False, False, state()) == []
+    minor = NvidiaDriverDefaults(**{**config.model_dump(), "nvidia_driver_minor_version_compat": True})
+    assert stack_problems(minor, CudaDefaults(cuda_version="12.8.1"), False, False, state()) == []
 
 
 def test_gate_accepts_what_the_cuda_role_accepts_with_forward_compat():
@@ -70,7 +79,11 @@ def test_gate_refuses_a_fabricmanager_of_another_version():
     config = NvidiaDriverDefaults(nvidia_driver_branch=565, nvidia_driver_version="565.57.01",
                                   nvidia_driver_fabricmanager_version="550.90.12")
     found = stack_problems(config, CudaDefaults(), True, False, state())
-    assert found == ["nvidia-fabricmanager must equal the driver version 565.57.01; found 550.90.12."]
+    assert found == ["nvidia-fabricmanager must equal the driver version 565.57.01; found 550.90.12. "
+                     "Change nvidia_driver_fabricmanager_version (565.57.01, or None to follow the driver)."]
+    for fixed in ("565.57.01", None):
+        passing = NvidiaDriverDefaults(**{**config.model_dump(), "nvidia_driver_fabricmanager_version": fixed})
+        assert stack_problems(passing, CudaDefaults(), True, False, state()) == []
     # without NVSwitch the fabric manager is not installed, hence not checked
     assert stack_problems(config, CudaDefaults(), False, False, state()) == []
 
@@ -79,8 +92,19 @@ def test_gate_checks_installed_toolkits_and_peermem():
     pkgs = {"cuda-toolkit-12-8": "12.8.1-1"}
     r550 = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.90.12")
     found = stack_problems(r550, CudaDefaults(), False, True, state(pkgs))
-    assert any(p.startswith("installed toolkit: CUDA 12.8.1 needs") for p in found)
-    assert any("nvidia-peermem needs an InfiniBand stack" in p for p in found)
+    assert any(p.startswith("installed toolkit (deploy/cuda.py removes it: cuda_version is None): "
+                            "CUDA 12.8.1 needs") for p in found)
+    assert ("nvidia-peermem needs an InfiniBand stack (MLNX_OFED, DOCA-OFED or inbox rdma-core); found none. "
+            "Change nvidia_driver_peermem (False).") in found
+    assert not any("peermem" in p for p in stack_problems(r550, CudaDefaults(), False, False, state(pkgs)))
+    # another cuda_version: the cuda role replaces the toolkit, and the refusal says so
+    (toolkit,) = stack_problems(r550, CudaDefaults(cuda_version="12.4.1"), False, False, state(pkgs))
+    assert toolkit.startswith("installed toolkit (deploy/cuda.py replaces it with cuda_version 12.4.1): CUDA 12.8.1 "
+                              "needs NVIDIA driver >= 570.124.06; found 550.90.12.")
+    assert " Change cuda_version (<= 12.4.1 runs on this driver), nvidia_driver_version (>= 570.124.06)" in toolkit
+    # the installed toolkit is cuda_version: refused once, as cuda_version
+    (same,) = stack_problems(r550, CudaDefaults(cuda_version="12.8.1"), False, False, state(pkgs))
+    assert same.startswith("CUDA 12.8.1 needs NVIDIA driver >= 570.124.06; found 550.90.12.")
     with_patch = {**state(ib_stack="rdma-core"), "peer_memory": True}
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True, with_patch) == []
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), True, True,
@@ -91,6 +115,7 @@ def test_peermem_on_inbox_rdma_core_without_peer_memory_api_is_refused_with_dma_
     # Debian 12 / Ubuntu 6.8 kernels: no peer-memory patch, nvidia-peermem's init returns -EINVAL.
     found = stack_problems(NvidiaDriverDefaults(), CudaDefaults(), False, True, state(ib_stack="rdma-core"))
     assert len(found) == 1 and "ib_register_peer_memory_client" in found[0] and "DMA-BUF" in found[0]
+    assert found[0].endswith("or install MLNX_OFED / DOCA-OFED. Change nvidia_driver_peermem (False).")
 
 
 def test_toolkit_config_common_packages_are_no_release_to_gate_on():
@@ -100,9 +125,11 @@ def test_toolkit_config_common_packages_are_no_release_to_gate_on():
     assert stack_problems(NvidiaDriverDefaults(), CudaDefaults(cuda_version="12.4.1"), False, False, state(pkgs)) == []
     old = NvidiaDriverDefaults(nvidia_driver_branch=550, nvidia_driver_version="550.54.14")  # below 12.4.1's 550.54.15
     assert stack_problems(old, CudaDefaults(), False, False, state(pkgs)) == [
-        "installed toolkit: CUDA 12.4.1 needs NVIDIA driver >= 550.54.15; found 550.54.14. CUDA 12.x minor-version "
-        "compatibility would run on >= 525.60.13 with restrictions; this collection requires the toolkit's own "
-        "driver unless minor_version_compat=True."]
+        "installed toolkit (deploy/cuda.py removes it: cuda_version is None): CUDA 12.4.1 needs NVIDIA driver "
+        ">= 550.54.15; found 550.54.14. CUDA 12.x minor-version compatibility would run it on >= 525.60.13, with "
+        "restrictions. Change cuda_version (<= 12.4.0 runs on this driver), nvidia_driver_version (>= 550.54.15), "
+        "nvidia_driver_minor_version_compat (True) or cuda_forward_compat (True installs cuda-compat-12-4; NVIDIA "
+        "data-center GPUs only)."]
 
 
 def test_nvswitch_from_lspci_bridge_class():
