@@ -11,15 +11,24 @@ preflight role gathers the facts and decides what a failure stops. Each check ha
 
 Default thresholds follow the design brief's server bar (GPU >= 40 GB and BF16, i.e.
 compute capability >= 8.0; >= 32 CPU cores; NVMe; 10 GbE or InfiniBand HDR between nodes).
+
+Every failing check carries a ``fix``: the setting(s) a user changes, with the value that
+would pass where it can be computed (``deepseek_nodes = 2``). Thresholds are the site's bar,
+so a fix names the hardware or model change first and "or lower <threshold> to <found>" after.
+Preflight also checks what later roles assume (an explicit ``serve_model_path`` holds a
+checkpoint, the weights source answers), so a host that would fail half-way never starts.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from deepseek_infra.catalog import ModelSpec
+from deepseek_infra.catalog import ModelSpec, list_models
 from deepseek_infra.gpus import lookup_gpu
 from deepseek_infra.hardware import Hardware
 from deepseek_infra.sizing import ServingPlan, plan_serving, required_disk_gb
@@ -40,6 +49,10 @@ class Requirements:
     min_ib_gbps_multinode: float = HDR_GBPS
     nodes: int = 1  # nodes serving one model replica together
     max_model_len: int | None = None
+    # What later roles assume of the node (deepseek_infra/facts/preconditions.py reads it):
+    model_path: str | None = None  # an explicit serve_model_path the engine will load as is
+    weights_endpoint: tuple[str, str] | None = None  # (setting, URL) the weights role downloads from
+    release_path: str | None = None  # the release directory that download fills (on disk: source not needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,7 @@ class Check:
     found: str
     verdict: Verdict
     detail: str = ""
+    fix: str = ""  # failing: the setting(s) to change, with the passing value where computable
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +113,16 @@ class PreflightReport:
                   if c.detail and c.verdict != "pass" and c.detail != plan_reason]
         if self.plan:
             lines.append(f"  plan: {self.plan.reason}")
+        fixes = [c for c in self.failures if c.fix]
+        if fixes:
+            lines.append("  change:")
+            lines += [f"    {c.name}: {c.fix}" for c in fixes]
         return "\n".join(lines)
+
+    @property
+    def fixes(self) -> list[str]:
+        """Each failing check's fix, in check order (empty ones left out)."""
+        return [check.fix for check in self.failures if check.fix]
 
 
 def summarize_gpus(hardware: Hardware) -> GpuSummary:
@@ -144,25 +167,212 @@ def _network_gbps(hardware: Hardware) -> tuple[float, str]:
     return best, where
 
 
-def _fabric_check(hardware: Hardware, min_gbps: float) -> Check:
+def _fabric_check(hardware: Hardware, min_gbps: float, one_node_fits: bool) -> Check:
     """InfiniBand for a multi-node replica, from the kernel's sysfs (ibstat only where sysfs has
     nothing): a fresh node passes or fails on its fabric, not on a tool installed later."""
     ports = hardware.rdma_ports
     expected = f">= {min_gbps:g} Gb/s active (multi-node)"
     why = "pipeline parallelism across nodes needs an HDR (200 Gb/s) or faster fabric"
+    # A replica that does not need several nodes is the change that needs no fabric at all.
+    single = "deepseek_nodes = 1 (the model fits one node), or " if one_node_fits else ""
     if not ports:
         source = ("no RDMA device in /sys/class/infiniband (HCA driver not loaded?)"
                   + ("" if "ibstat" in hardware.unavailable else ", none in ibstat"))
-        return Check("infiniband", expected, source, "fail", why)
+        return Check("infiniband", expected, source, "fail", why,
+                     f"{single}an InfiniBand HCA with an active port of >= {min_gbps:g} Gb/s on this node")
     source = "sysfs" if hardware.ib_sysfs_ports else "ibstat"
     active = [p for p in ports if p.state == "Active" and p.link_layer == "InfiniBand"]
     best = max((p.rate_gbps or 0 for p in active), default=0)
+    if not active:
+        fix = f"{single}an active InfiniBand port (none of {len(ports)} is: cabling, subnet manager)"
+    else:
+        fix = f"{single}InfiniBand ports of >= {min_gbps:g} Gb/s, or lower preflight_min_ib_gbps_multinode to {best:g}"
+    passed = best >= min_gbps
     return Check("infiniband", expected, f"{len(active)} of {len(ports)} port(s) active, best {best:g} Gb/s ({source})",
-                 "pass" if best >= min_gbps else "fail", why)
+                 "pass" if passed else "fail", why, "" if passed else fix)
 
 
 def _fmt_gib(value: float) -> str:
     return f"{value:,.0f} GiB" if value >= 10 else f"{value:.1f} GiB"
+
+
+def _at_most(value: float) -> str:
+    """A threshold ``value`` passes (checks are ``found >= threshold``): whole from 10 up."""
+    return f"{math.floor(value):g}" if value >= 10 else f"{math.floor(value * 10) / 10:g}"
+
+
+def url_endpoint(url: str) -> tuple[str, int] | None:
+    """(host, port) an http(s) URL connects to; None when it names none.
+
+    >>> url_endpoint("https://hf.internal/"), url_endpoint("http://[fd00::5]:8080/m")
+    (('hf.internal', 443), ('fd00::5', 8080))
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number in range
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _plan(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None) -> ServingPlan | None:
+    if gpus.memory_mib is None or not gpus.count:
+        return None
+    try:
+        return plan_serving(model, gpus.memory_mib, gpus.count, nodes=nodes, engine=engine, max_model_len=max_model_len)
+    except ValueError:
+        return None
+
+
+def _fits(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None = None) -> bool:
+    plan = _plan(model, gpus, engine, nodes, max_model_len)
+    return plan is not None and plan.fits
+
+
+def _multimodal(model: ModelSpec) -> bool:
+    return "VL" in model.architecture or "OCR" in model.architecture
+
+
+def _model_that_fits(gpus: GpuSummary, engine: str, current: ModelSpec) -> ModelSpec | None:
+    """The largest catalog model this engine serves on one node of these GPUs (of the same
+    kind, text or vision, as ``current``): what to serve when ``current`` fits nowhere."""
+    fitting = [
+        spec for spec in list_models()
+        if spec is not current and engine in spec.engines and _multimodal(spec) == _multimodal(current)
+        and (gpus.compute_capability is None or spec.min_compute_capability <= gpus.compute_capability)
+        and _fits(spec, gpus, engine, 1)
+    ]
+    return max(fitting, key=lambda spec: (spec.params_total_b, spec.weights_gb), default=None)
+
+
+def _plan_fix(model: ModelSpec, gpus: GpuSummary, engine: str, requirements: Requirements, plan: ServingPlan) -> str:
+    """The smallest change that makes the plan fit: a shorter requested context, more nodes
+    (the plan's own search over node counts), another engine, else another model."""
+    nodes = requirements.nodes
+    options: list[str] = []
+    if requirements.max_model_len is not None:
+        relaxed = _plan(model, gpus, engine, nodes, None)  # the most that fits at this node count
+        if relaxed is not None and relaxed.fits:
+            options.append(f"deepseek_max_model_len = {relaxed.max_model_len} (the most that fits on "
+                           f"{nodes} node{'' if nodes == 1 else 's'})")
+    # plan.nodes: the fewest nodes of these GPUs whose layout fits (0: none within the search).
+    if plan.nodes > nodes and _fits(model, gpus, engine, plan.nodes, requirements.max_model_len):
+        options.append(f"deepseek_nodes = {plan.nodes}")
+    if options:
+        return ", or ".join(options)
+    if engine == "transformers":  # planned on one GPU; the sharding engines may fit
+        options += [f"deepseek_engine = {other}" for other in ("vllm", "sglang")
+                    if other in model.engines and _fits(model, gpus, other, nodes, requirements.max_model_len)]
+        if options:
+            return ", or ".join(options)
+    alternative = _model_that_fits(gpus, engine, model)
+    if alternative is not None:
+        options.append(f"deepseek_model = {alternative.hf_repo} (the largest catalog model {engine} serves on one node "
+                       "of these GPUs)")
+    return ", or ".join(options) or "GPUs with more memory (no catalog model fits these)"
+
+
+def _invalid_plan_fix(model: ModelSpec, engine: str, requirements: Requirements) -> str:
+    if engine not in model.engines:
+        return f"deepseek_engine = {' or '.join(sorted(model.engines))}"
+    if requirements.max_model_len is not None and requirements.max_model_len > model.context_length:
+        return f"deepseek_max_model_len = {model.context_length} or less, or unset it"
+    return ""
+
+
+def _capability_fix(model: ModelSpec, gpus: GpuSummary, engine: str, requirements: Requirements, found: float) -> str:
+    needed = max(requirements.min_compute_capability, model.min_compute_capability)
+    hardware = f"GPUs of compute capability >= {needed:.1f}"
+    if model.min_compute_capability <= found:  # only the site's bar is above these GPUs
+        return f"{hardware}, or lower preflight_min_compute_capability to {found:.1f}"
+    alternative = _model_that_fits(gpus, engine, model) if gpus.memory_mib is not None else None
+    if alternative is None:
+        return hardware
+    change = f"deepseek_model = {alternative.hf_repo} (needs {alternative.min_compute_capability:g})"
+    if requirements.min_compute_capability > found:
+        change += f" and lower preflight_min_compute_capability to {found:.1f}"
+    return f"{change}, or {hardware}"
+
+
+def _gpus_fix(model: ModelSpec, engine: str) -> str:
+    if "transformers" in model.engines:
+        return "deepseek_engine = transformers (serves on the CPU), or a host with NVIDIA GPUs"
+    small = min((spec for spec in list_models() if "transformers" in spec.engines), key=lambda spec: spec.weights_gb)
+    return (f"a host with NVIDIA GPUs ({model.name} runs on {' or '.join(sorted(model.engines))} only), or "
+            f"deepseek_engine = transformers with deepseek_model = {small.hf_repo}")
+
+
+def _storage_fix(model: ModelSpec, kept: int, size_gb: float, needed_gb: int) -> str:
+    fix = f"weights_models_dir and preflight_weights_path on a filesystem of >= {needed_gb:,} GB"
+    fewer = next((k for k in range(kept - 1, 0, -1) if required_disk_gb(model, k + 1) <= size_gb), None)
+    if fewer is not None:
+        fix += (f", or preflight_kept_releases = {fewer} and weights_keep_releases = {fewer} "
+                "(fewer releases to roll back to)")
+    return fix
+
+
+_MODEL_PATH_FOUND = {
+    "checkpoint": "config.json present", "no-config": "a directory without config.json",
+    "not-a-directory": "not a directory", "missing": "nothing there",
+}
+
+
+def _precondition_checks(requirements: Requirements, preconditions: Mapping[str, Any] | None) -> list[Check]:
+    """What later roles assume of the node, from the ``Preconditions`` fact's parsed result."""
+    asked = preconditions or {}
+    checks: list[Check] = []
+    if requirements.model_path:
+        path = requirements.model_path
+        needed = f"checkpoint at {path} (serve_model_path)"
+        state = asked.get("model_path")
+        if state not in _MODEL_PATH_FOUND:
+            checks.append(Check("model path", needed, "unknown", "warn", "the node could not be asked"))
+        else:
+            checks.append(Check(
+                "model path", needed, _MODEL_PATH_FOUND[state], "pass" if state == "checkpoint" else "fail",
+                "the engine loads serve_model_path as is; no role places it",
+                "" if state == "checkpoint" else
+                f"place the checkpoint at {path} or unset serve_model_path (the weights role's release is used)",
+            ))
+    if requirements.weights_endpoint:
+        setting, url = requirements.weights_endpoint
+        endpoint = url_endpoint(url)
+        if endpoint is None:
+            checks.append(Check("weights source", f"host:port of {setting}", f"none in {url}", "fail", "",
+                                f"{setting} = http(s)://HOST[:PORT]/..."))
+        else:
+            address = f"[{endpoint[0]}]:{endpoint[1]}" if ":" in endpoint[0] else f"{endpoint[0]}:{endpoint[1]}"
+            needed = f"TCP to {address} ({setting})"
+            reach = asked.get("endpoint") or {}
+            if reach.get("reachable") is None:
+                checks.append(Check("weights source", needed, "unknown", "warn",
+                                    reach.get("error") or "the node could not be asked"))
+            elif reach["reachable"]:
+                checks.append(Check("weights source", needed, "connected", "pass"))
+            elif asked.get("release_present"):  # placed already: the role downloads nothing now
+                checks.append(Check(
+                    "weights source", needed, str(reach.get("error") or "unreachable"), "warn",
+                    f"{requirements.release_path} is on disk already; only a new weights_revision needs {url}",
+                ))
+            else:
+                checks.append(Check(
+                    "weights source", needed, str(reach.get("error") or "unreachable"), "fail",
+                    f"the weights role downloads from {url} on this node",
+                    f"{setting} = a URL this node reaches, or open {address} to it (route, firewall, DNS)",
+                ))
+    return checks
+
+
+def _references_check(references: Sequence[tuple[str, str]]) -> Check:
+    settings = list(dict.fromkeys(setting for setting, _ in references))
+    return Check(
+        "hardware references", "settings name hardware this host has",
+        f"{len(references)} not on this host ({', '.join(settings)})", "fail",
+        "; ".join(f"{setting}: {message}" for setting, message in references),
+        f"set {', '.join(settings)} to what this host has",
+    )
 
 
 def evaluate(
@@ -172,8 +382,16 @@ def evaluate(
     model: ModelSpec,
     engine: str,
     requirements: Requirements,
+    *,
+    preconditions: Mapping[str, Any] | None = None,
+    hardware_references: Sequence[tuple[str, str]] = (),
 ) -> PreflightReport:
-    """Compare the host with the requirements; never raises on missing data (verdicts say it)."""
+    """Compare the host with the requirements; never raises on missing data (verdicts say it).
+
+    ``preconditions``: the parsed ``deepseek_infra.facts.preconditions.Preconditions`` fact,
+    judged for ``requirements.model_path`` / ``weights_endpoint``; ``hardware_references``:
+    (setting, message) for each setting naming hardware this host lacks (found elsewhere).
+    """
     gpus = summarize_gpus(hardware)
     checks: list[Check] = []
     cpu_only_ok = engine == "transformers"
@@ -181,12 +399,20 @@ def evaluate(
     if gpus.count == 0:
         checks.append(Check("gpus", ">= 1 NVIDIA GPU", "none", "warn" if cpu_only_ok else "fail",
                             "transformers can serve on the CPU" if cpu_only_ok else
-                            f"{engine} needs NVIDIA GPUs; none was found by nvidia-smi or lspci"))
+                            f"{engine} needs NVIDIA GPUs; none was found by nvidia-smi or lspci",
+                            "" if cpu_only_ok else _gpus_fix(model, engine)))
     else:
         checks.append(Check("gpus", ">= 1 NVIDIA GPU", f"{gpus.count} x {gpus.name or 'unknown model'}", "pass",
                             "" if gpus.source == "driver" else "from lspci (driver not installed yet)"))
 
     plan: ServingPlan | None = None
+    plan_error: ValueError | None = None
+    if gpus.count and gpus.memory_mib is not None:
+        try:
+            plan = plan_serving(model, gpus.memory_mib, gpus.count, nodes=requirements.nodes,
+                                engine=engine, max_model_len=requirements.max_model_len)
+        except ValueError as error:
+            plan_error = error
     if gpus.count:
         needed_cc = max(requirements.min_compute_capability, model.min_compute_capability)
         if gpus.memory_mib is None:
@@ -194,71 +420,92 @@ def evaluate(
                                 "GPU model not in the device table and no driver yet: install the driver, then rerun"))
         else:
             memory_gib = gpus.memory_mib / 1024
+            enough = memory_gib >= requirements.min_gpu_memory_gib
             checks.append(Check(
                 "gpu memory", f">= {requirements.min_gpu_memory_gib:g} GiB per GPU", _fmt_gib(memory_gib),
-                "pass" if memory_gib >= requirements.min_gpu_memory_gib else "fail",
+                "pass" if enough else "fail", "",
+                "" if enough else
+                f"GPUs of >= {requirements.min_gpu_memory_gib:g} GiB, or lower preflight_min_gpu_memory_gib to "
+                f"{_at_most(memory_gib)}" + (" (the serving plan fits these GPUs)" if plan and plan.fits else ""),
             ))
         if gpus.compute_capability is None:
             checks.append(Check("compute capability", f">= {needed_cc:.1f}", "unknown", "warn"))
         else:
+            capable = gpus.compute_capability >= needed_cc
             checks.append(Check(
                 "compute capability", f">= {needed_cc:.1f}", f"{gpus.compute_capability:.1f}",
-                "pass" if gpus.compute_capability >= needed_cc else "fail",
+                "pass" if capable else "fail",
                 f"{model.name} ({model.dtype}) needs {model.min_compute_capability:g}; the brief's bar is "
                 f"{requirements.min_compute_capability:g} (BF16)",
+                "" if capable else _capability_fix(model, gpus, engine, requirements, gpus.compute_capability),
             ))
-        if gpus.memory_mib is not None:
-            try:
-                plan = plan_serving(model, gpus.memory_mib, gpus.count, nodes=requirements.nodes,
-                                    engine=engine, max_model_len=requirements.max_model_len)
-                checks.append(Check(
-                    "serving plan", f"{model.name} on {requirements.nodes} node(s)",
-                    f"TP {plan.tensor_parallel_size} x PP {plan.pipeline_parallel_size}, len {plan.max_model_len}"
-                    if plan.fits else "does not fit",
-                    "pass" if plan.fits else "fail", plan.reason,
-                ))
-            except ValueError as error:
-                checks.append(Check("serving plan", f"{model.name} on {engine}", "invalid", "fail", str(error)))
+        if plan is not None:
+            checks.append(Check(
+                "serving plan", f"{model.name} on {requirements.nodes} node(s)",
+                f"TP {plan.tensor_parallel_size} x PP {plan.pipeline_parallel_size}, len {plan.max_model_len}"
+                if plan.fits else "does not fit",
+                "pass" if plan.fits else "fail", plan.reason,
+                "" if plan.fits else _plan_fix(model, gpus, engine, requirements, plan),
+            ))
+        elif plan_error is not None:
+            checks.append(Check("serving plan", f"{model.name} on {engine}", "invalid", "fail", str(plan_error),
+                                _invalid_plan_fix(model, engine, requirements)))
 
     cores = hardware.cpu.physical_cores
     checks.append(Check(
         "cpu cores", f">= {requirements.min_cpu_cores}", str(cores) if cores else "unknown",
-        "warn" if cores is None else ("pass" if cores >= requirements.min_cpu_cores else "fail"),
+        "warn" if cores is None else ("pass" if cores >= requirements.min_cpu_cores else "fail"), "",
+        "" if cores is None or cores >= requirements.min_cpu_cores else
+        f"a host with >= {requirements.min_cpu_cores} physical cores, or lower preflight_min_cpu_cores to {cores}",
     ))
 
     mem_mb = hardware.memory.total_mb
+    mem_ok = not mem_mb or mem_mb / 1024 >= requirements.min_memory_gib
     checks.append(Check(
         "memory", f">= {requirements.min_memory_gib:g} GiB", _fmt_gib(mem_mb / 1024) if mem_mb else "unknown",
-        "warn" if not mem_mb else ("pass" if mem_mb / 1024 >= requirements.min_memory_gib else "fail"),
+        "warn" if not mem_mb else ("pass" if mem_ok else "fail"), "",
+        "" if mem_ok else
+        f"a host with >= {requirements.min_memory_gib:g} GiB of RAM, or lower preflight_min_memory_gib to "
+        f"{_at_most(mem_mb / 1024)}",
     ))
 
     disk_needed_gb = required_disk_gb(model, requirements.kept_releases + 1)
     if weights_fs and weights_fs.get("size_bytes"):
         size_gb = weights_fs["size_bytes"] / 1e9
         device = str(weights_fs.get("device") or "?")
+        roomy = size_gb >= disk_needed_gb
         checks.append(Check(
             "weights storage", f">= {disk_needed_gb:,} GB ({requirements.kept_releases} kept + 1 new)",
             f"{size_gb:,.0f} GB on {device}",
-            "pass" if size_gb >= disk_needed_gb else "fail",
+            "pass" if roomy else "fail",
             "" if "nvme" in device else f"{weights_fs.get('existing_path')} is not on an NVMe device ({device})",
+            "" if roomy else _storage_fix(model, requirements.kept_releases, size_gb, disk_needed_gb),
         ))
     else:
         checks.append(Check("weights storage", f">= {disk_needed_gb:,} GB", "unknown", "warn",
                             "the filesystem under the weights path could not be read"))
 
     gbps, where = _network_gbps(hardware)
+    fast = gbps >= requirements.min_network_gbps
     checks.append(Check(
         "network", f">= {requirements.min_network_gbps:g} Gb/s", f"{gbps:g} Gb/s ({where})" if gbps else "unknown",
-        "pass" if gbps >= requirements.min_network_gbps else ("warn" if not gbps else "fail"),
+        "pass" if fast else ("warn" if not gbps else "fail"), "",
+        "" if fast or not gbps else
+        f"a NIC or InfiniBand port of >= {requirements.min_network_gbps:g} Gb/s, or lower preflight_min_network_gbps "
+        f"to {gbps:g}",
     ))
     if requirements.nodes > 1:
-        checks.append(_fabric_check(hardware, requirements.min_ib_gbps_multinode))
+        checks.append(_fabric_check(hardware, requirements.min_ib_gbps_multinode, _fits(model, gpus, engine, 1)))
 
     if gpus.driver_version:
         checks.append(Check("nvidia driver", "installed", gpus.driver_version, "pass"))
     elif gpus.count:
         checks.append(Check("nvidia driver", "installed", "not installed", "warn",
                             "the NVIDIA stack role installs it"))
+
+    checks += _precondition_checks(requirements, preconditions)
+    if hardware_references:
+        checks.append(_references_check(hardware_references))
 
     return PreflightReport(host=host, model=model.hf_repo, engine=engine, gpus=gpus, checks=checks, plan=plan)
 

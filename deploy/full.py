@@ -29,7 +29,7 @@ from roles.weights import tasks as weights
 from roles.settings import settings_for
 
 settings = settings_for(host)
-if preflight.check(settings.preflight, settings.deployment, settings.tuning):
+if preflight.check(settings.preflight, settings.deployment, settings.tuning, settings.serve, settings.weights):
     base.install(settings.base, node_facts=False)
     kernel.tune(settings.kernel)
     rdma = infiniband.install(settings.infiniband, settings.kernel)

@@ -10,4 +10,4 @@ from roles.preflight import tasks as preflight
 from roles.settings import settings_for
 
 settings = settings_for(host)
-preflight.check(settings.preflight, settings.deployment, settings.tuning)
+preflight.check(settings.preflight, settings.deployment, settings.tuning, settings.serve, settings.weights)

@@ -1,9 +1,11 @@
 """preflight: read-only checks of each host against the configured model and engine.
 
-Reads the batched hardware fact and the filesystem under the weights path, compares them
-with the requirements (deepseek_infra/preflight.py), prints the table, optionally writes a JSON
+Reads the batched hardware fact, the filesystem under the weights path and, when later roles
+assume them, the node's preconditions (an explicit ``serve_model_path`` holds a checkpoint,
+the weights source answers: one more command, ``Preconditions``), compares them with the
+requirements (deepseek_infra/preflight.py), prints the table, optionally writes a JSON
 report on the controller, and stops a failing host (or the whole run) before any role
-changes anything. Runs unchanged with ``--dry``.
+changes anything; the message ends with what to change. Runs unchanged with ``--dry``.
 """
 
 from __future__ import annotations
@@ -17,18 +19,49 @@ from pyinfra.api.exceptions import DeployError
 
 from deepseek_infra.catalog import get_model
 from deepseek_infra.facts.host import prepared_hardware
+from deepseek_infra.facts.preconditions import Preconditions, PreconditionsInfo
 from deepseek_infra.facts.storage import PathSpace
 from deepseek_infra.operations.node import preflight_gate
-from deepseek_infra.preflight import PreflightReport, Requirements, evaluate, reports_to_json
+from deepseek_infra.preflight import PreflightReport, Requirements, evaluate, reports_to_json, url_endpoint
 from deepseek_infra.runcache import run_cache
+from deepseek_node.weights.plan import CURRENT_LINK, model_slug
 from roles.tuning import tasks as tuning
 from roles.tuning.defaults import TuningDefaults
 from roles.deployment import DeploymentDefaults
 from roles.preflight.defaults import PreflightDefaults
-from roles.settings import replica_for
+from roles.serve.defaults import ServeDefaults
+from roles.settings import ROLE_FIELDS, hardware_references, replica_for, settings_for
+from deepseek_infra.hardware_refs import reference_problems
+from roles.weights.defaults import WeightsDefaults
+
+_SOURCE_SETTING = {"http": "weights_mirror_url", "hf": "weights_hf_endpoint"}
 
 
-def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults) -> Requirements:
+def model_path_to_check(serve: ServeDefaults, weights: WeightsDefaults, deployment: DeploymentDefaults) -> str | None:
+    """The explicit ``serve_model_path`` the engine will load, which must already hold a
+    checkpoint; None when serving is off, the path is unset, or it is the release the weights
+    role places in this very run (its ``current`` link or ``weights_revision``)."""
+    path = serve.serve_model_path
+    if path is None or not serve.serve_enabled:
+        return None
+    if weights.weights_source != "none" and weights.weights_action == "place":
+        releases = f"{weights.weights_models_dir}/{model_slug(deployment.deepseek_model)}"
+        if path.rstrip("/") in {f"{releases}/{CURRENT_LINK}", f"{releases}/{weights.weights_revision}"}:
+            return None
+    return path
+
+
+def weights_endpoint_of(weights: WeightsDefaults) -> tuple[str, str] | None:
+    """(setting, URL) the weights role downloads from on the node; None when it downloads nothing."""
+    setting = _SOURCE_SETTING.get(weights.weights_source)
+    url = getattr(weights, setting) if setting else None
+    if not url or weights.weights_action != "place":
+        return None
+    return setting, url
+
+
+def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults,
+                      serve: ServeDefaults | None = None, weights: WeightsDefaults | None = None) -> Requirements:
     return Requirements(
         min_gpu_memory_gib=config.preflight_min_gpu_memory_gib,
         min_compute_capability=config.preflight_min_compute_capability,
@@ -39,7 +72,31 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults)
         min_ib_gbps_multinode=config.preflight_min_ib_gbps_multinode,
         nodes=deployment.deepseek_nodes,
         max_model_len=deployment.deepseek_max_model_len,
+        model_path=model_path_to_check(serve, weights, deployment) if serve and weights else None,
+        weights_endpoint=weights_endpoint_of(weights) if weights else None,
+        release_path=(f"{weights.weights_models_dir}/{model_slug(deployment.deepseek_model)}/{weights.weights_revision}"
+                      if weights and weights_endpoint_of(weights) else None),
     )
+
+
+def failure_message(report: PreflightReport, whole_run: bool) -> str:
+    """What failed, then what to change: "...; change: <fix>; <fix>"."""
+    # A hardware reference's detail is what to look up (which CPUs, which GPUs): it goes in the message too.
+    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" + (f" [{c.detail}]" if c.name == "hardware references" else "")
+                        for c in report.failures)
+    if report.replica:
+        reasons += f"; {report.replica} cannot serve without it"
+    message = f"{report.host}: preflight failed ({reasons}); no host was changed" if whole_run else reasons
+    return message + (f"; change: {'; '.join(report.fixes)}" if report.fixes else "")
+
+
+def _preconditions(requirements: Requirements) -> PreconditionsInfo | None:
+    # One command for everything later roles assume; none at all when nothing is assumed.
+    endpoint = url_endpoint(requirements.weights_endpoint[1]) if requirements.weights_endpoint else None
+    if not requirements.model_path and endpoint is None:
+        return None
+    return host.get_fact(Preconditions, model_path=requirements.model_path, release_path=requirements.release_path,
+                         connect_host=endpoint[0] if endpoint else None, connect_port=endpoint[1] if endpoint else None)
 
 
 def _write_report(config: PreflightDefaults, report: PreflightReport) -> None:
@@ -51,15 +108,22 @@ def _write_report(config: PreflightDefaults, report: PreflightReport) -> None:
 
 
 @deploy("preflight: check")
-def check(config: PreflightDefaults, deployment: DeploymentDefaults, tuning_config: TuningDefaults) -> bool:
+def check(config: PreflightDefaults, deployment: DeploymentDefaults, tuning_config: TuningDefaults,
+          serve: ServeDefaults, weights: WeightsDefaults) -> bool:
     """Evaluate this host; True when it may be changed. Stops the host or the run otherwise."""
+    requirements = requirements_from(config, deployment, serve, weights)
+    hardware = prepared_hardware(host)
+    every_role = settings_for(host)  # hardware named by any role's settings (kernel, kvm, netcheck ...)
+    references = reference_problems(hardware, hardware_references(*(getattr(every_role, name) for name in ROLE_FIELDS)))
     report = evaluate(
         host.name,
-        prepared_hardware(host),
+        hardware,
         host.get_fact(PathSpace, path=config.preflight_weights_path),
         get_model(deployment.deepseek_model),
         deployment.deepseek_engine,
-        requirements_from(config, deployment),
+        requirements,
+        preconditions=_preconditions(requirements),
+        hardware_references=references,
     )
     replica = replica_for(host)
     if replica is not None and len(replica.hosts) > 1:  # name the replica a failing host stops
@@ -69,10 +133,7 @@ def check(config: PreflightDefaults, deployment: DeploymentDefaults, tuning_conf
     logger.info(tuning.pinning_summary(tuning_config, deployment))  # what the tuning role will write
     if report.passed:
         return True
-    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" for c in report.failures)
-    if report.replica:
-        reasons += f"; {report.replica} cannot serve without it"
     if config.preflight_on_failure == "run":
-        raise DeployError(f"{host.name}: preflight failed ({reasons}); no host was changed")
-    preflight_gate(name="Ensure the host passed preflight", failures=reasons)
+        raise DeployError(failure_message(report, whole_run=True))
+    preflight_gate(name="Ensure the host passed preflight", failures=failure_message(report, whole_run=False))
     return False

@@ -63,9 +63,9 @@ def workstation_rtx6000ada() -> dict:
     }
 
 
-def evaluate(host: str, sections: dict, *rest):
+def evaluate(host: str, sections: dict, *rest, **keywords):
     """Preflight of a host whose sections are what the facts' parsers return."""
-    return evaluate_hardware(host, Hardware.from_sections(sections), *rest)
+    return evaluate_hardware(host, Hardware.from_sections(sections), *rest, **keywords)
 
 
 def verdicts(report) -> dict[str, str]:
@@ -217,3 +217,231 @@ def test_no_rdma_device_says_so_instead_of_blaming_the_fabric():
     report = evaluate("hgx-1", fresh, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
     assert [check.found for check in report.failures] == [
         "no RDMA device in /sys/class/infiniband (HCA driver not loaded?)"]
+
+
+# --- fixes: every failing check names the setting to change and, where computable, the value ---
+
+def failing(report, name: str):
+    (check,) = [check for check in report.failures if check.name == name]
+    assert check.fix, check
+    return check
+
+
+def test_v3_on_one_h100_node_is_told_to_use_two_nodes_and_two_pass():
+    report = evaluate("hgx", hgx_h100_without_driver(), NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements())
+    assert failing(report, "serving plan").fix == "deepseek_nodes = 2"
+    assert report.fixes == ["deepseek_nodes = 2"]
+    assert [check["fix"] for check in report.to_dict()["checks"] if check["verdict"] == "fail"] == ["deepseek_nodes = 2"]
+    table = report.render_table()
+    assert table.endswith("  change:\n    serving plan: deepseek_nodes = 2"), table
+    assert all(not check.fix for check in report.checks if check.verdict != "fail")
+
+
+def test_a_too_long_context_is_told_the_most_that_fits_or_more_nodes():
+    report = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("r1-distill-qwen-32b"), "vllm",
+                      Requirements(min_cpu_cores=16, max_model_len=131072))
+    fix = failing(report, "serving plan").fix
+    assert fix == "deepseek_max_model_len = 70656 (the most that fits on 1 node), or deepseek_nodes = 2"
+    for applied in (Requirements(min_cpu_cores=16, max_model_len=70656),
+                    Requirements(min_cpu_cores=16, max_model_len=131072, nodes=2)):
+        again = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("r1-distill-qwen-32b"), "vllm", applied)
+        assert verdicts(again)["serving plan"] == "pass", again.render_table()
+
+
+def test_transformers_on_one_gpu_is_told_the_sharding_engines():
+    report = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("r1-distill-qwen-32b"), "transformers",
+                      Requirements(min_cpu_cores=16))
+    assert failing(report, "serving plan").fix == "deepseek_engine = vllm, or deepseek_engine = sglang"
+
+
+def test_no_node_count_fits_names_the_largest_catalog_model_that_fits_one_node():
+    report = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("r1-distill-llama-70b"), "transformers",
+                      Requirements(min_cpu_cores=16))
+    fix = failing(report, "serving plan").fix
+    assert fix.startswith("deepseek_model = deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct "), fix
+    alternative = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("coder-v2-lite"), "transformers",
+                           Requirements(min_cpu_cores=16))
+    assert alternative.passed, alternative.render_table()
+
+
+def test_an_invalid_plan_names_the_engine_or_the_context():
+    engine = evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"), "transformers", Requirements())
+    assert failing(engine, "serving plan").fix == "deepseek_engine = sglang or vllm"
+    context = evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(max_model_len=200000))
+    assert failing(context, "serving plan").fix == "deepseek_max_model_len = 163840 or less, or unset it"
+
+
+def test_fp8_on_ampere_names_a_model_the_gpus_run():
+    a100 = {**hgx_h100_without_driver(), "nvidia_pci": pci_gpus("20b2", 8)}
+    report = evaluate("a100", a100, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements())
+    fix = failing(report, "compute capability").fix
+    assert fix == ("deepseek_model = deepseek-ai/DeepSeek-R1-Distill-Llama-70B (needs 8), "
+                   "or GPUs of compute capability >= 8.9")
+    assert evaluate("a100", a100, NVME_30TB, get_model("r1-distill-llama-70b"), "vllm", Requirements()).passed
+
+
+def test_a_site_bar_above_the_model_need_is_lowered_after_the_hardware_fix():
+    report = evaluate("ws", workstation_rtx6000ada(), NVME_30TB, get_model("r1-distill-qwen-7b"), "vllm",
+                      Requirements(min_cpu_cores=16, min_compute_capability=9.0))
+    assert failing(report, "compute capability").fix == (
+        "GPUs of compute capability >= 9.0, or lower preflight_min_compute_capability to 8.9")
+
+
+def test_threshold_fixes_pass_when_applied():
+    """The value a threshold fix names is one the host passes: apply it and the check passes."""
+    rtx4090 = {**workstation_rtx6000ada(), "nvidia_pci": pci_gpus("2684", 8), "meminfo": {"mem_total_mb": 60_000},
+               "network": {"eno1": {"state": "up", "speed_mbps": 1000, "mtu": 1500, "mac": "x", "type": "ether"}}}
+    model = get_model("r1-distill-qwen-7b")
+    report = evaluate("g", rtx4090, NVME_30TB, model, "vllm", Requirements())
+    fixes = {check.name: check.fix for check in report.failures}
+    assert fixes == {
+        "gpu memory": "GPUs of >= 40 GiB, or lower preflight_min_gpu_memory_gib to 23 (the serving plan fits these GPUs)",
+        "cpu cores": "a host with >= 32 physical cores, or lower preflight_min_cpu_cores to 24",
+        "memory": "a host with >= 64 GiB of RAM, or lower preflight_min_memory_gib to 58",
+        "network": "a NIC or InfiniBand port of >= 10 Gb/s, or lower preflight_min_network_gbps to 1",
+    }
+    lowered = Requirements(min_gpu_memory_gib=23, min_cpu_cores=24, min_memory_gib=58, min_network_gbps=1)
+    assert evaluate("g", rtx4090, NVME_30TB, model, "vllm", lowered).passed
+
+
+def test_a_multi_node_replica_without_fabric_is_told_one_node_when_the_model_fits_one():
+    no_ib = {**hgx_h100_without_driver(), "ibstat": []}
+    small = evaluate("hgx", no_ib, NVME_30TB, get_model("r1-distill-qwen-7b"), "vllm", Requirements(nodes=2))
+    assert failing(small, "infiniband").fix.startswith("deepseek_nodes = 1 (the model fits one node), or an InfiniBand HCA")
+    big = evaluate("hgx", no_ib, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(nodes=2))
+    assert failing(big, "infiniband").fix == "an InfiniBand HCA with an active port of >= 200 Gb/s on this node"
+    slow = evaluate("hgx", hgx_h100_without_driver(), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                    Requirements(nodes=2, min_ib_gbps_multinode=800))
+    assert failing(slow, "infiniband").fix == (
+        "InfiniBand ports of >= 800 Gb/s, or lower preflight_min_ib_gbps_multinode to 400")
+
+
+def test_storage_fix_names_the_filesystem_and_fewer_kept_releases_when_they_fit():
+    two_tb = {**NVME_30TB, "size_bytes": 2_000_000_000_000}
+    report = evaluate("dgx", dgx_h200(), two_tb, get_model("deepseek-v3"), "vllm", Requirements())
+    assert failing(report, "weights storage").fix == (
+        "weights_models_dir and preflight_weights_path on a filesystem of >= 2,273 GB, "
+        "or preflight_kept_releases = 1 and weights_keep_releases = 1 (fewer releases to roll back to)")
+    assert evaluate("dgx", dgx_h200(), two_tb, get_model("deepseek-v3"), "vllm", Requirements(kept_releases=1)).passed
+    one_tb = {**NVME_30TB, "size_bytes": 1_000_000_000_000}  # not even two copies: only a bigger filesystem
+    report = evaluate("dgx", dgx_h200(), one_tb, get_model("deepseek-v3"), "vllm", Requirements())
+    assert failing(report, "weights storage").fix == (
+        "weights_models_dir and preflight_weights_path on a filesystem of >= 2,273 GB")
+
+
+def test_no_gpus_names_the_cpu_engine_or_a_model_it_serves():
+    no_gpu = {**workstation_rtx6000ada(), "nvidia_pci": []}
+    distill = evaluate("cpu", no_gpu, NVME_30TB, get_model("r1-distill-qwen-1.5b"), "vllm", Requirements(min_cpu_cores=8))
+    assert failing(distill, "gpus").fix == "deepseek_engine = transformers (serves on the CPU), or a host with NVIDIA GPUs"
+    v3 = evaluate("cpu", no_gpu, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(min_cpu_cores=8))
+    assert failing(v3, "gpus").fix == (
+        "a host with NVIDIA GPUs (DeepSeek-V3 runs on sglang or vllm only), or deepseek_engine = transformers "
+        "with deepseek_model = deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+
+
+def test_every_failing_check_has_a_fix_without_the_message_separator():
+    rtx4090 = {**workstation_rtx6000ada(), "nvidia_pci": pci_gpus("2684", 8), "meminfo": {"mem_total_mb": 60_000}}
+    report = evaluate("g", rtx4090, {**NVME_30TB, "size_bytes": 10**12}, get_model("deepseek-r1"), "sglang",
+                      Requirements(nodes=2, model_path="/srv/m",
+                                   weights_endpoint=("weights_hf_endpoint", "https://hf.internal")),
+                      preconditions={"model_path": "missing", "endpoint": {"reachable": False, "error": "x"}},
+                      hardware_references=[("kernel_isolated_cpus", "CPU 99 is not online")])
+    assert len(report.failures) >= 8, report.render_table()
+    assert all(check.fix and ";" not in check.fix for check in report.failures), report.render_table()
+
+
+# --- what later roles assume: an explicit checkpoint path, a reachable weights source ---
+
+MIRROR = ("weights_mirror_url", "http://mirror.dc1:8080/models")
+
+
+def preconditions_report(preconditions=None, **requirements):
+    return evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(**requirements),
+                    preconditions=preconditions)
+
+
+def test_nothing_assumed_adds_no_rows():
+    report = preconditions_report({"model_path": "missing"})
+    assert {"model path", "weights source"}.isdisjoint(verdicts(report))
+    assert report.passed
+
+
+@pytest.mark.parametrize(("state", "verdict", "found"), [
+    ("checkpoint", "pass", "config.json present"),
+    ("no-config", "fail", "a directory without config.json"),
+    ("not-a-directory", "fail", "not a directory"),
+    ("missing", "fail", "nothing there"),
+])
+def test_an_explicit_model_path_must_hold_a_checkpoint(state, verdict, found):
+    report = preconditions_report({"model_path": state}, model_path="/srv/ckpt")
+    (check,) = [check for check in report.checks if check.name == "model path"]
+    assert (check.verdict, check.found) == (verdict, found)
+    assert "serve_model_path" in check.needed
+    expected = "place the checkpoint at /srv/ckpt or unset serve_model_path (the weights role's release is used)"
+    assert check.fix == ("" if verdict == "pass" else expected)
+
+
+def test_an_unread_model_path_warns():
+    report = preconditions_report(None, model_path="/srv/ckpt")
+    assert verdicts(report)["model path"] == "warn" and report.passed
+
+
+def test_the_weights_source_must_answer_from_the_node():
+    reached = preconditions_report({"endpoint": {"reachable": True, "error": None}}, weights_endpoint=MIRROR)
+    assert verdicts(reached)["weights source"] == "pass"
+    refused = preconditions_report({"endpoint": {"reachable": False, "error": "Connection refused"}},
+                                   weights_endpoint=MIRROR)
+    check = failing(refused, "weights source")
+    assert (check.needed, check.found) == ("TCP to mirror.dc1:8080 (weights_mirror_url)", "Connection refused")
+    assert check.fix == ("weights_mirror_url = a URL this node reaches, or open mirror.dc1:8080 to it "
+                         "(route, firewall, DNS)")
+    untried = preconditions_report({"endpoint": {"reachable": None, "error": "bash or timeout not found on the node"}},
+                                   weights_endpoint=MIRROR)
+    assert verdicts(untried)["weights source"] == "warn" and untried.passed
+
+
+def test_an_unreachable_source_only_warns_when_the_release_is_on_disk_already():
+    report = preconditions_report({"endpoint": {"reachable": False, "error": "Connection refused"},
+                                   "release_present": True}, weights_endpoint=MIRROR,
+                                  release_path="/var/lib/deepseek/models/deepseek-ai--DeepSeek-V3/v1")
+    (check,) = [check for check in report.checks if check.name == "weights source"]
+    assert (check.verdict, check.fix) == ("warn", "")
+    assert check.detail == ("/var/lib/deepseek/models/deepseek-ai--DeepSeek-V3/v1 is on disk already; only a new "
+                            "weights_revision needs http://mirror.dc1:8080/models")
+    assert report.passed
+    absent = preconditions_report({"endpoint": {"reachable": False, "error": "Connection refused"},
+                                   "release_present": False}, weights_endpoint=MIRROR, release_path="/x/v1")
+    assert not absent.passed
+
+
+def test_a_url_without_a_usable_port_fails_naming_its_setting():
+    report = preconditions_report({}, weights_endpoint=("weights_hf_endpoint", "https://hf.internal:99999/"))
+    check = failing(report, "weights source")
+    assert check.fix == "weights_hf_endpoint = http(s)://HOST[:PORT]/..."
+
+
+def test_url_endpoint_defaults_the_port_by_scheme():
+    from deepseek_infra.preflight import url_endpoint
+
+    assert url_endpoint("https://user:pw@hf.internal/x") == ("hf.internal", 443)
+    assert url_endpoint("http://mirror") == ("mirror", 80)
+    assert url_endpoint("http://[fd00::5]:8080/m") == ("fd00::5", 8080)
+    assert url_endpoint("http://m:notaport/") is None and url_endpoint("ftp://m/") is None
+
+
+# --- settings that name hardware the host lacks (computed elsewhere, shown here) ---
+
+def test_hardware_references_fail_naming_each_setting():
+    references = [("tuning_gpu_indices", "GPU 9 is not on this host (it has 0-7)"),
+                  ("kernel_isolated_cpus", "CPU 200 is not online"),
+                  ("tuning_gpu_indices", "GPU 12 is not on this host (it has 0-7)")]
+    report = evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(),
+                      hardware_references=references)
+    check = failing(report, "hardware references")
+    assert check.found == "3 not on this host (tuning_gpu_indices, kernel_isolated_cpus)"
+    assert check.detail == ("tuning_gpu_indices: GPU 9 is not on this host (it has 0-7); "
+                            "kernel_isolated_cpus: CPU 200 is not online; "
+                            "tuning_gpu_indices: GPU 12 is not on this host (it has 0-7)")
+    assert check.fix == "set tuning_gpu_indices, kernel_isolated_cpus to what this host has"
+    assert "hardware references" not in verdicts(evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"),
+                                                          "vllm", Requirements(), hardware_references=()))
