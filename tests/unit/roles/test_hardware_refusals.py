@@ -88,3 +88,18 @@ def test_the_same_settings_on_a_host_that_has_the_hardware_prepare(monkeypatch, 
                                                                    "tuning_nccl_env": {"NCCL_SOCKET_IFNAME": "eth0"}})
     add_deploy(state, roles["tuning"].place, settings.tuning, settings.deployment)
     assert len(state.get_op_order()) == 1
+
+
+def test_the_serve_role_refuses_extra_args_restating_the_plan_with_the_planned_value(monkeypatch, h200_vm):
+    """serve_extra_args against the plan for this host's GPUs (1 H200): refused while preparing."""
+    from roles.serve import tasks as serve
+
+    monkeypatch.setattr(serve, "hardware", lambda target: h200_vm)
+    state, host, settings, _ = prepared(monkeypatch, h200_vm, {"serve_extra_args": ["--tensor-parallel-size", "8"]})
+    with pytest.raises(DeployError) as raised:
+        add_deploy(state, serve.install, settings.serve, settings.deployment, settings.weights)
+    assert str(raised.value) == (
+        "@local: serve_extra_args: --tensor-parallel-size 8 restates a flag the collection sets (planned: "
+        "--tensor-parallel-size 1); remove it from serve_extra_args and change deepseek_nodes or tuning_gpu_indices "
+        "(the plan spreads the model over the GPUs it is given) instead")
+    assert state.get_op_order() == []

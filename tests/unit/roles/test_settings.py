@@ -56,6 +56,10 @@ BAD_INPUTS = [
     ("port-engine-gateway", {"gateway_port": 8000}, "gateway_port", "port 8000 is already serve_port's"),
     ("port-exporter-gateway", {"exporters_node_exporter_port": 8443}, "exporters_node_exporter_port",
      "port 8443 is already gateway_port's"),
+    ("node-path-relative", {"monitoring_gateway_ca_file": "certs/ca.pem"}, "monitoring_gateway_ca_file",
+     "expected an absolute path on the node, found 'certs/ca.pem'"),
+    ("grant-unserved-model", {"gateway_users": {"alice": {"deepseek-ai/DeepSeek-V3": "read"}}}, "gateway_users",
+     "alice: grant for 'deepseek-ai/DeepSeek-V3', which this host does not serve"),
 ]
 
 
