@@ -81,10 +81,11 @@ ROLE_FIELDS: dict[str, type[RoleDefaults]] = get_type_hints(HostSettings)
 ROLE_DEFAULTS: tuple[type[RoleDefaults], ...] = tuple(ROLE_FIELDS.values())
 
 
-def served_grant_problems(parsed: Mapping[type[RoleDefaults], RoleDefaults]) -> list[tuple[str, str]]:
+def served_grant_problems(deployment: DeploymentDefaults, gateway: GatewayDefaults) -> list[tuple[str, str]]:
     """Grants in gateway_users for a model this host's gateway does not route (deepseek_model
-    and gateway_upstreams): a grant nobody can use, most often a misspelt model id."""
-    deployment, gateway = parsed[DeploymentDefaults], parsed[GatewayDefaults]
+    and gateway_upstreams): a grant nobody can use, most often a misspelt model id. Checked by
+    the gateway role while preparing, not in the validation pass: a read-only what-if such as
+    ``deploy/preflight.py --data deepseek_model=...`` installs no gateway and is not refused."""
     served = sorted({deployment.deepseek_model, *gateway.gateway_upstreams})
     problems = []
     for user, grants in sorted(gateway.gateway_users.items()):
@@ -95,10 +96,6 @@ def served_grant_problems(parsed: Mapping[type[RoleDefaults], RoleDefaults]) -> 
                              f"(it serves {', '.join(served)}){hint} Grant a served model, route {model!r} in "
                              "gateway_upstreams, or change deepseek_model"))
     return problems
-
-
-#: Rules that span roles, run once every role's settings of a host parsed.
-CROSS_CHECKS = (served_grant_problems,)
 
 
 def group_conflicts(groups_data: Mapping[str, Mapping[str, Any]], explicit: set[str]) -> list[tuple[str, str]]:
@@ -140,7 +137,6 @@ def validate_inventory(state: State) -> dict[str, HostSettings]:
             continue
         parsed, host_problems = validate_host_data(
             inventory_host.name, data, ROLE_DEFAULTS, connector_keys, global_arguments=global_arguments,
-            cross_checks=CROSS_CHECKS,
         )
         groups_data = {group: inventory.get_group_data(group) for group in inventory_host.groups}
         host_problems += [(inventory_host.name, key, message) for key, message in group_conflicts(
@@ -196,9 +192,13 @@ def hardware_references(*role_settings: RoleDefaults) -> dict[str, object]:
             if key in type(settings).model_fields}
 
 
+def refuse(target: Host, problems: list[tuple[str, str]]) -> None:
+    """DeployError naming ``target`` and each ``(setting, message)``; raised while preparing."""
+    if problems:
+        raise DeployError(str(HostDataError([(target.name, key, message) for key, message in problems])))
+
+
 def refuse_missing_hardware(target: Host, hardware: Hardware, *role_settings: RoleDefaults) -> None:
     """DeployError naming the host and each setting that names hardware ``target`` lacks;
     called while preparing, so nothing has changed on any host yet."""
-    problems = reference_problems(hardware, hardware_references(*role_settings))
-    if problems:
-        raise DeployError(str(HostDataError([(target.name, key, message) for key, message in problems])))
+    refuse(target, reference_problems(hardware, hardware_references(*role_settings)))

@@ -44,7 +44,7 @@ from roles import template_path
 from roles.deployment import DeploymentDefaults
 from roles.gateway.defaults import GatewayDefaults
 from roles.gateway.policy import derived_input_hash_key, read_keys_file, seed_document, seed_warnings
-from roles.settings import replica_for
+from roles.settings import refuse, replica_for, served_grant_problems
 
 SOFTWARE_DIR = f"{paths.SOFTWARE_DIR}/gateway"
 VENV = f"{SOFTWARE_DIR}/venv"  # deepseek-node[gateway]
@@ -101,6 +101,7 @@ def node_config(config: GatewayDefaults, deployment: DeploymentDefaults) -> Gate
 
 @deploy("gateway: install")
 def install(config: GatewayDefaults, deployment: DeploymentDefaults) -> None:
+    refuse(host, served_grant_problems(deployment, config))  # grants for models this gateway does not route
     replica = replica_for(host)
     if replica is not None and not replica.is_head(host.name):
         _none_on_worker(replica.describe())

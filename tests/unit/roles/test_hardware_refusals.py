@@ -1,4 +1,5 @@
-"""Roles refuse, while preparing, settings that name hardware the host does not have.
+"""Roles refuse, while preparing, settings that name hardware the host does not have, or that
+contradict what the host will run (planned engine flags, grants for models it does not route).
 
 Each role is prepared for real (pyinfra's add_deploy on @local) with the host's reading
 replaced by a real capture (tests/fixtures/hw/gpu-host: an H200 VM with 1 GPU, 16 CPUs,
@@ -103,3 +104,16 @@ def test_the_serve_role_refuses_extra_args_restating_the_plan_with_the_planned_v
         "--tensor-parallel-size 1); remove it from serve_extra_args and change deepseek_nodes or tuning_gpu_indices "
         "(the plan spreads the model over the GPUs it is given) instead")
     assert state.get_op_order() == []
+
+
+def test_the_gateway_role_refuses_a_grant_for_a_model_it_does_not_route(monkeypatch, h200_vm):
+    from roles.gateway import tasks as gateway
+
+    state, host, settings, _ = prepared(monkeypatch, h200_vm, {
+        "gateway_users": {"alice": {"deepseek-ai/DeepSeek-V3": "read"}}})  # the default model is R1-Distill-Qwen-7B
+    with pytest.raises(DeployError) as raised:
+        add_deploy(state, gateway.install, settings.gateway, settings.deployment)
+    message = str(raised.value)
+    assert ("@local: gateway_users: alice: grant for 'deepseek-ai/DeepSeek-V3', which this host does not serve "
+            "(it serves deepseek-ai/DeepSeek-R1-Distill-Qwen-7B)") in message
+    assert "no host was changed" in message and state.get_op_order() == []
