@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 
 from deepseek_infra.catalog import GQA, MLA, ENGINES, ModelSpec, UnknownModelError, get_model, list_models
+from deepseek_infra.sizing import plan_serving
+from lab import hwsim
 
 EXPECTED_REPOS = (
     "deepseek-ai/DeepSeek-V3",
@@ -26,6 +28,20 @@ EXPECTED_REPOS = (
     "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct",
     "deepseek-ai/deepseek-llm-7b-chat",
     "deepseek-ai/DeepSeek-OCR",
+    # issue 22
+    "deepseek-ai/DeepSeek-V3-0324",
+    "deepseek-ai/DeepSeek-V3.1-Terminus",
+    "deepseek-ai/DeepSeek-V3.2",
+    "deepseek-ai/DeepSeek-V2-Chat",
+    "deepseek-ai/DeepSeek-V2.5",
+    "deepseek-ai/DeepSeek-V2-Lite-Chat",
+    "deepseek-ai/DeepSeek-Coder-V2-Instruct",
+    "deepseek-ai/DeepSeek-Coder-V2-Lite-Base",
+    "deepseek-ai/deepseek-coder-1.3b-instruct",
+    "deepseek-ai/deepseek-coder-6.7b-instruct",
+    "deepseek-ai/deepseek-coder-33b-instruct",
+    "deepseek-ai/deepseek-llm-67b-chat",
+    "deepseek-ai/deepseek-math-7b-rl",
 )
 
 
@@ -61,6 +77,20 @@ def test_every_model_resolves_by_repo_name_and_aliases(repo):
         ("coder-v2-lite", "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"),
         ("deepseek-llm-7b-chat", "deepseek-ai/deepseek-llm-7b-chat"),
         ("ocr", "deepseek-ai/DeepSeek-OCR"),
+        ("v3-0324", "deepseek-ai/DeepSeek-V3-0324"),
+        ("v3.1-terminus", "deepseek-ai/DeepSeek-V3.1-Terminus"),
+        ("v3.2", "deepseek-ai/DeepSeek-V3.2"),
+        ("deepseek-v3.2", "deepseek-ai/DeepSeek-V3.2"),
+        ("v2-chat", "deepseek-ai/DeepSeek-V2-Chat"),
+        ("v2.5", "deepseek-ai/DeepSeek-V2.5"),
+        ("v2-lite-chat", "deepseek-ai/DeepSeek-V2-Lite-Chat"),
+        ("coder-v2", "deepseek-ai/DeepSeek-Coder-V2-Instruct"),
+        ("coder-v2-lite-base", "deepseek-ai/DeepSeek-Coder-V2-Lite-Base"),
+        ("coder-1.3b", "deepseek-ai/deepseek-coder-1.3b-instruct"),
+        ("coder-6.7b-instruct", "deepseek-ai/deepseek-coder-6.7b-instruct"),
+        ("coder-33b", "deepseek-ai/deepseek-coder-33b-instruct"),
+        ("llm-67b-chat", "deepseek-ai/deepseek-llm-67b-chat"),
+        ("math-7b-rl", "deepseek-ai/deepseek-math-7b-rl"),
     ],
 )
 def test_short_names(alias, repo):
@@ -142,3 +172,240 @@ def test_spec_validation_rejects_unknown_engine():
         dataclasses.replace(spec, engines=frozenset({"vllm", "tgi"}))
     with pytest.raises(ValueError, match="dtype"):
         dataclasses.replace(spec, dtype="fp16")
+
+
+# --- issue 22: new releases ---------------------------------------------------------------
+
+
+def test_prefixes_of_newer_releases_do_not_shadow_older_ones():
+    # "v3.2" must not resolve to V3.2-Exp (nor the reverse), "coder-v2" not to the Lite models
+    assert get_model("v3.2") is not get_model("v3.2-exp")
+    assert get_model("coder-v2") is not get_model("coder-v2-lite")
+    assert get_model("deepseek-v3") is not get_model("deepseek-v3-0324")
+    assert get_model("v3.1") is not get_model("v3.1-terminus")
+
+
+@pytest.mark.parametrize(
+    ("name", "layers", "kv_bytes"),
+    [
+        # MLA: num_hidden_layers * (kv_lora_rank 512 + qk_rope_head_dim 64) * 2 bytes
+        ("v2-chat", 60, 60 * 576 * 2),
+        ("v2.5", 60, 60 * 576 * 2),
+        ("coder-v2", 60, 60 * 576 * 2),
+        ("v2-lite-chat", 27, 27 * 576 * 2),
+        ("coder-v2-lite-base", 27, 27 * 576 * 2),
+        ("v3-0324", 61, 61 * 576 * 2),
+        ("v3.1-terminus", 61, 61 * 576 * 2),
+        # V3.2: V3's latent plus 132 bytes of FP8 indexer key + scale per layer, like V3.2-Exp
+        ("v3.2", 61, 61 * (576 * 2 + 132)),
+    ],
+)
+def test_kv_bytes_per_token_new_mla_entries(name, layers, kv_bytes):
+    spec = get_model(name)
+    assert isinstance(spec.attention, MLA)
+    assert (spec.attention.kv_lora_rank, spec.attention.qk_rope_head_dim, spec.attention.num_layers) == (512, 64, layers)
+    assert spec.kv_cache_bytes_per_token() == kv_bytes
+
+
+@pytest.mark.parametrize(
+    ("name", "layers", "heads", "kv_heads", "kv_bytes"),
+    [
+        # GQA/MHA: 2 (K and V) * num_hidden_layers * num_key_value_heads * head_dim 128 * 2 bytes
+        ("coder-1.3b", 24, 16, 16, 2 * 24 * 16 * 128 * 2),  # hidden 2048 / 16 heads = 128
+        ("coder-6.7b", 32, 32, 32, 2 * 32 * 32 * 128 * 2),  # hidden 4096 / 32 heads
+        ("coder-33b", 62, 56, 8, 2 * 62 * 8 * 128 * 2),  # hidden 7168 / 56 heads, 8 kv heads
+        ("llm-67b-chat", 95, 64, 8, 2 * 95 * 8 * 128 * 2),  # hidden 8192 / 64 heads, 8 kv heads
+        ("math-7b-rl", 30, 32, 32, 2 * 30 * 32 * 128 * 2),  # hidden 4096 / 32 heads
+    ],
+)
+def test_kv_bytes_per_token_new_gqa_entries(name, layers, heads, kv_heads, kv_bytes):
+    spec = get_model(name)
+    assert isinstance(spec.attention, GQA)
+    assert (spec.attention.num_layers, spec.num_attention_heads, spec.attention.num_kv_heads) == (layers, heads, kv_heads)
+    assert spec.attention.head_dim == 128
+    assert spec.kv_cache_bytes_per_token() == kv_bytes
+    assert spec.kv_cache_bytes_per_token(kv_dtype_bytes=1) == kv_bytes // 2
+
+
+def test_new_entries_architecture_dtype_and_context():
+    expected = {
+        "v3-0324": ("DeepseekV3ForCausalLM", "fp8", 163840, 8.9),
+        "v3.1-terminus": ("DeepseekV3ForCausalLM", "fp8", 163840, 8.9),
+        "v3.2": ("DeepseekV32ForCausalLM", "fp8", 163840, 9.0),
+        "v2-chat": ("DeepseekV2ForCausalLM", "bf16", 163840, 8.0),
+        "v2.5": ("DeepseekV2ForCausalLM", "bf16", 163840, 8.0),
+        "coder-v2": ("DeepseekV2ForCausalLM", "bf16", 163840, 8.0),
+        "v2-lite-chat": ("DeepseekV2ForCausalLM", "bf16", 163840, 8.0),
+        "coder-v2-lite-base": ("DeepseekV2ForCausalLM", "bf16", 163840, 8.0),
+        "coder-1.3b": ("LlamaForCausalLM", "bf16", 16384, 8.0),
+        "coder-6.7b": ("LlamaForCausalLM", "bf16", 16384, 8.0),
+        "coder-33b": ("LlamaForCausalLM", "bf16", 16384, 8.0),
+        "llm-67b-chat": ("LlamaForCausalLM", "bf16", 4096, 8.0),
+        "math-7b-rl": ("LlamaForCausalLM", "bf16", 4096, 8.0),
+    }
+    for name, (arch, dtype, context, cc) in expected.items():
+        spec = get_model(name)
+        found = (spec.architecture, spec.dtype, spec.context_length, spec.min_compute_capability)
+        assert found == (arch, dtype, context, cc), f"{spec.hf_repo}: {found}"
+
+
+def test_bf16_checkpoint_sizes_match_the_parameter_count_of_their_config():
+    # 2 bytes per parameter, parameters counted from config.json (see the catalog comments):
+    # DeepSeek-V2 235,741,434,880; V2-Lite 15,706,484,224; coder-1.3b 1,346,471,936;
+    # coder-6.7b 6,740,512,768; coder-33b 33,342,991,360; llm-67b 67,425,001,472; math-7b 6,910,365,696
+    for name, params in [("v2-chat", 235_741_434_880), ("coder-v2", 235_741_434_880), ("v2.5", 235_741_434_880),
+                         ("v2-lite-chat", 15_706_484_224), ("coder-v2-lite-base", 15_706_484_224),
+                         ("coder-1.3b", 1_346_471_936), ("coder-6.7b", 6_740_512_768),
+                         ("coder-33b", 33_342_991_360), ("llm-67b-chat", 67_425_001_472),
+                         ("math-7b-rl", 6_910_365_696)]:
+        spec = get_model(name)
+        assert spec.weights_gb == pytest.approx(params * 2 / 1e9, abs=0.03), spec.hf_repo
+
+
+# --- sizing of every catalog model on the lab's shipped GPU profiles -----------------------
+
+
+def _lab_gpus():
+    for name in hwsim.list_profiles():
+        gpus = hwsim.load_profile(name)["gpus"]
+        yield name, len(gpus), float(gpus[0]["memory.total"].split()[0])
+
+
+LAB_GPUS = {name: (count, mib) for name, count, mib in _lab_gpus()}
+
+
+def test_lab_ships_the_three_gpu_profiles_this_file_plans_for():
+    assert LAB_GPUS == {"dgx-h200-8x": (8, 143771.0), "hgx-h100-8x": (8, 81559.0),
+                        "workstation-rtx6000ada-2x": (2, 49140.0)}
+
+
+@pytest.mark.parametrize("profile", sorted(LAB_GPUS))
+@pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.name)
+def test_every_model_plans_on_every_lab_profile(spec, profile):
+    count, mib = LAB_GPUS[profile]
+    for engine in sorted(spec.engines):
+        plan = plan_serving(spec, gpu_memory_mib=mib, gpus_per_node=count, engine=engine)
+        where = f"{spec.name} on {profile} with {engine}: {plan.reason}"
+        assert plan.reason and plan.reason.startswith(spec.name), where
+        if plan.fits:
+            assert plan.nodes == 1 and plan.gpus <= count, where
+            assert spec.num_attention_heads % plan.tensor_parallel_size == 0, where
+            assert spec.min_context_length <= plan.max_model_len <= spec.context_length, where
+            used = plan.weights_gib_per_gpu + plan.kv_gib_per_gpu + plan.reserve_gib_per_gpu
+            assert used <= mib / 1024 * plan.gpu_memory_utilization + 0.01, where
+        else:
+            assert (plan.nodes > 1 or "does not fit" in plan.reason
+                    or "transformers is planned on a single GPU" in plan.reason), where
+            assert plan.nodes == 0 or plan.tensor_parallel_size * plan.pipeline_parallel_size == plan.gpus, where
+
+
+def _plan(name, profile, engine="vllm"):
+    count, mib = LAB_GPUS[profile]
+    return plan_serving(name, gpu_memory_mib=mib, gpus_per_node=count, engine=engine)
+
+
+def test_v2_236b_fits_one_h100_node_and_refuses_the_workstation():
+    plan = _plan("v2-chat", "hgx-h100-8x")
+    assert (plan.fits, plan.tensor_parallel_size, plan.pipeline_parallel_size) == (True, 8, 1), plan.reason
+    assert plan.max_model_len == 163840  # 471.48 GB / 8 leaves room for the 69,120-byte latent
+    assert plan.weights_gib_per_gpu == pytest.approx(471.48e9 / 2**30 / 8, abs=0.01)
+    h200 = _plan("v2-chat", "dgx-h200-8x")
+    assert (h200.fits, h200.tensor_parallel_size) == (True, 4), h200.reason
+    ws = _plan("v2-chat", "workstation-rtx6000ada-2x")
+    assert not ws.fits and ws.nodes > 1, ws.reason
+    single = _plan("v2-chat", "hgx-h100-8x", engine="transformers")
+    assert not single.fits and "transformers is planned on a single GPU" in single.reason
+
+
+def test_v32_needs_two_h100_nodes_like_v32_exp():
+    for name in ("v3.2", "v3.2-exp"):
+        plan = _plan(name, "hgx-h100-8x")
+        assert not plan.fits and (plan.tensor_parallel_size, plan.pipeline_parallel_size, plan.nodes) == (8, 2, 2), plan.reason
+        assert _plan(name, "dgx-h200-8x").fits
+
+
+def test_dense_coder_and_llm_models_on_the_workstation():
+    coder = _plan("coder-33b", "workstation-rtx6000ada-2x")
+    assert (coder.fits, coder.tensor_parallel_size, coder.max_model_len) == (True, 2, 16384), coder.reason
+    llm = _plan("llm-67b-chat", "workstation-rtx6000ada-2x")
+    assert not llm.fits and llm.nodes == 2, llm.reason  # 134.85 GB does not fit 2 x 48 GB
+    assert _plan("llm-67b-chat", "hgx-h100-8x").tensor_parallel_size == 2
+    small = _plan("coder-1.3b", "workstation-rtx6000ada-2x", engine="transformers")
+    assert small.fits and small.max_model_len == 16384, small.reason
+
+
+# --- release-specific engine flags ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.name)
+def test_engine_flags_are_argv_for_engines_the_model_has(spec):
+    assert set(spec.engine_flags) <= spec.engines, spec.hf_repo
+    for engine, argv in spec.engine_flags.items():
+        assert isinstance(argv, tuple) and argv and argv[0].startswith("--"), (spec.hf_repo, engine, argv)
+        assert spec.flags_for(engine) == argv
+        # every --flag that takes a value is followed by one
+        for i, token in enumerate(argv):
+            if token in ("--tool-call-parser", "--reasoning-parser", "--tokenizer-mode"):
+                assert i + 1 < len(argv) and not argv[i + 1].startswith("--"), (spec.hf_repo, argv)
+        if "--tool-call-parser" in argv and engine == "vllm":
+            assert "--enable-auto-tool-choice" in argv  # the vLLM recipes pair the two
+    assert set(spec.tool_chat_templates) <= set(spec.engine_flags)
+    assert spec.flags_for("transformers") == ()
+
+
+def _value(argv, flag):
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+@pytest.mark.parametrize(
+    ("name", "vllm_tools", "vllm_reasoning", "sglang_tools", "sglang_reasoning"),
+    [
+        ("v3", "deepseek_v3", None, "deepseekv3", None),
+        ("v3-0324", "deepseek_v3", None, "deepseekv3", None),
+        ("r1", "deepseek_v3", "deepseek_r1", "deepseekv3", "deepseek-r1"),
+        ("r1-0528", "deepseek_v3", "deepseek_r1", "deepseekv3", "deepseek-r1"),
+        ("v3.1", "deepseek_v31", "deepseek_v3", "deepseekv31", "deepseek-v3"),
+        ("v3.1-terminus", "deepseek_v31", "deepseek_v3", "deepseekv31", "deepseek-v3"),
+        ("v3.2-exp", "deepseek_v32", "deepseek_v3", "deepseekv31", "deepseek-v3"),
+        ("v3.2", "deepseek_v32", "deepseek_v3", "deepseekv32", "deepseek-v3"),
+        ("r1-distill-qwen-7b", None, "deepseek_r1", None, "deepseek-r1"),
+        ("r1-distill-llama-70b", None, "deepseek_r1", None, "deepseek-r1"),
+    ],
+)
+def test_documented_parsers(name, vllm_tools, vllm_reasoning, sglang_tools, sglang_reasoning):
+    spec = get_model(name)
+    vllm, sglang = spec.flags_for("vllm"), spec.flags_for("sglang")
+    assert (_value(vllm, "--tool-call-parser"), _value(vllm, "--reasoning-parser")) == (vllm_tools, vllm_reasoning)
+    assert (_value(sglang, "--tool-call-parser"), _value(sglang, "--reasoning-parser")) == (sglang_tools, sglang_reasoning)
+
+
+def test_v32_family_uses_deepseeks_own_encoder_in_vllm_and_no_sglang_template_for_v32():
+    for name in ("v3.2", "v3.2-exp"):
+        assert _value(get_model(name).flags_for("vllm"), "--tokenizer-mode") == "deepseek_v32"
+    assert "sglang" not in get_model("v3.2").tool_chat_templates  # cookbook: "remove --chat-template"
+    assert get_model("v3.2-exp").tool_chat_templates["sglang"].endswith("tool_chat_template_deepseekv32.jinja")
+    assert get_model("v3").tool_chat_templates == {
+        "vllm": "examples/tool_chat_template_deepseekv3.jinja",
+        "sglang": "examples/chat_template/tool_chat_template_deepseekv3.jinja",
+    }
+
+
+def test_models_without_documented_parsers_carry_no_flags():
+    for name in ("v2-chat", "v2.5", "coder-v2", "v2-lite-chat", "coder-v2-lite", "coder-33b", "llm-67b-chat",
+                 "math-7b-rl", "llm-7b-chat", "vl2", "ocr"):
+        spec = get_model(name)
+        assert dict(spec.engine_flags) == {} and dict(spec.tool_chat_templates) == {}, spec.hf_repo
+
+
+def test_engine_flags_are_validated_and_read_only():
+    spec = get_model("r1-distill-qwen-1.5b")
+    with pytest.raises(ValueError, match="engine_flags"):
+        dataclasses.replace(spec, engine_flags={"tgi": ("--x", "y")})
+    with pytest.raises(ValueError, match="engine_flags"):
+        dataclasses.replace(spec, engine_flags={"vllm": ("deepseek_r1",)})
+    with pytest.raises(ValueError, match="tool_chat_templates"):
+        dataclasses.replace(spec, tool_chat_templates={"vllm": "examples/tool_chat_template_deepseekr1.jinja"})
+    with pytest.raises(TypeError):
+        spec.engine_flags["vllm"] = ()  # type: ignore[index]
+    copy = dataclasses.replace(spec)
+    assert copy == spec and hash(copy) == hash(spec)  # mappings compare, and stay out of the hash
