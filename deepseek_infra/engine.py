@@ -35,6 +35,13 @@ Engines and their arguments (every layout value explicit, never the engine's def
 Install methods: ``venv`` (a pinned environment under /opt/deepseek/engine) or
 ``container`` (``docker run`` of the engine image with the NVIDIA runtime, host IPC and
 network, weights mounted read-only; vLLM and SGLang only).
+
+Memory: the unit carries ``MemoryMax=`` and ``OOMScoreAdjust=`` from the host-memory plan
+(deepseek_infra/host_memory.py: what the host can give the engine, never below the engine's
+own terms plus margin; -500 so the kernel's OOM killer takes small, quickly restarted
+processes first). A vLLM head's Ray head unit, which runs the head's GPU workers, gets the
+same. In a container the engine's processes are not the unit's (the unit is a Docker
+client), so ``docker run`` also gets ``--memory`` and ``--oom-score-adj`` with the same values.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ ENGINE_CONFIG_FILE: Final = f"{paths.CONFIG_DIR}/engine.json"  # what runs here,
 CONTAINER_NAME: Final = "deepseek-engine"
 VLLM_SERVER_MODULE: Final = "vllm.entrypoints.openai.api_server"  # python -m: the OpenAI-compatible server
 UNIT: Final = "deepseek-engine.service"
+MEMORY_MAX_FLOOR: Final = 2**30  # no engine runs in less: a smaller MemoryMax is a planning bug
 RAY_HEAD_UNIT: Final = "deepseek-ray-head.service"  # a vLLM replica's Ray head (venv install, head node)
 
 Role = Literal["single", "head", "worker"]
@@ -136,6 +144,9 @@ class EngineSettings:
     device: str = "auto"
     dtype: str = "auto"
     on_cpu: bool = False  # no GPU is used (engine_on_cpu)
+    # host memory (deepseek_infra/host_memory.py): MemoryMax= bytes (None: no limit), OOMScoreAdjust=
+    memory_max_bytes: int | None = None
+    oom_score_adjust: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +162,8 @@ class EngineLaunch:
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     runs_as_root: bool = False  # container method: the unit is a Docker client
     ray_head: tuple[str, ...] = ()  # ExecStart of RAY_HEAD_UNIT, which the engine unit needs; empty: none
+    memory_max_bytes: int | None = None  # MemoryMax= of the unit (and of RAY_HEAD_UNIT); None: none
+    oom_score_adjust: int = 0  # OOMScoreAdjust= of the unit (and of RAY_HEAD_UNIT)
 
 
 def engine_on_cpu(engine: str, *, gpu_count: int, gpu_memory_mib: float | None, use_gpus: bool = True) -> bool:
@@ -163,11 +176,12 @@ def engine_on_cpu(engine: str, *, gpu_count: int, gpu_memory_mib: float | None, 
 
 def plan_for_node(spec: ModelSpec, engine: str, *, gpu_count: int, gpu_memory_mib: float | None, nodes: int = 1,
                   max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
-                  use_gpus: bool = True) -> ServingPlan:
+                  use_gpus: bool = True, concurrency: int = 1) -> ServingPlan:
     """The serving plan on this node's GPUs; the transformers engine may also plan for the CPU.
 
     A CPU plan (transformers without GPUs, or told not to use them) is one process with the
     requested context or the model's full one; the checkpoint's own limit caps it at load.
+    Its KV cache lives in host RAM: the host-memory plan counts ``concurrency`` sequences.
     """
     if engine_on_cpu(engine, gpu_count=gpu_count, gpu_memory_mib=gpu_memory_mib, use_gpus=use_gpus):
         # vLLM's CPU build may split the layers over nodes (one pipeline stage per node).
@@ -179,14 +193,16 @@ def plan_for_node(spec: ModelSpec, engine: str, *, gpu_count: int, gpu_memory_mi
         return ServingPlan(
             model=spec.hf_repo, engine=engine, fits=True, tensor_parallel_size=1, pipeline_parallel_size=nodes,
             nodes=nodes, max_model_len=tokens, gpu_memory_utilization=util, weights_gib_per_gpu=0.0,
-            kv_gib_per_gpu=0.0, reserve_gib_per_gpu=0.0,
-            reason=f"{spec.name} on the CPU with {engine} (no GPU used){stages}, context {tokens} tokens.",
+            kv_gib_per_gpu=0.0, reserve_gib_per_gpu=0.0, concurrency=concurrency,
+            reason=(f"{spec.name} on the CPU with {engine} (no GPU used){stages}, context {tokens} tokens"
+                    + (f", {concurrency} concurrent sequences" if concurrency > 1 else "") + "."),
         )
     if gpu_count == 0 or not gpu_memory_mib:
         raise EngineConfigError(f"deepseek_engine: {engine} needs NVIDIA GPUs; none with known memory found")
     try:
         return plan_serving(spec, gpu_memory_mib, gpu_count, nodes=nodes, engine=engine,
-                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization)
+                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                            concurrency=concurrency)
     except ValueError as error:
         raise EngineConfigError(f"serving plan: {error}") from None
 
@@ -347,6 +363,11 @@ def _check(s: EngineSettings) -> None:
         raise EngineConfigError("deepseek_engine: transformers runs from the venv on one node (serve_install_method venv, deepseek_nodes 1)")
     if s.install == "container" and not s.image:
         raise EngineConfigError("serve_container_image: the container method needs the engine image reference")
+    if s.memory_max_bytes is not None and s.memory_max_bytes < MEMORY_MAX_FLOOR:
+        raise EngineConfigError(f"MemoryMax: expected >= {MEMORY_MAX_FLOOR} bytes (1 GiB) from the host-memory plan, "
+                                f"found {s.memory_max_bytes}")
+    if not -1000 <= s.oom_score_adjust <= 1000:
+        raise EngineConfigError(f"OOMScoreAdjust: expected -1000..1000, found {s.oom_score_adjust}")
     if s.nodes > 1:
         if s.plan.nodes != s.nodes:
             raise EngineConfigError(
@@ -370,6 +391,11 @@ def _docker_run(s: EngineSettings, env: Mapping[str, str], command: Sequence[str
         "--volume", f"{s.model_path}:{s.model_path}:ro",
         "--volume", f"{CACHE_DIR}:{CACHE_DIR}",
     ]
+    # The engine's processes are the container's, not the unit's: its limits go to docker run.
+    if s.memory_max_bytes is not None:
+        argv.append(f"--memory={s.memory_max_bytes}")
+    if s.oom_score_adjust:
+        argv.append(f"--oom-score-adj={s.oom_score_adjust}")
     for name, value in sorted(env.items()):
         argv += ["--env", f"{name}={value}"]
     argv += [*s.container_args, "--entrypoint", entrypoint, s.image or "", *command]
@@ -388,9 +414,10 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
     stop_post: list[tuple[str, ...]] = []
     ray_head: tuple[str, ...] = ()
 
+    limits = {"memory_max_bytes": s.memory_max_bytes, "oom_score_adjust": s.oom_score_adjust}
     if s.engine == "transformers":
         return EngineLaunch(role="single", serves_http=True, exec_start=tuple(_transformers_args(s)),
-                            environment=MappingProxyType(env))
+                            environment=MappingProxyType(env), **limits)
 
     if s.engine == "vllm":
         ray = f"{VENV_DIR}/bin/ray" if not container else "ray"
@@ -423,7 +450,7 @@ def render_launch(s: EngineSettings) -> EngineLaunch:
     return EngineLaunch(
         role=role, serves_http=serves_http, exec_start=exec_start, exec_start_pre=tuple(pre),
         exec_stop=tuple(stop), exec_stop_post=tuple(stop_post), environment=MappingProxyType(env),
-        runs_as_root=container, ray_head=ray_head,
+        runs_as_root=container, ray_head=ray_head, **limits,
     )
 
 

@@ -17,6 +17,11 @@ would pass where it can be computed (``deepseek_nodes = 2``). Thresholds are the
 so a fix names the hardware or model change first and "or lower <threshold> to <found>" after.
 Preflight also checks what later roles assume (an explicit ``serve_model_path`` holds a
 checkpoint, the weights source answers), so a host that would fail half-way never starts.
+
+The memory check sums the host RAM the plan needs (deepseek_infra/host_memory.py: the
+decrypted-weights tmpfs, the hugepage pool, the engine's processes, an OS reserve) and
+refuses a host whose MemTotal cannot hold it, naming each term with its GiB figure; the
+site's bar ``preflight_min_memory_gib`` still applies on top.
 """
 
 from __future__ import annotations
@@ -24,14 +29,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from deepseek_infra.catalog import ModelSpec, list_models
+from deepseek_infra.engine import EngineConfigError, engine_on_cpu, plan_for_node
 from deepseek_infra.gpus import lookup_gpu
 from deepseek_infra.hardware import Hardware
-from deepseek_infra.sizing import ServingPlan, plan_serving, required_disk_gb
+from deepseek_infra.hugepages import PAGE_SIZES_KB
+from deepseek_infra.host_memory import (
+    CPU_KV, HUGEPAGES, TMPFS, HostMemoryInputs, HostMemoryPlan, host_memory_plan,
+)
+from deepseek_infra.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, ServingPlan, plan_serving, required_disk_gb
 
 Verdict = Literal["pass", "fail", "warn"]
 GIB = 2**30
@@ -49,6 +59,8 @@ class Requirements:
     min_ib_gbps_multinode: float = HDR_GBPS
     nodes: int = 1  # nodes serving one model replica together
     max_model_len: int | None = None
+    target_concurrency: int = 1  # serve_target_concurrency: sequences of max_model_len the KV cache holds
+    host_memory: HostMemoryInputs = HostMemoryInputs()  # the settings the host-RAM terms depend on
     # What later roles assume of the node (deepseek_infra/facts/preconditions.py reads it):
     model_path: str | None = None  # an explicit serve_model_path the engine will load as is
     weights_endpoint: tuple[str, str] | None = None  # (setting, URL) the weights role downloads from
@@ -217,32 +229,48 @@ def url_endpoint(url: str) -> tuple[str, int] | None:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def _plan(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None) -> ServingPlan | None:
+def _plan(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None,
+          concurrency: int = 1) -> ServingPlan | None:
     if gpus.memory_mib is None or not gpus.count:
         return None
     try:
-        return plan_serving(model, gpus.memory_mib, gpus.count, nodes=nodes, engine=engine, max_model_len=max_model_len)
+        return plan_serving(model, gpus.memory_mib, gpus.count, nodes=nodes, engine=engine, max_model_len=max_model_len,
+                            concurrency=concurrency)
     except ValueError:
         return None
 
 
-def _fits(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None = None) -> bool:
-    plan = _plan(model, gpus, engine, nodes, max_model_len)
+def _fits(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None = None,
+          concurrency: int = 1) -> bool:
+    plan = _plan(model, gpus, engine, nodes, max_model_len, concurrency)
     return plan is not None and plan.fits
+
+
+def _most_concurrency(model: ModelSpec, gpus: GpuSummary, engine: str, nodes: int, max_model_len: int | None,
+                      below: int) -> int:
+    """The largest serve_target_concurrency under ``below`` that fits (0: not even one sequence)."""
+    low, high = 0, below - 1  # fits(low) holds (0 trivially); find the largest that fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _fits(model, gpus, engine, nodes, max_model_len, middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _multimodal(model: ModelSpec) -> bool:
     return "VL" in model.architecture or "OCR" in model.architecture
 
 
-def _model_that_fits(gpus: GpuSummary, engine: str, current: ModelSpec) -> ModelSpec | None:
+def _model_that_fits(gpus: GpuSummary, engine: str, current: ModelSpec, concurrency: int = 1) -> ModelSpec | None:
     """The largest catalog model this engine serves on one node of these GPUs (of the same
     kind, text or vision, as ``current``): what to serve when ``current`` fits nowhere."""
     fitting = [
         spec for spec in list_models()
         if spec is not current and engine in spec.engines and _multimodal(spec) == _multimodal(current)
         and (gpus.compute_capability is None or spec.min_compute_capability <= gpus.compute_capability)
-        and _fits(spec, gpus, engine, 1)
+        and _fits(spec, gpus, engine, 1, concurrency=concurrency)
     ]
     return max(fitting, key=lambda spec: (spec.params_total_b, spec.weights_gb), default=None)
 
@@ -251,23 +279,30 @@ def _plan_fix(model: ModelSpec, gpus: GpuSummary, engine: str, requirements: Req
     """The smallest change that makes the plan fit: a shorter requested context, more nodes
     (the plan's own search over node counts), another engine, else another model."""
     nodes = requirements.nodes
+    batch = requirements.target_concurrency
     options: list[str] = []
     if requirements.max_model_len is not None:
-        relaxed = _plan(model, gpus, engine, nodes, None)  # the most that fits at this node count
+        relaxed = _plan(model, gpus, engine, nodes, None, batch)  # the most that fits at this node count
         if relaxed is not None and relaxed.fits:
             options.append(f"deepseek_max_model_len = {relaxed.max_model_len} (the most that fits on "
-                           f"{nodes} node{'' if nodes == 1 else 's'})")
+                           f"{nodes} node{'' if nodes == 1 else 's'}"
+                           + (f" for {batch} concurrent sequences)" if batch > 1 else ")"))
+    if batch > 1:
+        most = _most_concurrency(model, gpus, engine, nodes, requirements.max_model_len, batch)
+        if most:
+            options.append(f"serve_target_concurrency = {most} (the most that fit on {nodes} node"
+                           f"{'' if nodes == 1 else 's'})")
     # plan.nodes: the fewest nodes of these GPUs whose layout fits (0: none within the search).
-    if plan.nodes > nodes and _fits(model, gpus, engine, plan.nodes, requirements.max_model_len):
+    if plan.nodes > nodes and _fits(model, gpus, engine, plan.nodes, requirements.max_model_len, batch):
         options.append(f"deepseek_nodes = {plan.nodes}")
     if options:
         return ", or ".join(options)
     if engine == "transformers":  # planned on one GPU; the sharding engines may fit
         options += [f"deepseek_engine = {other}" for other in ("vllm", "sglang")
-                    if other in model.engines and _fits(model, gpus, other, nodes, requirements.max_model_len)]
+                    if other in model.engines and _fits(model, gpus, other, nodes, requirements.max_model_len, batch)]
         if options:
             return ", or ".join(options)
-    alternative = _model_that_fits(gpus, engine, model)
+    alternative = _model_that_fits(gpus, engine, model, batch)
     if alternative is not None:
         options.append(f"deepseek_model = {alternative.hf_repo} (the largest catalog model {engine} serves on one node "
                        "of these GPUs)")
@@ -375,6 +410,92 @@ def _references_check(references: Sequence[tuple[str, str]]) -> Check:
     )
 
 
+def _cpu_or_stand_in_plan(model: ModelSpec, engine: str, gpus: GpuSummary, requirements: Requirements,
+                          on_cpu: bool) -> ServingPlan:
+    """The plan the memory terms are taken from when the GPU plan gives none: the CPU plan of
+    an engine on the CPU, else every GPU of this host driven at the requested context."""
+    if on_cpu:
+        try:
+            return plan_for_node(model, engine, gpu_count=gpus.count, gpu_memory_mib=gpus.memory_mib,
+                                 nodes=requirements.nodes, max_model_len=requirements.max_model_len, use_gpus=False,
+                                 concurrency=requirements.target_concurrency)
+        except EngineConfigError:
+            pass
+    return ServingPlan(
+        model=model.hf_repo, engine=engine, fits=False, tensor_parallel_size=max(gpus.count, 1) if not on_cpu else 1,
+        pipeline_parallel_size=1, nodes=1, max_model_len=requirements.max_model_len or model.context_length,
+        gpu_memory_utilization=DEFAULT_GPU_MEMORY_UTILIZATION[engine], weights_gib_per_gpu=0.0, kv_gib_per_gpu=0.0,
+        reserve_gib_per_gpu=0.0, reason="", concurrency=requirements.target_concurrency,
+    )
+
+
+def memory_plan(hardware: Hardware, model: ModelSpec, engine: str, gpus: GpuSummary, plan: ServingPlan | None,
+                requirements: Requirements) -> HostMemoryPlan:
+    """The host-RAM terms of this configuration on this host (deepseek_infra/host_memory.py)."""
+    inputs = requirements.host_memory
+    present = hardware.hugepages.total_mib or (hardware.memory.hugepages_total or 0) * (
+        hardware.memory.hugepage_size_kb or 0) // 1024
+    inputs = replace(inputs, present_hugepages_mib=present)
+    on_cpu = engine_on_cpu(engine, gpu_count=gpus.count, gpu_memory_mib=gpus.memory_mib, use_gpus=inputs.use_gpus)
+    usable = plan is not None and plan.gpus and not on_cpu  # a plan with a layout (fitting or on more nodes)
+    basis = plan if usable else _cpu_or_stand_in_plan(model, engine, gpus, requirements, on_cpu)
+    mem_kb = hardware.memory.total_kb or (hardware.memory.total_mb * 1024 if hardware.memory.total_mb else None)
+    return host_memory_plan(model, basis, on_cpu=on_cpu, inputs=inputs, mem_total_kb=mem_kb)
+
+
+def _memory_fix(memory: HostMemoryPlan, requirements: Requirements, found: float) -> str:
+    """A bigger host first, then each setting that alone frees enough, with the passing value."""
+    bar = requirements.min_memory_gib
+    needed = max(bar, memory.needed_gib)
+    options = [f"a host with >= {math.ceil(needed):,} GiB of RAM"]
+    short = memory.needed_gib - found  # GiB the terms exceed MemTotal by
+    tmpfs = memory.term(TMPFS)
+    if tmpfs is not None and tmpfs.gib >= short:
+        options.append(f"weights_encrypt = false (no {tmpfs.gib:,.1f} GiB tmpfs of decrypted weights)")
+    pool = memory.term(HUGEPAGES)
+    if pool is not None and pool.gib >= short:
+        inputs = requirements.host_memory
+        page_gib = PAGE_SIZES_KB[inputs.hugepages_size] / 2**20
+        pages = math.floor((pool.gib - short) / page_gib)
+        managed = inputs.hugepages_count is not None or inputs.hugepages_share is not None
+        if not managed:
+            options.append(f"a hugepage pool of <= {pages} x {inputs.hugepages_size} (the host reserves "
+                           f"{pool.gib:,.1f} GiB now: kernel_hugepages_count = {pages})")
+        elif pages:
+            options.append(f"kernel_hugepages_count = {pages} (the pool holds {pool.gib:,.1f} GiB now)")
+        else:
+            options.append(f"no hugepage pool (unset kernel_hugepages_count / kernel_hugepages_share: "
+                           f"{pool.gib:,.1f} GiB now)")
+    kv = memory.term(CPU_KV)
+    if kv is not None and "serve_target_concurrency" in kv.settings and kv.gib >= short:
+        batch = requirements.target_concurrency
+        fitting = math.floor((kv.gib - short) / (kv.gib / batch))
+        if 1 <= fitting < batch:
+            options.append(f"serve_target_concurrency = {fitting} (the CPU engine's KV cache holds "
+                           f"{kv.gib:,.1f} GiB for {batch} sequences)")
+    text = ", or ".join(options)
+    if found < bar and len(options) > 1:
+        text += f"; below the site's bar too: with a setting, lower preflight_min_memory_gib to {_at_most(found)}"
+    return text
+
+
+def _memory_check(requirements: Requirements, memory: HostMemoryPlan) -> Check:
+    bar = requirements.min_memory_gib
+    planned = memory.needed_gib
+    needed = (f">= {math.ceil(planned):,} GiB (serving plan), site bar {bar:g} GiB" if planned > bar
+              else f">= {bar:g} GiB")
+    detail = memory.describe()
+    found = memory.mem_total_gib
+    if found is None:
+        return Check("memory", needed, "unknown", "warn", detail)
+    if found < planned:
+        return Check("memory", needed, _fmt_gib(found), "fail", detail, _memory_fix(memory, requirements, found))
+    if found < bar:
+        return Check("memory", needed, _fmt_gib(found), "fail", detail,
+                     f"a host with >= {bar:g} GiB of RAM, or lower preflight_min_memory_gib to {_at_most(found)}")
+    return Check("memory", needed, _fmt_gib(found), "pass", detail)
+
+
 def evaluate(
     host: str,
     hardware: Hardware,
@@ -410,7 +531,8 @@ def evaluate(
     if gpus.count and gpus.memory_mib is not None:
         try:
             plan = plan_serving(model, gpus.memory_mib, gpus.count, nodes=requirements.nodes,
-                                engine=engine, max_model_len=requirements.max_model_len)
+                                engine=engine, max_model_len=requirements.max_model_len,
+                                concurrency=requirements.target_concurrency)
         except ValueError as error:
             plan_error = error
     if gpus.count:
@@ -443,6 +565,7 @@ def evaluate(
             checks.append(Check(
                 "serving plan", f"{model.name} on {requirements.nodes} node(s)",
                 f"TP {plan.tensor_parallel_size} x PP {plan.pipeline_parallel_size}, len {plan.max_model_len}"
+                + (f", {plan.concurrency} sequences" if plan.concurrency > 1 else "")
                 if plan.fits else "does not fit",
                 "pass" if plan.fits else "fail", plan.reason,
                 "" if plan.fits else _plan_fix(model, gpus, engine, requirements, plan),
@@ -459,15 +582,8 @@ def evaluate(
         f"a host with >= {requirements.min_cpu_cores} physical cores, or lower preflight_min_cpu_cores to {cores}",
     ))
 
-    mem_mb = hardware.memory.total_mb
-    mem_ok = not mem_mb or mem_mb / 1024 >= requirements.min_memory_gib
-    checks.append(Check(
-        "memory", f">= {requirements.min_memory_gib:g} GiB", _fmt_gib(mem_mb / 1024) if mem_mb else "unknown",
-        "warn" if not mem_mb else ("pass" if mem_ok else "fail"), "",
-        "" if mem_ok else
-        f"a host with >= {requirements.min_memory_gib:g} GiB of RAM, or lower preflight_min_memory_gib to "
-        f"{_at_most(mem_mb / 1024)}",
-    ))
+    memory = memory_plan(hardware, model, engine, gpus, plan, requirements)
+    checks.append(_memory_check(requirements, memory))
 
     disk_needed_gb = required_disk_gb(model, requirements.kept_releases + 1)
     if weights_fs and weights_fs.get("size_bytes"):

@@ -6,6 +6,11 @@ the weights source answers: one more command, ``Preconditions``), compares them 
 requirements (deepseek_infra/preflight.py), prints the table, optionally writes a JSON
 report on the controller, and stops a failing host (or the whole run) before any role
 changes anything; the message ends with what to change. Runs unchanged with ``--dry``.
+
+The host-RAM terms (deepseek_infra/host_memory.py) take the serve, weights and kernel roles'
+settings: ``weights_encrypt`` (the decrypted tmpfs, sized from the release's manifest when the
+controller has it), ``kernel_hugepages_*`` (the pool), ``serve_target_concurrency`` and the
+engine's device (a CPU engine's weights and KV cache).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from deepseek_node.weights.plan import CURRENT_LINK, model_slug
 from roles.tuning import tasks as tuning
 from roles.tuning.defaults import TuningDefaults
 from roles.deployment import DeploymentDefaults
+from roles.kernel.defaults import KernelDefaults
 from roles.preflight.defaults import PreflightDefaults
 from roles.serve.defaults import ServeDefaults
+from roles.serve.tasks import host_memory_inputs, manifest_tmpfs_bytes
 from roles.settings import ROLE_FIELDS, hardware_references, replica_for, settings_for
 from deepseek_infra.hardware_refs import reference_problems
 from roles.weights.defaults import WeightsDefaults
@@ -61,7 +68,12 @@ def weights_endpoint_of(weights: WeightsDefaults) -> tuple[str, str] | None:
 
 
 def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults,
-                      serve: ServeDefaults | None = None, weights: WeightsDefaults | None = None) -> Requirements:
+                      serve: ServeDefaults | None = None, weights: WeightsDefaults | None = None,
+                      kernel: KernelDefaults | None = None, tmpfs_bytes: int | None = None) -> Requirements:
+    """The requirements of this configuration; ``tmpfs_bytes``: ``tmpfs_size`` of the release's
+    manifest when the controller has it (None: the catalog's checkpoint size)."""
+    memory = host_memory_inputs(serve or ServeDefaults(), deployment, weights or WeightsDefaults(),
+                                kernel or KernelDefaults(), tmpfs_bytes)
     return Requirements(
         min_gpu_memory_gib=config.preflight_min_gpu_memory_gib,
         min_compute_capability=config.preflight_min_compute_capability,
@@ -72,6 +84,8 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults,
         min_ib_gbps_multinode=config.preflight_min_ib_gbps_multinode,
         nodes=deployment.deepseek_nodes,
         max_model_len=deployment.deepseek_max_model_len,
+        target_concurrency=serve.serve_target_concurrency if serve else 1,
+        host_memory=memory,
         model_path=model_path_to_check(serve, weights, deployment) if serve and weights else None,
         weights_endpoint=weights_endpoint_of(weights) if weights else None,
         release_path=(f"{weights.weights_models_dir}/{model_slug(deployment.deepseek_model)}/{weights.weights_revision}"
@@ -81,8 +95,10 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults,
 
 def failure_message(report: PreflightReport, whole_run: bool) -> str:
     """What failed, then what to change: "...; change: <fix>; <fix>"."""
-    # A hardware reference's detail is what to look up (which CPUs, which GPUs): it goes in the message too.
-    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" + (f" [{c.detail}]" if c.name == "hardware references" else "")
+    # A hardware reference's detail is what to look up (which CPUs, which GPUs), the memory
+    # check's is each host-RAM term with its figure: they go in the message too.
+    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}"
+                        + (f" [{c.detail}]" if c.name in ("hardware references", "memory") and c.detail else "")
                         for c in report.failures)
     if report.replica:
         reasons += f"; {report.replica} cannot serve without it"
@@ -111,9 +127,10 @@ def _write_report(config: PreflightDefaults, report: PreflightReport) -> None:
 def check(config: PreflightDefaults, deployment: DeploymentDefaults, tuning_config: TuningDefaults,
           serve: ServeDefaults, weights: WeightsDefaults) -> bool:
     """Evaluate this host; True when it may be changed. Stops the host or the run otherwise."""
-    requirements = requirements_from(config, deployment, serve, weights)
-    hardware = prepared_hardware(host)
     every_role = settings_for(host)  # hardware named by any role's settings (kernel, kvm, netcheck ...)
+    requirements = requirements_from(config, deployment, serve, weights, every_role.kernel,
+                                     manifest_tmpfs_bytes(weights, deployment.deepseek_model))
+    hardware = prepared_hardware(host)
     references = reference_problems(hardware, hardware_references(*(getattr(every_role, name) for name in ROLE_FIELDS)))
     report = evaluate(
         host.name,

@@ -7,13 +7,16 @@ registry or a saved tarball) and the health tool (the deepseek-node wheel's
 (deepseek_infra/engine.py), and starts it; the start job ends only when ``/health`` answers
 (ExecStartPost), so a deploy that returns has a serving engine, and fails as soon as the
 engine's process dies while starting, with the unit's last journal lines. The engine listens on
-loopback; the gateway is the way in. ``/etc/deepseek/engine.json`` records what runs.
+loopback; the gateway is the way in. ``/etc/deepseek/engine.json`` records what runs, with the
+host-memory plan (deepseek_infra/host_memory.py) the unit's ``MemoryMax=`` and
+``OOMScoreAdjust=`` come from, and whether the decrypted weights' tmpfs is mounted ``noswap``.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -26,14 +29,22 @@ from pyinfra.operations import apt, files, systemd
 from deepseek_infra import engine, nodewheel
 from deepseek_infra.catalog import get_model
 from deepseek_infra.facts.host import hardware
+from deepseek_infra.hardware import Hardware
+from deepseek_infra.host_memory import (
+    HostMemoryInputs, HostMemoryPlan, TmpfsSwap, engine_cpu_kv_cache_gib, host_memory_plan, tmpfs_swap,
+)
 from deepseek_infra.operations import sync, venv
 from deepseek_infra.preflight import summarize_gpus
+from deepseek_infra.runcache import cached, run_cache
 from deepseek_node import paths
+from deepseek_node.weights.manifest import ManifestError, load_manifest
+from deepseek_node.weights.plan import tmpfs_size
 from roles import template_path
 from roles.deployment import DeploymentDefaults
+from roles.kernel.defaults import KernelDefaults
 from roles.serve.defaults import ServeDefaults
 from roles.serve.operations import container_image, engine_running, present_when_started
-from roles.settings import replica_for
+from roles.settings import replica_for, settings_for
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
@@ -43,7 +54,10 @@ WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
 
 @deploy("serve: install")
 def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> None:
-    settings = engine_settings(config, deployment, weights)
+    kernel = settings_for(host).kernel
+    settings = engine_settings(config, deployment, weights, kernel)
+    memory = engine_memory(config, deployment, weights, kernel, settings)
+    swap = decrypt_tmpfs_swap(config, weights, hardware(host))
     try:
         launch = engine.render_launch(settings)
     except engine.EngineConfigError as error:
@@ -71,7 +85,7 @@ def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: Weig
     )
     sync.file_synced(
         name=f"Ensure {engine.ENGINE_CONFIG_FILE} describes the engine",
-        src=StringIO(engine_config_json(settings, launch)), dest=engine.ENGINE_CONFIG_FILE,
+        src=StringIO(engine_config_json(settings, launch, memory, swap)), dest=engine.ENGINE_CONFIG_FILE,
         user="root", group=paths.SERVICE_USER, mode="0640",
     )
     ray_head_changed = _ray_head(config, settings, launch)
@@ -135,25 +149,94 @@ def _published_path(config: ServeDefaults, weights: WeightsDefaults, model: str,
     return f"{model_path}/config.json"
 
 
-def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> engine.EngineSettings:
-    """The engine's settings for this host: plan from its hardware, multi-node position."""
+def uses_gpus(config: ServeDefaults, engine_name: str) -> bool:
+    """False when the settings put the engine on the CPU (serve_vllm_device / serve_transformers_device)."""
+    return (config.serve_vllm_device if engine_name == "vllm" else config.serve_transformers_device) != "cpu"
+
+
+def decrypts_weights(config: ServeDefaults, weights: WeightsDefaults) -> bool:
+    """True when the engine loads the weights role's encrypted release, decrypted into a tmpfs at start."""
+    return weights.weights_encrypt and not config.serve_model_path
+
+
+def manifest_tmpfs_bytes(weights: WeightsDefaults, model: str) -> int | None:
+    """``tmpfs_size`` of the release's manifest when it is on the controller and for ``model``
+    (loaded once per run, shared with the weights role); None: size it from the catalog."""
+    path = weights.weights_manifest
+    state = getattr(host, "state", None)
+    if not path or not weights.weights_encrypt or state is None:
+        return None
+    try:
+        manifest = cached(run_cache(state, "weights.manifest"), path, lambda: load_manifest(path))
+    except ManifestError:
+        return None  # the weights role refuses it, naming the field
+    return tmpfs_size(manifest) if manifest.model == model else None
+
+
+def host_memory_inputs(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults,
+                       kernel: KernelDefaults, tmpfs_bytes: int | None = None) -> HostMemoryInputs:
+    """What the host-memory terms take from the settings (preflight and the serve role alike)."""
+    return HostMemoryInputs(
+        weights_encrypted=decrypts_weights(config, weights), tmpfs_bytes=tmpfs_bytes,
+        hugepages_count=kernel.kernel_hugepages_count, hugepages_share=kernel.kernel_hugepages_share,
+        hugepages_size=kernel.kernel_hugepages_size, use_gpus=uses_gpus(config, deployment.deepseek_engine),
+        cpu_kv_cache_gib=engine_cpu_kv_cache_gib(config.serve_environment), dtype=config.serve_transformers_dtype,
+    )
+
+
+def _kernel_settings(kernel: KernelDefaults | None) -> KernelDefaults:
+    """``kernel``, else this host's kernel-role settings (the defaults where no inventory is at hand)."""
+    if kernel is not None:
+        return kernel
+    return settings_for(host).kernel if getattr(host, "state", None) is not None else KernelDefaults()
+
+
+def engine_memory(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults,
+                  kernel: KernelDefaults | None, settings: engine.EngineSettings,
+                  reading: Hardware | None = None) -> HostMemoryPlan:
+    """The host-memory plan of this node's engine (the terms preflight summed; MemoryMax, OOMScoreAdjust)."""
+    reading = reading if reading is not None else hardware(host)
+    inputs = host_memory_inputs(config, deployment, weights, _kernel_settings(kernel),
+                                manifest_tmpfs_bytes(weights, deployment.deepseek_model))
+    present_mib = reading.hugepages.total_mib or (reading.memory.hugepages_total or 0) * (
+        reading.memory.hugepage_size_kb or 0) // 1024
+    mem_kb = reading.memory.total_kb or (reading.memory.total_mb * 1024 if reading.memory.total_mb else None)
+    return host_memory_plan(get_model(deployment.deepseek_model), settings.plan, on_cpu=settings.on_cpu,
+                            inputs=replace(inputs, present_hugepages_mib=present_mib), mem_total_kb=mem_kb)
+
+
+def decrypt_tmpfs_swap(config: ServeDefaults, weights: WeightsDefaults, reading: Hardware) -> TmpfsSwap | None:
+    """Whether this host's decrypt tmpfs is mounted noswap, for the record (None: nothing is
+    decrypted for the engine). The weights role, which renders the decrypt unit from the same
+    decision, warns about a mount without it."""
+    if not decrypts_weights(config, weights):
+        return None
+    return tmpfs_swap(reading.kernel_release)
+
+
+def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults,
+                    kernel: KernelDefaults | None = None) -> engine.EngineSettings:
+    """The engine's settings for this host: plan from its hardware, multi-node position, and the
+    unit's memory limits from the host-memory plan (``kernel``: the kernel role's settings, for the
+    hugepage pool; None: this host's, from the inventory)."""
     spec = get_model(deployment.deepseek_model)
-    gpus = summarize_gpus(hardware(host))
+    reading = hardware(host)
+    gpus = summarize_gpus(reading)
     nodes = deployment.deepseek_nodes
-    use_gpus = (config.serve_vllm_device if deployment.deepseek_engine == "vllm"
-                else config.serve_transformers_device) != "cpu"
+    use_gpus = uses_gpus(config, deployment.deepseek_engine)
     try:
         plan = engine.plan_for_node(
             spec, deployment.deepseek_engine, gpu_count=gpus.count, gpu_memory_mib=gpus.memory_mib, nodes=nodes,
             max_model_len=deployment.deepseek_max_model_len,
             gpu_memory_utilization=config.serve_gpu_memory_utilization, use_gpus=use_gpus,
+            concurrency=config.serve_target_concurrency,
         )
     except engine.EngineConfigError as error:
         raise DeployError(f"{host.name}: {error}") from None
     rank, head_address = 0, None
     if nodes > 1:
         rank, head_address = _replica_position(config, nodes)
-    return engine.EngineSettings(
+    unlimited = engine.EngineSettings(
         engine=deployment.deepseek_engine, plan=plan,
         model_path=config.serve_model_path or engine.default_model_path(
             spec.hf_repo, encrypted=weights.weights_encrypt, models_dir=weights.weights_models_dir,
@@ -168,6 +251,8 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
         on_cpu=engine.engine_on_cpu(deployment.deepseek_engine, gpu_count=gpus.count,
                                     gpu_memory_mib=gpus.memory_mib, use_gpus=use_gpus),
     )
+    memory = engine_memory(config, deployment, weights, kernel, unlimited, reading)
+    return replace(unlimited, memory_max_bytes=memory.memory_max_bytes, oom_score_adjust=memory.oom_score_adjust)
 
 
 def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | None]:
@@ -256,6 +341,7 @@ def unit_context(config: ServeDefaults, settings: engine.EngineSettings, launch:
     user = "root" if launch.runs_as_root else paths.SERVICE_USER
     ray_head = [engine.RAY_HEAD_UNIT] if launch.ray_head else []
     return {
+        **memory_context(launch),
         "unit_name": engine.UNIT,
         "description": f"DeepSeek inference engine ({settings.engine}, {launch.role}): {settings.served_model_name}",
         "engine_config_file": engine.ENGINE_CONFIG_FILE,
@@ -285,6 +371,7 @@ def ray_head_context(config: ServeDefaults, settings: engine.EngineSettings, lau
     environment (Ray runs the head's GPU workers as its own children), no weights gate, no API."""
     environment = {k: v for k, v in launch.environment.items() if k != "RAY_ADDRESS"}
     return {
+        **memory_context(launch),
         "unit_name": engine.RAY_HEAD_UNIT,
         "description": f"Ray head of the DeepSeek vLLM replica serving {settings.served_model_name}",
         "engine_config_file": engine.ENGINE_CONFIG_FILE,
@@ -300,6 +387,11 @@ def ray_head_context(config: ServeDefaults, settings: engine.EngineSettings, lau
     }
 
 
+def memory_context(launch: engine.EngineLaunch) -> dict:
+    """MemoryMax= (bytes, as `systemctl show` reports it) and OOMScoreAdjust= of the unit."""
+    return {"memory_max": launch.memory_max_bytes, "oom_score_adjust": launch.oom_score_adjust}
+
+
 def weights_verify_command(mode: str, check: tuple[str, ...]) -> str | None:
     """ExecStartPre running the weights role's fast check: always, when its tool is installed, or never."""
     if mode == "never":
@@ -311,7 +403,8 @@ def weights_verify_command(mode: str, check: tuple[str, ...]) -> str | None:
     return engine.exec_line(["/bin/sh", "-c", script])
 
 
-def engine_config_json(settings: engine.EngineSettings, launch: engine.EngineLaunch) -> str:
+def engine_config_json(settings: engine.EngineSettings, launch: engine.EngineLaunch,
+                       memory: HostMemoryPlan | None = None, swap: TmpfsSwap | None = None) -> str:
     plan = settings.plan
     document = {
         "engine": settings.engine, "install": settings.install, "role": launch.role,
@@ -322,7 +415,13 @@ def engine_config_json(settings: engine.EngineSettings, launch: engine.EngineLau
         "plan": {"tensor_parallel_size": plan.tensor_parallel_size,
                  "pipeline_parallel_size": plan.pipeline_parallel_size, "nodes": plan.nodes,
                  "max_model_len": plan.max_model_len, "gpu_memory_utilization": plan.gpu_memory_utilization,
-                 "reason": plan.reason},
+                 "concurrency": plan.concurrency, "reason": plan.reason},
         "node_rank": settings.node_rank, "head_address": settings.head_address,
+        # What the unit's MemoryMax= and OOMScoreAdjust= say (tests/verify/serve compares them).
+        "limits": {"memory_max_bytes": launch.memory_max_bytes, "oom_score_adjust": launch.oom_score_adjust,
+                   "units": [engine.UNIT, *([engine.RAY_HEAD_UNIT] if launch.ray_head else [])],
+                   "docker_run": launch.runs_as_root},
+        "host_memory": memory.to_dict() if memory else None,
+        "decrypt_tmpfs": swap.to_dict() if swap else None,
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

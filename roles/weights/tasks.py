@@ -7,6 +7,12 @@ decrypt-into-tmpfs unit, then places ``deepseek_model`` at ``weights_revision`` 
 configured source. Everything that can be wrong on the controller (manifest, its pinned
 hash, model or revision mismatch, key source, wheelhouse) is refused while the run is
 being prepared, before any host changes.
+
+The decrypt tmpfs is mounted ``noswap`` where the running kernel has the option (Linux >= 6.4,
+from the hardware fact's kernel release: deepseek_infra.host_memory.tmpfs_swap), so decrypted
+weights never reach a swap device; on an older kernel it is mounted without it, and a host
+with encryption on gets a warning naming it and its kernel (the serve role records the
+decision in /etc/deepseek/engine.json).
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from pathlib import Path
 
 import jinja2
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import apt, files, systemd
 
 from deepseek_infra import nodewheel
+from deepseek_infra.facts.host import hardware
+from deepseek_infra.host_memory import TmpfsSwap, tmpfs_swap
 from deepseek_node import paths
 from deepseek_node.weights.crypto import CryptoError, Key, load_key
 from deepseek_node.weights.manifest import Manifest, ManifestError, build_manifest, load_manifest
@@ -159,10 +167,24 @@ def _tool(config: WeightsDefaults) -> None:
                      wheels=[wheel])
 
 
+def decrypt_swap(config: WeightsDefaults, kernel_release: str | None) -> TmpfsSwap:
+    """noswap or not for this host's decrypt tmpfs; a mount without it, with encryption on, is a
+    warning naming the host and its kernel."""
+    swap = tmpfs_swap(kernel_release)
+    if config.weights_encrypt and not swap.noswap:
+        logger.warning(f"{host.name}: weights_encrypt: decrypt tmpfs: {swap.reason}")
+    return swap
+
+
+def unit_values(config: WeightsDefaults, swap: TmpfsSwap) -> dict[str, object]:
+    """Template variables of the weights units (the decrypt unit's swap decision included)."""
+    return dict(tool=TOOL, models_dir=config.weights_models_dir, rate_limit=config.weights_verify_rate_limit,
+                on_calendar=config.weights_verify_on_calendar, keys_dir=KEYS_DIR, run_dir=RUN_MODELS_DIR,
+                service_group=paths.SERVICE_USER, tmpfs_noswap=swap.noswap, tmpfs_swap_reason=swap.reason)
+
+
 def _units(config: WeightsDefaults) -> None:
-    values = dict(tool=TOOL, models_dir=config.weights_models_dir, rate_limit=config.weights_verify_rate_limit,
-                  on_calendar=config.weights_verify_on_calendar, keys_dir=KEYS_DIR, run_dir=RUN_MODELS_DIR,
-                  service_group=paths.SERVICE_USER)
+    values = unit_values(config, decrypt_swap(config, hardware(host).kernel_release))
     units = weights.files_batch(
         name="Ensure the weights re-hash and decrypt units are current", directory="/etc/systemd/system",
         files={unit: _render(f"/etc/systemd/system/{unit}", **values) for unit in UNITS},

@@ -131,7 +131,8 @@ def _verify_current(args: argparse.Namespace) -> int:
 def _decrypt_current(args: argparse.Namespace) -> int:
     key = args.key or f"file:{Path(args.keys_dir) / f'{args.model}.key'}"
     target = Path(args.target or f"{RUN_MODELS_DIR}/{args.model}")
-    _emit(decrypt_current(Path(args.models_dir), args.model, key, target, group=args.group, full=args.full))
+    _emit(decrypt_current(Path(args.models_dir), args.model, key, target, group=args.group, full=args.full,
+                          noswap=args.noswap))
     return EXIT_OK
 
 
@@ -191,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help=f"mount point (default {RUN_MODELS_DIR}/<model>)")
     p.add_argument("--group", default=paths.SERVICE_USER)
     p.add_argument("--full", action="store_true", help="re-hash the decrypted bytes too")
+    p.add_argument("--noswap", action="store_true", help="mount the tmpfs noswap (Linux >= 6.4): never swapped out")
     p = command("unmount", _unmount, "unmount the decrypted copy")
     p.add_argument("--target")
     return parser

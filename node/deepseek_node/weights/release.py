@@ -604,8 +604,9 @@ def unmount(target: Path) -> bool:
 
 
 def decrypt_current(models_dir: Path, slug: str, key_source: str, target: Path, *, group: str = "deepseek",
-                    full: bool = False) -> dict[str, Any]:
-    """Mount a tmpfs sized from the manifest at ``target`` and decrypt ``current`` into it."""
+                    full: bool = False, noswap: bool = False) -> dict[str, Any]:
+    """Mount a tmpfs sized from the manifest at ``target`` and decrypt ``current`` into it;
+    ``noswap`` (Linux >= 6.4) keeps its pages out of swap (a remount cannot add it)."""
     mdir = models_dir / slug
     current = current_revision(mdir)
     if current is None:
@@ -633,8 +634,8 @@ def decrypt_current(models_dir: Path, slug: str, key_source: str, target: Path, 
     gid = grp.getgrnam(group).gr_gid
     target.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     size = tmpfs_size(manifest)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750,uid=0,gid={gid},nosuid,nodev,noexec",
-                    "tmpfs", str(target)], check=True, capture_output=True)
+    options = f"size={size},mode=0750,uid=0,gid={gid},nosuid,nodev,noexec" + (",noswap" if noswap else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=True, capture_output=True)
     start = time.monotonic()
     try:
         for entry in manifest.files:
@@ -653,4 +654,4 @@ def decrypt_current(models_dir: Path, slug: str, key_source: str, target: Path, 
         unmount(target)  # nothing half-decrypted stays readable
         raise
     return {"ok": True, "encrypted": True, "path": str(target), "revision": current, "tmpfs_bytes": size,
-            "bytes": manifest.total_size, "seconds": round(time.monotonic() - start, 3)}
+            "noswap": noswap, "bytes": manifest.total_size, "seconds": round(time.monotonic() - start, 3)}

@@ -235,3 +235,45 @@ def test_extra_args_the_plan_does_not_set_pass_through_after_the_planned_ones():
     assert argv[-4:] == extra
     sglang = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="sglang")
     assert render_launch(settings("sglang", sglang, extra_args=("--enable-metrics",))).exec_start[-1] == "--enable-metrics"
+
+
+# --- memory limits (deepseek_infra/host_memory.py) --------------------------------------------
+
+GIB = 2**30
+
+
+def test_the_launch_carries_the_memory_limits_for_the_unit():
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    launch = render_launch(settings("vllm", plan, memory_max_bytes=40 * GIB, oom_score_adjust=-500))
+    assert (launch.memory_max_bytes, launch.oom_score_adjust) == (40 * GIB, -500)
+    assert not any(arg.startswith(("--memory", "--oom-score-adj")) for arg in launch.exec_start)  # the unit's job
+    cpu = engine.plan_for_node(get_model("r1-distill-qwen-1.5b"), "transformers", gpu_count=0, gpu_memory_mib=None,
+                               concurrency=4)
+    assert cpu.concurrency == 4 and "4 concurrent sequences" in cpu.reason
+    transformers = render_launch(settings("transformers", cpu, on_cpu=True, memory_max_bytes=12 * GIB,
+                                          oom_score_adjust=-500))
+    assert (transformers.memory_max_bytes, transformers.oom_score_adjust) == (12 * GIB, -500)
+    assert render_launch(settings("vllm", plan)).memory_max_bytes is None  # no plan given: no limit
+
+
+def test_a_container_gets_the_limits_from_docker_run():
+    """The unit is a Docker client there: the engine's processes are the container's."""
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    launch = render_launch(settings("vllm", plan, install="container", image="registry.example/vllm-openai:v1",
+                                    memory_max_bytes=40 * GIB, oom_score_adjust=-500,
+                                    container_args=("--memory=80g",)))
+    argv = list(launch.exec_start)
+    image_at = argv.index("registry.example/vllm-openai:v1")
+    assert f"--memory={40 * GIB}" in argv[:image_at] and "--oom-score-adj=-500" in argv[:image_at]
+    # serve_container_extra_args come after the planned ones: docker takes the last --memory.
+    assert argv.index("--memory=80g") > argv.index(f"--memory={40 * GIB}")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"memory_max_bytes": 512 * 2**20}, "MemoryMax: expected >= 1073741824"),
+    ({"oom_score_adjust": -1001}, "OOMScoreAdjust: expected -1000..1000"),
+])
+def test_limits_no_engine_survives_are_refused(overrides, message):
+    plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
+    with pytest.raises(EngineConfigError, match=message):
+        render_launch(settings("vllm", plan, **overrides))

@@ -13,6 +13,7 @@ from deepseek_infra.facts.gpu import parse_gpu_query_csv
 from deepseek_infra.facts.infiniband import parse_ibstat
 from deepseek_infra.facts.numa import parse_numactl_hardware
 from deepseek_infra.hardware import Hardware
+from deepseek_infra.host_memory import HostMemoryInputs
 from deepseek_infra.preflight import Requirements, reports_to_json
 from deepseek_infra.preflight import evaluate as evaluate_hardware
 
@@ -275,9 +276,10 @@ def test_fp8_on_ampere_names_a_model_the_gpus_run():
     a100 = {**hgx_h100_without_driver(), "nvidia_pci": pci_gpus("20b2", 8)}
     report = evaluate("a100", a100, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements())
     fix = failing(report, "compute capability").fix
-    assert fix == ("deepseek_model = deepseek-ai/DeepSeek-R1-Distill-Llama-70B (needs 8), "
+    # the largest catalog model these GPUs run: DeepSeek-V2 (236B, BF16) on all eight
+    assert fix == ("deepseek_model = deepseek-ai/DeepSeek-V2-Chat (needs 8), "
                    "or GPUs of compute capability >= 8.9")
-    assert evaluate("a100", a100, NVME_30TB, get_model("r1-distill-llama-70b"), "vllm", Requirements()).passed
+    assert evaluate("a100", a100, NVME_30TB, get_model("deepseek-ai/DeepSeek-V2-Chat"), "vllm", Requirements()).passed
 
 
 def test_a_site_bar_above_the_model_need_is_lowered_after_the_hardware_fix():
@@ -336,7 +338,7 @@ def test_no_gpus_names_the_cpu_engine_or_a_model_it_serves():
     v3 = evaluate("cpu", no_gpu, NVME_30TB, get_model("deepseek-v3"), "vllm", Requirements(min_cpu_cores=8))
     assert failing(v3, "gpus").fix == (
         "a host with NVIDIA GPUs (DeepSeek-V3 runs on sglang or vllm only), or deepseek_engine = transformers "
-        "with deepseek_model = deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+        "with deepseek_model = deepseek-ai/deepseek-coder-1.3b-instruct")  # the smallest the CPU engine serves
 
 
 def test_every_failing_check_has_a_fix_without_the_message_separator():
@@ -445,3 +447,88 @@ def test_hardware_references_fail_naming_each_setting():
     assert check.fix == "set tuning_gpu_indices, kernel_isolated_cpus to what this host has"
     assert "hardware references" not in verdicts(evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"),
                                                           "vllm", Requirements(), hardware_references=()))
+
+
+# --- host memory: the plan's terms against MemTotal (deepseek_infra/host_memory.py) ----------
+
+ENCRYPTED = HostMemoryInputs(weights_encrypted=True)
+
+
+def with_memory(sections: dict, mem_total_mb: int) -> dict:
+    return {**sections, "meminfo": {"mem_total_mb": mem_total_mb}}
+
+
+def test_an_encrypted_v3_does_not_fit_a_512_gib_host_and_the_check_names_each_term():
+    report = evaluate("dgx", with_memory(dgx_h200(), 524_288), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                      Requirements(host_memory=ENCRYPTED))
+    assert [check.name for check in report.failures] == ["memory"]
+    memory = failing(report, "memory")
+    assert (memory.needed, memory.found) == (">= 685 GiB (serving plan), site bar 64 GiB", "512 GiB")
+    assert memory.detail.startswith("decrypted weights (tmpfs) 641.3 GiB (weights_encrypt: tmpfs_size of the "
+                                    "688.6 GB checkpoint) + engine processes 35.0 GiB (vllm: 3 GiB front end + "
+                                    "8 GPU processes x 4 GiB) + OS reserve 8.0 GiB")
+    assert memory.detail.endswith("= 684.3 GiB")
+    assert memory.fix == ("a host with >= 685 GiB of RAM, or weights_encrypt = false "
+                          "(no 641.3 GiB tmpfs of decrypted weights)")
+    assert "641.3 GiB" in report.render_table()
+    # Each change it names passes: the host it asks for, or the release left unencrypted.
+    assert evaluate("dgx", with_memory(dgx_h200(), 685 * 1024), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                    Requirements(host_memory=ENCRYPTED)).passed
+    assert evaluate("dgx", with_memory(dgx_h200(), 524_288), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                    Requirements()).passed
+
+
+def test_an_encrypted_v3_fits_a_2_tb_host():
+    report = evaluate("dgx", dgx_h200(), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                      Requirements(host_memory=ENCRYPTED))  # 2,047,941 MB
+    assert report.passed, report.render_table()
+    (memory,) = [check for check in report.checks if check.name == "memory"]
+    assert memory.found == "2,000 GiB" and "641.3 GiB" in memory.detail
+
+
+def test_a_hugepage_pool_the_host_cannot_spare_is_told_the_count_that_fits():
+    inputs = HostMemoryInputs(weights_encrypted=True, hugepages_count=64, hugepages_size="1G")
+    report = evaluate("dgx", with_memory(dgx_h200(), 720 * 1024), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                      Requirements(host_memory=inputs))
+    fix = failing(report, "memory").fix
+    assert "hugepage pool 64.0 GiB (kernel_hugepages_count 64 x 1G)" in failing(report, "memory").detail
+    assert fix == ("a host with >= 749 GiB of RAM, or weights_encrypt = false (no 641.3 GiB tmpfs of decrypted "
+                   "weights), or kernel_hugepages_count = 35 (the pool holds 64.0 GiB now)")
+    fewer = HostMemoryInputs(weights_encrypted=True, hugepages_count=35, hugepages_size="1G")
+    assert evaluate("dgx", with_memory(dgx_h200(), 720 * 1024), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                    Requirements(host_memory=fewer)).passed
+
+
+def test_a_cpu_engines_kv_cache_is_told_the_concurrency_that_fits():
+    no_gpu = with_memory({**workstation_rtx6000ada(), "nvidia_pci": []}, 32 * 1024)
+    model = get_model("r1-distill-qwen-1.5b")
+    report = evaluate("cpu", no_gpu, NVME_30TB, model, "transformers",
+                      Requirements(min_cpu_cores=8, min_memory_gib=16, target_concurrency=8))
+    memory = failing(report, "memory")
+    assert "CPU engine KV cache 28.0 GiB (8 x 131072 tokens x 28,672 B)" in memory.detail
+    assert memory.fix.endswith("serve_target_concurrency = 5 (the CPU engine's KV cache holds 28.0 GiB for 8 sequences)")
+    assert evaluate("cpu", no_gpu, NVME_30TB, model, "transformers",
+                    Requirements(min_cpu_cores=8, min_memory_gib=16, target_concurrency=5)).passed
+
+
+def test_memory_unknown_is_a_warning_that_still_lists_the_terms():
+    report = evaluate("dgx", {**dgx_h200(), "meminfo": {}}, NVME_30TB, get_model("deepseek-v3"), "vllm",
+                      Requirements(host_memory=ENCRYPTED))
+    (memory,) = [check for check in report.checks if check.name == "memory"]
+    assert (memory.verdict, memory.found) == ("warn", "unknown") and "641.3 GiB" in memory.detail
+
+
+def test_a_concurrency_target_the_gpus_cannot_hold_is_told_the_most_they_do():
+    report = evaluate("hgx", hgx_h100_without_driver(), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                      Requirements(nodes=2, max_model_len=163840, target_concurrency=32))
+    plan = failing(report, "serving plan")
+    assert "serve_target_concurrency 32 is more than these GPUs hold" in plan.detail
+    assert plan.fix == ("deepseek_max_model_len = 25600 (the most that fits on 2 nodes for 32 concurrent sequences), "
+                        "or serve_target_concurrency = 5 (the most that fit on 2 nodes), or deepseek_nodes = 7")
+    for fixed in (Requirements(nodes=2, max_model_len=25600, target_concurrency=32),
+                  Requirements(nodes=2, max_model_len=163840, target_concurrency=5)):
+        assert evaluate("hgx", hgx_h100_without_driver(), NVME_30TB, get_model("deepseek-v3"), "vllm", fixed).passed
+    fits = evaluate("hgx", hgx_h100_without_driver(), NVME_30TB, get_model("deepseek-v3"), "vllm",
+                    Requirements(nodes=2, target_concurrency=32))
+    assert fits.passed and [c.found for c in fits.checks if c.name == "serving plan"] == [
+        "TP 8 x PP 2, len 25600, 32 sequences"]

@@ -196,3 +196,64 @@ def test_required_disk_gb():
     assert required_disk_gb(get_model("r1-distill-qwen-1.5b")) == 4
     with pytest.raises(ValueError, match="kept_releases: expected an integer >= 1, found 0"):
         required_disk_gb("v3", 0)
+
+
+# --- serve_target_concurrency: batch x context per GPU ---------------------------------------
+
+def test_v3_on_16_h100_holds_one_full_sequence_or_32_shorter_ones():
+    one = plan_serving("v3", gpu_memory_mib=H100_80GB, gpus_per_node=8, nodes=2)
+    assert (one.concurrency, one.max_model_len, one.fits) == (1, 163840, True)
+    many = plan_serving("v3", gpu_memory_mib=H100_80GB, gpus_per_node=8, nodes=2, concurrency=32)
+    assert many.fits, many.reason
+    assert (many.tensor_parallel_size, many.pipeline_parallel_size, many.concurrency) == (8, 2, 32)
+    # Per GPU: 71.68 GiB budget - 40.08 GiB of weights - 4 GiB reserve = 27.6 GiB for KV; MLA's
+    # 70272 B/token over 2 stages = 35136 B: 843k tokens, 26.3k per sequence -> 25600 (a multiple of 1024).
+    assert many.max_model_len == 25600
+    assert many.kv_gib_per_gpu == pytest.approx(35136 * 25600 * 32 / 2**30, abs=0.01)
+    assert many.kv_gib_per_gpu > 4 * one.kv_gib_per_gpu  # the batch, not one sequence, is reserved
+    _budget_holds(many, H100_80GB)
+    assert "reduced to 25600 of 163840 tokens for 32 concurrent sequences" in many.reason
+    assert "(32 x 25600 tokens)" in many.reason
+
+
+def test_a_requested_context_the_target_does_not_fit_fails_naming_both_settings():
+    plan = plan_serving("v3", gpu_memory_mib=H100_80GB, gpus_per_node=8, nodes=2, concurrency=32, max_model_len=163840)
+    assert not plan.fits
+    assert plan.nodes == 7  # 32 x 163840 tokens need seven pipeline stages of H100s
+    assert "for 32 concurrent sequences of 163840 tokens" in plan.reason
+    assert "holds 5: serve_target_concurrency 32 is more than these GPUs hold, lower it to 5" in plan.reason
+    assert "or lower deepseek_max_model_len to 25600 for 32 sequences" in plan.reason
+    assert "unset deepseek_max_model_len" in plan.reason  # 32 x 4096 tokens fit, shortened
+    assert plan_serving("v3", gpu_memory_mib=H100_80GB, gpus_per_node=8, nodes=2, concurrency=5,
+                        max_model_len=163840).fits  # the value it names fits
+    assert not plan_serving("v3", gpu_memory_mib=H100_80GB, gpus_per_node=8, nodes=2, concurrency=6,
+                            max_model_len=163840).fits  # and is the most
+
+
+def test_a_7b_model_takes_more_gpus_for_32_sequences_of_its_minimum_context():
+    one = plan_serving("r1-distill-qwen-7b", gpu_memory_mib=H100_80GB, gpus_per_node=8)
+    assert (one.tensor_parallel_size, one.max_model_len) == (1, 131072)
+    many = plan_serving("r1-distill-qwen-7b", gpu_memory_mib=H100_80GB, gpus_per_node=8, concurrency=32)
+    # One H100 holds 53.5 GiB of KV = 1.0M tokens: 32 x 32768 (the R1 minimum) does not fit; TP 2 does.
+    assert (many.fits, many.tensor_parallel_size) == (True, 2), many.reason
+    assert many.max_model_len == 70656 and many.max_model_len % 1024 == 0
+    _budget_holds(many, H100_80GB)
+    assert "tensor parallel 4 would allow the full context" in many.reason
+    alone = plan_serving("r1-distill-qwen-7b", gpu_memory_mib=H100_80GB, gpus_per_node=1, concurrency=32)
+    assert not alone.fits and "lower it to 30" in alone.reason
+    assert plan_serving("r1-distill-qwen-7b", gpu_memory_mib=H100_80GB, gpus_per_node=1, concurrency=30).fits
+
+
+def test_the_kv_cache_reserved_is_concurrency_times_the_context():
+    one = plan_serving("r1-distill-qwen-7b", gpu_memory_mib=RTX_4090, gpus_per_node=1, max_model_len=8192)
+    two = plan_serving("r1-distill-qwen-7b", gpu_memory_mib=RTX_4090, gpus_per_node=1, max_model_len=8192, concurrency=2)
+    assert one.kv_gib_per_gpu == pytest.approx(57344 * 8192 / 2**30, abs=0.01)  # as before concurrency existed
+    assert two.kv_gib_per_gpu == pytest.approx(2 * 57344 * 8192 / 2**30, abs=0.01)
+    assert "concurrent" not in one.reason
+    assert "requested max_model_len 8192 for 2 concurrent sequences" in two.reason
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_concurrency_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="concurrency: expected an integer >= 1"):
+        plan_serving("v3", gpu_memory_mib=H200, gpus_per_node=8, concurrency=bad)

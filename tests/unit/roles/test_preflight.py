@@ -155,3 +155,37 @@ def test_settings_naming_hardware_this_machine_lacks_fail_preflight_naming_them(
     assert f"kernel_isolated_cpus: '1-4095' names CPU(s) " in message and f"(online CPUs: {cpus})" in message
     assert "kernel_cmdline_extra: nohz_full=1-4095 names CPU(s)" in message
     assert message.endswith("; change: set kernel_isolated_cpus, kernel_cmdline_extra to what this host has")
+
+
+# --- host memory: the settings the terms take, and the message ---------------------------------
+
+def test_requirements_take_the_memory_terms_settings_from_the_serve_weights_and_kernel_roles():
+    from roles.kernel.defaults import KernelDefaults
+
+    encrypted = WeightsDefaults.from_data({**HTTP, "weights_encrypt": True, "weights_key": "env:K"})
+    requirements = tasks.requirements_from(
+        PreflightDefaults(), DEPLOYMENT, ServeDefaults(serve_target_concurrency=4, serve_vllm_device="cpu",
+                                                       serve_environment={"VLLM_CPU_KVCACHE_SPACE": "2"}),
+        encrypted, KernelDefaults(kernel_hugepages_count=512, kernel_hugepages_size="2M"), tmpfs_bytes=123)
+    memory = requirements.host_memory
+    assert requirements.target_concurrency == 4
+    assert (memory.weights_encrypted, memory.tmpfs_bytes) == (True, 123)
+    assert (memory.hugepages_count, memory.hugepages_size, memory.hugepages_share) == (512, "2M", None)
+    assert (memory.use_gpus, memory.cpu_kv_cache_gib) == (False, 2.0)
+    # An explicit serve_model_path is loaded as is: nothing is decrypted for it.
+    explicit = tasks.requirements_from(PreflightDefaults(), DEPLOYMENT, ServeDefaults(serve_model_path="/srv/m"), encrypted)
+    assert not explicit.host_memory.weights_encrypted
+    assert not tasks.requirements_from(PreflightDefaults(), DEPLOYMENT).host_memory.weights_encrypted
+
+
+def test_a_memory_failure_names_each_term_in_the_message():
+    memory = Check("memory", ">= 685 GiB (serving plan), site bar 64 GiB", "512 GiB", "fail",
+                   "decrypted weights (tmpfs) 641.3 GiB (weights_encrypt: ...) + engine processes 35.0 GiB (...) + "
+                   "OS reserve 8.0 GiB (...) = 684.3 GiB",
+                   "a host with >= 685 GiB of RAM, or weights_encrypt = false (no 641.3 GiB tmpfs of decrypted weights)")
+    message = tasks.failure_message(report(memory), whole_run=True)
+    assert message == (
+        "gpu-1: preflight failed (memory: needed >= 685 GiB (serving plan), site bar 64 GiB, found 512 GiB "
+        "[decrypted weights (tmpfs) 641.3 GiB (weights_encrypt: ...) + engine processes 35.0 GiB (...) + "
+        "OS reserve 8.0 GiB (...) = 684.3 GiB]); no host was changed; change: a host with >= 685 GiB of RAM, "
+        "or weights_encrypt = false (no 641.3 GiB tmpfs of decrypted weights)")

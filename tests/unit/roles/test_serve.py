@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from io import StringIO
 
 import jinja2
@@ -331,3 +333,82 @@ def test_weights_placed_earlier_in_the_same_run_satisfy_the_published_check(tmp_
     assert run(placed_by_an_earlier_op=True) == (True, [])
     ok, stderr = run(placed_by_an_earlier_op=False)
     assert not ok and "n1: serve_model_path: expected the model, found nothing" in stderr
+
+
+# --- memory limits and the decrypt tmpfs (deepseek_infra/host_memory.py) ----------------------
+
+GIB = 2**30
+
+
+def test_the_unit_renders_the_plans_memory_limits():
+    unit = render(ServeDefaults(), vllm_settings(memory_max_bytes=1990 * GIB, oom_score_adjust=-500), WeightsDefaults())
+    assert unit["MemoryMax"] == [str(1990 * GIB)] and unit["OOMScoreAdjust"] == ["-500"]
+    unlimited = render(ServeDefaults(), vllm_settings(), WeightsDefaults())
+    assert "MemoryMax" not in unlimited and unlimited["OOMScoreAdjust"] == ["0"]
+
+
+def test_a_vllm_heads_ray_head_unit_has_the_engines_limits():
+    from roles.serve.tasks import ray_head_context
+
+    plan = plan_serving("deepseek-ai/DeepSeek-V3", H100_MIB, 8, nodes=2, engine="vllm")
+    settings = vllm_settings(plan=plan, model_path=engine.default_model_path(plan.model), nodes=2, node_rank=0,
+                             head_address="10.0.0.1", node_address="10.0.0.1", memory_max_bytes=64 * GIB,
+                             oom_score_adjust=-500)
+    ray = render_context(ray_head_context(ServeDefaults(), settings, engine.render_launch(settings)))
+    assert ray["MemoryMax"] == [str(64 * GIB)] and ray["OOMScoreAdjust"] == ["-500"]
+
+
+def _wired(monkeypatch, sections: dict, weights: WeightsDefaults, kernel=None, config: ServeDefaults | None = None,
+           model: str = MODEL, engine_name: str = "transformers"):
+    """engine_settings, the memory plan and the record as the role computes them on a node
+    whose hardware reading is ``sections``."""
+    import types
+
+    from deepseek_infra.hardware import Hardware
+    from roles.deployment import DeploymentDefaults
+    from roles.serve import tasks
+
+    monkeypatch.setattr(tasks, "host", types.SimpleNamespace(name="gpu-1"))
+    monkeypatch.setattr(tasks, "hardware", lambda _host: Hardware.from_sections(sections))
+    config = config or ServeDefaults(serve_transformers_device="cpu")
+    deployment = DeploymentDefaults(deepseek_model=model, deepseek_engine=engine_name)
+    settings = tasks.engine_settings(config, deployment, weights, kernel)
+    launch = engine.render_launch(settings)
+    memory = tasks.engine_memory(config, deployment, weights, kernel, settings)
+    swap = tasks.decrypt_tmpfs_swap(config, weights, tasks.hardware(None))
+    unit = render_context(tasks.unit_context(config, settings, launch, weights, model))
+    return unit, json.loads(tasks.engine_config_json(settings, launch, memory, swap))
+
+
+def test_the_role_sizes_the_limit_from_the_host_and_records_it_with_the_terms(monkeypatch):
+    from roles.kernel.defaults import KernelDefaults
+
+    kernel = KernelDefaults(kernel_hugepages_count=512)  # the lab's pool: 1 GiB
+    unit, record = _wired(monkeypatch, {"meminfo": {"mem_total_mb": 64 * 1024}, "kernel_release": "6.8.0-48-generic"},
+                          WeightsDefaults(), kernel)
+    # 64 GiB - 1 GiB of hugepages - 8 GiB OS reserve: the CPU engine may have the rest.
+    assert unit["MemoryMax"] == [str(55 * GIB)] and unit["OOMScoreAdjust"] == ["-500"]
+    assert record["limits"] == {"memory_max_bytes": 55 * GIB, "oom_score_adjust": -500, "units": [engine.UNIT],
+                                "docker_run": False}
+    names = [term["name"] for term in record["host_memory"]["terms"]]
+    assert names == ["hugepage pool", "engine processes", "CPU engine weights", "CPU engine KV cache", "OS reserve"]
+    assert record["decrypt_tmpfs"] is None  # nothing decrypted
+    assert record["plan"]["concurrency"] == 1
+
+
+def test_an_unknown_host_still_gives_the_engine_its_estimate_and_margin(monkeypatch):
+    unit, record = _wired(monkeypatch, {}, WeightsDefaults())
+    engine_gib = record["host_memory"]["engine_gib"]
+    assert int(unit["MemoryMax"][0]) >= (engine_gib + 2) * GIB and int(unit["MemoryMax"][0]) >= 1.25 * engine_gib * GIB
+
+
+@pytest.mark.parametrize(("release", "noswap"), [("6.1.0-28-amd64", False), ("6.8.0-48-generic", True)])
+def test_the_decrypt_tmpfs_decision_is_recorded(monkeypatch, release, noswap):
+    weights = WeightsDefaults(weights_encrypt=True, weights_key="env:K")
+    _, record = _wired(monkeypatch, {"meminfo": {"mem_total_mb": 64 * 1024}, "kernel_release": release}, weights)
+    assert record["decrypt_tmpfs"]["noswap"] is noswap and record["decrypt_tmpfs"]["kernel_release"] == release
+    assert ("< 6.4 has no tmpfs noswap" in record["decrypt_tmpfs"]["reason"]) is not noswap
+    tmpfs = [term for term in record["host_memory"]["terms"] if term["name"] == "decrypted weights (tmpfs)"]
+    assert tmpfs and tmpfs[0]["gib"] == pytest.approx(15.23e9 / GIB + 16 / 1024, abs=0.01)  # MODEL's 15.23 GB
+    # The tmpfs is not the engine's: MemoryMax is 64 GiB less it and the 8 GiB OS reserve.
+    assert record["limits"]["memory_max_bytes"] == math.floor(64 - 8 - tmpfs[0]["gib"]) * GIB

@@ -61,3 +61,50 @@ def test_encryption_needs_a_key_source():
     found = errors({**HTTP, "weights_encrypt": True})
     assert "required when weights_encrypt is true" in found["weights_key"]
     assert WeightsDefaults.from_data({**HTTP, "weights_encrypt": True, "weights_key": "env:DS_KEY"}).weights_encrypt
+
+
+# --- the decrypt unit: noswap where the kernel has it ------------------------------------------
+
+DECRYPT_UNIT = "/etc/systemd/system/deepseek-weights-decrypt@.service"
+
+
+def decrypt_unit(monkeypatch, kernel_release: str | None, **data) -> tuple[dict[str, list[str]], list[str]]:
+    """The decrypt unit as the role renders it for a host running ``kernel_release`` (its
+    settings, and its comment lines under "#"), and the warnings."""
+    import types
+
+    from roles.weights import tasks
+
+    warnings: list[str] = []
+    monkeypatch.setattr(tasks, "host", types.SimpleNamespace(name="gpu-1"))
+    monkeypatch.setattr(tasks, "logger", types.SimpleNamespace(warning=warnings.append))
+    config = WeightsDefaults.from_data({**HTTP, **data})
+    text = tasks._render(DECRYPT_UNIT, **tasks.unit_values(config, tasks.decrypt_swap(config, kernel_release))).decode()
+    entries: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = ("#", "", line[1:].strip()) if line.startswith("#") else line.partition("=")
+        entries.setdefault(key, []).append(value)
+    return entries, warnings
+
+
+def test_a_6_8_kernel_mounts_the_decrypt_tmpfs_noswap(monkeypatch):
+    unit, warnings = decrypt_unit(monkeypatch, "6.8.0-48-generic", weights_encrypt=True, weights_key="env:K")
+    (start,) = unit["ExecStart"]
+    assert start.endswith(" --group deepseek --noswap") and " decrypt-current " in start
+    assert "Swap: Linux 6.8.0-48-generic >= 6.4: mounted noswap" in unit["#"]
+    assert not warnings
+
+
+def test_a_6_1_kernel_mounts_it_without_noswap_and_says_so(monkeypatch):
+    unit, warnings = decrypt_unit(monkeypatch, "6.1.0-28-amd64", weights_encrypt=True, weights_key="env:K")
+    (start,) = unit["ExecStart"]
+    assert start.endswith(" --group deepseek") and "noswap" not in start
+    assert warnings == ["gpu-1: weights_encrypt: decrypt tmpfs: Linux 6.1.0-28-amd64 < 6.4 has no tmpfs noswap: "
+                        "mounted without it, decrypted weights may be swapped out (disable swap on this host, or "
+                        "run Linux >= 6.4)"]
+    assert any(line.startswith("Swap: Linux 6.1.0-28-amd64 < 6.4 has no tmpfs noswap") for line in unit["#"])
+
+
+def test_without_encryption_an_old_kernel_is_not_warned_about(monkeypatch):
+    _, warnings = decrypt_unit(monkeypatch, "6.1.0-28-amd64")
+    assert warnings == []

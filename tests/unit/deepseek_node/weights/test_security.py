@@ -425,3 +425,19 @@ def test_place_publishes_only_the_manifest_files_and_the_control_files(tmp_path)
     names = sorted(p.relative_to(release).as_posix() for p in release.rglob("*") if not p.is_dir())
     assert names == [".release.json", MANIFEST_FILENAME, "a.bin", "sub/c.json"]
     assert check_release(release)["ok"]
+
+
+
+def test_decrypt_current_mounts_noswap_only_when_asked(tmp_path, no_mount):
+    """The role asks for noswap on Linux >= 6.4 (decrypted weights never reach swap); the
+    option goes on the first mount: a remount cannot add it."""
+    from deepseek_node.weights import node as node_cli
+
+    stage_files(tmp_path, "r1", {"a.bin": os.urandom(5000), "config.json": b"{}"})
+    place(tmp_path, SLUG, "r1", key_source=key_source(tmp_path), group=GROUP)
+    plain = decrypt_current(tmp_path, SLUG, key_source(tmp_path), tmp_path / "run", group=GROUP)
+    kept = decrypt_current(tmp_path, SLUG, key_source(tmp_path), tmp_path / "run2", group=GROUP, noswap=True)
+    options = [cmd[cmd.index("-o") + 1].split(",") for cmd in no_mount if cmd[0] == "mount"]
+    assert "noswap" not in options[0] and "noswap" in options[1]
+    assert (plain["noswap"], kept["noswap"]) == (False, True)
+    assert node_cli._parser().parse_args(["decrypt-current", "--model", SLUG, "--noswap"]).noswap is True
