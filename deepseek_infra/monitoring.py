@@ -36,11 +36,13 @@ GATEWAY_METRICS: Final[Mapping[str, str]] = {
     "deepseek_gateway_request_duration_seconds": "histogram; labels model",
     "deepseek_gateway_tokens_total": "counter; labels user, model, direction (in|out)",
 }
-# vLLM's /metrics (the default engine), names as vLLM exposes them.
+# The engines' /metrics, names as they expose them: vLLM (the default engine; its V1 engine's
+# KV-cache gauge is vllm:kv_cache_usage_perc, 0..1) and SGLang (sglang:token_usage, the share
+# of its KV token pool in use, 0..1).
 ENGINE_METRICS: Final[frozenset[str]] = frozenset({
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total", "vllm:e2e_request_latency_seconds",
-    "vllm:time_to_first_token_seconds", "vllm:kv_cache_usage_perc",
+    "vllm:time_to_first_token_seconds", "vllm:kv_cache_usage_perc", "sglang:token_usage",
 })
 # node-exporter metrics the rules and dashboard read.
 NODE_EXPORTER_METRICS: Final[frozenset[str]] = frozenset({

@@ -26,6 +26,7 @@ for member in host.state.inventory:
         settings_for(member).exporters, monitoring.GPU_GROUP in member.groups,
         replica=replica.name if replica and len(replica.hosts) > 1 else None,  # labels multi-node replicas
         head=replica is None or replica.is_head(member.name),
+        engine=settings_for(member).deployment.deepseek_engine,
     ))
 fleet = monitoring.fleet_files(targets, config)
 

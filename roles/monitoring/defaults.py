@@ -38,8 +38,12 @@ class MonitoringDefaults(RoleDefaults):
     # Alert thresholds (design brief section 6 first).
     monitoring_gpu_util_percent: float = Field(default=95, gt=0, le=100, description="GPU utilization alert threshold (%).")
     monitoring_gpu_util_for: str = Field(default="15m", description="How long GPU utilization stays above it ('sustained').")
-    monitoring_gpu_memory_percent: float = Field(default=90, gt=0, le=100, description="GPU memory used alert threshold (% of framebuffer).")
+    monitoring_gpu_memory_percent: float = Field(default=90, gt=0, le=100, description="GPU memory used alert threshold (% of framebuffer); transformers engine only (vLLM and SGLang preallocate it).")
     monitoring_gpu_memory_for: str = Field(default="5m", description="How long GPU memory stays above it.")
+    monitoring_kv_cache_percent: float = Field(default=95, gt=0, le=100, description="KV-cache pressure alert threshold (% of the engine's KV cache in use; vLLM, SGLang).")
+    monitoring_kv_cache_for: str = Field(default="5m", description="How long the KV cache stays above it.")
+    monitoring_host_memory_available_percent: float = Field(default=5, gt=0, lt=100, description="Host OOM risk: alert when MemAvailable falls below this share of MemTotal.")
+    monitoring_host_memory_for: str = Field(default="5m", description="How long MemAvailable stays below it.")
     monitoring_network_min_bytes_per_s: float = Field(
         default=5e9, gt=0, description="Minimum measured bandwidth between node pairs (bytes/s; brief: 5 GB/s).",
     )
@@ -50,7 +54,8 @@ class MonitoringDefaults(RoleDefaults):
     monitoring_down_for: str = Field(default="2m", description="How long an engine, gateway or exporter is unreachable before alerting.")
 
     @field_validator("monitoring_scrape_interval", "monitoring_evaluation_interval", "monitoring_gpu_util_for",
-                     "monitoring_gpu_memory_for", "monitoring_gpu_temp_for", "monitoring_down_for")
+                     "monitoring_gpu_memory_for", "monitoring_gpu_temp_for", "monitoring_down_for",
+                     "monitoring_kv_cache_for", "monitoring_host_memory_for")
     @classmethod
     def _duration(cls, value: str) -> str:
         if not is_duration(value):

@@ -43,10 +43,11 @@ def dashboard() -> str:
 
 
 def scrape_host(label: str, address: str, exporters: ExportersDefaults, gpu_node: bool,
-                replica: str | None = None, head: bool = True) -> ScrapeHost:
+                replica: str | None = None, head: bool = True, engine: str | None = None) -> ScrapeHost:
     """One host's targets. The engine and gateway are scraped on replica heads only: a worker
     of a multi-node replica serves no API (never an EngineDown or GatewayDown of its own);
-    its node and GPU exporters are, with the replica's name as a label."""
+    its node and GPU exporters are, with the replica's name as a label. A serving host's
+    targets carry its ``engine`` (deepseek_engine): which GPU memory rule applies depends on it."""
     serves_api = gpu_node and head
     return ScrapeHost(
         name=label, address=exporters.exporters_scrape_address or address,
@@ -55,7 +56,7 @@ def scrape_host(label: str, address: str, exporters: ExportersDefaults, gpu_node
         engine_port=exporters.exporters_engine_relay_port if serves_api else None,
         gateway_port=exporters.exporters_gateway_port if serves_api else None,
         gateway_path=exporters.exporters_gateway_metrics_path,
-        labels={"replica": replica} if replica else {},
+        labels={**({"replica": replica} if replica else {}), **({"engine": engine} if gpu_node and engine else {})},
     )
 
 

@@ -124,6 +124,24 @@ def test_a_replica_worker_is_scraped_for_node_and_gpus_only_with_its_replica_lab
     assert [c["labels"]["host"] for c in jobs["dcgm"]["static_configs"]] == ["gpu-a01", "gpu-a02"]
 
 
+def test_serving_hosts_carry_their_engine_so_the_gpu_memory_rule_fits_it():
+    """vLLM and SGLang preallocate the framebuffer: the brief's 90% rule is for the transformers
+    engine, the KV-cache rule for them; the rules tell them apart by the targets' engine label."""
+    targets = [
+        monitoring.scrape_host("gpu-a01", "10.0.0.11", ExportersDefaults(), gpu_node=True, engine="vllm"),
+        monitoring.scrape_host("gpu-a02", "10.0.0.12", ExportersDefaults(), gpu_node=True, engine="transformers"),
+        monitoring.scrape_host("mon-1", "10.0.0.2", ExportersDefaults(), gpu_node=False, engine="vllm"),
+    ]
+    fleet = monitoring.fleet_files(targets, MonitoringDefaults())
+    jobs = {job["job_name"]: job for job in yaml.safe_load(fleet["prometheus.yml"])["scrape_configs"]}
+    assert [c["labels"] for c in jobs["dcgm"]["static_configs"]] == [
+        {"host": "gpu-a01", "engine": "vllm"}, {"host": "gpu-a02", "engine": "transformers"}]
+    assert [c["labels"] for c in jobs["node"]["static_configs"]][-1] == {"host": "mon-1"}  # serves nothing
+    rules = rule_expressions(fleet["rules/deepseek-gpu.yml"]) | rule_expressions(fleet["rules/deepseek-serving.yml"])
+    assert 'DCGM_FI_DEV_FB_USED{engine!~"vllm|sglang"}' in rules["GpuMemoryHigh"]
+    assert "vllm:kv_cache_usage_perc" in rules["EngineKvCacheHigh"] and "> 95" in rules["EngineKvCacheHigh"]
+
+
 def test_prometheus_config_ipv6_and_duplicate_labels():
     document = prometheus_config([ScrapeHost(name="v6", address="fd00::5", dcgm_port=None, engine_port=None,
                                              gateway_port=None)])
