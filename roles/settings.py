@@ -98,6 +98,15 @@ def served_grant_problems(deployment: DeploymentDefaults, gateway: GatewayDefaul
     return problems
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as settings: a list and a tuple of the same items are one value."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
 def group_conflicts(groups_data: Mapping[str, Mapping[str, Any]], explicit: set[str]) -> list[tuple[str, str]]:
     """``(key, message)`` for each key that two of a host's groups set to different values.
 
@@ -112,7 +121,7 @@ def group_conflicts(groups_data: Mapping[str, Mapping[str, Any]], explicit: set[
             setters.setdefault(key, []).append((group, value))
     problems = []
     for key, found in sorted(setters.items()):
-        if key in explicit or all(value == found[0][1] for _, value in found):
+        if key in explicit or all(_same(value, found[0][1]) for _, value in found):
             continue
         said = ", ".join(f"{group} sets {value!r}" for group, value in found)
         winner, value = found[-1]

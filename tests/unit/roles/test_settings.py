@@ -304,3 +304,13 @@ def test_the_shipped_production_inventory_validates_as_the_cli_loads_it():
     code, output = _validate_as_the_cli_loads(repo / "inventories/prod.py", repo)
     assert code == 0, output
     assert len(output.splitlines()) == 3
+
+
+def test_groups_agreeing_in_substance_are_not_a_conflict():
+    from roles.settings import group_conflicts
+
+    assert group_conflicts({"a": {"base_ntp_servers": ["ntp1"], "kernel_sysctls_extra": {"x.y": (1, 2)}},
+                            "b": {"base_ntp_servers": ("ntp1",), "kernel_sysctls_extra": {"x.y": [1, 2]}}}, set()) == []
+    (problem,) = group_conflicts({"a": {"base_ntp_servers": ["ntp1"]}, "b": {"base_ntp_servers": ["ntp2"]}}, set())
+    assert problem[0] == "base_ntp_servers" and "pyinfra would take ['ntp2'] from b" in problem[1]
+    assert group_conflicts({"a": {"k": 1}, "b": {"k": 2}}, {"k"}) == []  # set on the host: explicit
