@@ -34,7 +34,7 @@ from pyinfra.api import OperationError, deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, python, server, systemd
 
-from deepseek_infra import nodewheel
+from deepseek_infra import nodewheel, remote
 from deepseek_infra.facts.host import hardware_part
 from deepseek_infra.hardware import Hostname
 from deepseek_infra.operations import sync, venv
@@ -221,8 +221,8 @@ def _seed(config: GatewayDefaults, deployment: DeploymentDefaults, settings: Gat
 
 def _apply_seed() -> None:
     # A failed seed removes the file, so the next run applies it again.
-    ok, output = host.run_shell_command(
-        command=f"{CLI} --config {CONFIG_FILE} seed {SEED_FILE} || {{ rm -f {SEED_FILE}; exit 1; }}")
+    ok, output = remote.run(  # with the host's sudo settings: a python.call gets none of its own
+        host, f"{CLI} --config {CONFIG_FILE} seed {SEED_FILE} || {{ rm -f {SEED_FILE}; exit 1; }}")
     if not ok:
         raise OperationError(f"{host.name}: gateway seed failed: {output.stderr or output.stdout}")
     for warning in seed_warnings(host.name, output.stdout):

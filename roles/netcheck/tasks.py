@@ -23,6 +23,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, python, server
 
+from deepseek_infra import remote
 from deepseek_infra.monitoring import host_label
 from deepseek_infra.runcache import cached, run_cache
 from deepseek_infra.netcheck import (
@@ -50,7 +51,7 @@ def _address(member, exporters: ExportersDefaults) -> str:
 
 
 def _run(target, command: str) -> tuple[bool, str]:
-    ok, output = target.run_shell_command(command=command)
+    ok, output = remote.run(target, command)  # with the host's sudo settings, as an operation would
     return ok, output.stdout
 
 
@@ -83,7 +84,7 @@ def _measure(state, host, peers, config: NetcheckDefaults, min_bps: float, textf
         _, output = _run(host, f"ib_write_bw -d {shlex.quote(mine)} --report_gbits -D 5 {shlex.quote(address)} 2>&1")
         results.append(parse_ib_write_bw(client, peer_name, output))
     metrics = textfile(results, time.time())
-    host.put_file(StringIO(metrics), f"{textfile_dir}/{TEXTFILE}.tmp")
+    remote.put(host, StringIO(metrics), f"{textfile_dir}/{TEXTFILE}.tmp")
     # node-exporter runs unprivileged: the file must be world-readable before it appears
     _run(host, f"chmod 0644 {textfile_dir}/{TEXTFILE}.tmp && mv {textfile_dir}/{TEXTFILE}.tmp {textfile_dir}/{TEXTFILE}")
     logger.info(f"{host.name}: netcheck (threshold {min_bps / 1e9:g} GB/s):\n" + render_table(results, min_bps))
