@@ -131,6 +131,7 @@ class EngineSettings:
     install: Literal["venv", "container"] = "venv"
     image: str | None = None
     container_args: tuple[str, ...] = ()
+    release_args: tuple[str, ...] = ()  # the catalog's flags for this release (ModelSpec.flags_for)
     extra_args: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # multi-node
@@ -230,7 +231,7 @@ def _vllm_args(s: EngineSettings, model: str) -> list[str]:
     ]
     if s.nodes > 1:
         args += ["--distributed-executor-backend", "ray"]
-    return args + list(s.extra_args)
+    return args + list(s.release_args) + list(s.extra_args)
 
 
 def _sglang_args(s: EngineSettings, model: str) -> list[str]:
@@ -249,7 +250,7 @@ def _sglang_args(s: EngineSettings, model: str) -> list[str]:
     if s.nodes > 1:
         args += ["--nnodes", str(s.nodes), "--node-rank", str(s.node_rank),
                  "--dist-init-addr", f"{_host_port(s.head_address, s.dist_port)}"]
-    return args + list(s.extra_args)
+    return args + list(s.release_args) + list(s.extra_args)
 
 
 def _transformers_args(s: EngineSettings) -> list[str]:
@@ -305,6 +306,9 @@ _PLANNED_BY: Final = {
     "--node-rank": "the replica's host order (deepseek_replica, serve_node_rank)",
     "--dist-init-addr": "serve_head_address, serve_dist_port",
     "--device": "serve_transformers_device", "--dtype": "serve_transformers_dtype",
+    "--reasoning-parser": "serve_release_flags (the catalog's parsers for this release)",
+    "--tool-call-parser": "serve_release_flags (the catalog's parsers for this release)",
+    "--tokenizer-mode": "serve_release_flags (the catalog's parsers for this release)",
 }
 # Other spellings of those flags: vLLM's -tp/-pp (and underscores), SGLang's names.
 _CANONICAL: Final = {

@@ -88,6 +88,10 @@ else:
     serve_environment = {"VLLM_CPU_KVCACHE_SPACE": "1"}
     # No torch.compile warm-up on two CPU cores; the checkpoint is BF16.
     serve_extra_args = ("--enforce-eager", "--dtype", "bfloat16")
+    # The lab's checkpoint is a tiny random model sized as the R1 distill, not the release: it never
+    # writes </think>, so the release's reasoning parser would put every answer in reasoning_content.
+    # (tests/lab/test_engine_argv.py checks the release flags against vLLM's and SGLang's parsers.)
+    serve_release_flags = False
 # CUDA 12.4.1 with its cuDNN 9 and NCCL builds from the lab mirror (the 550 driver supports 12.4).
 cuda_version = "12.4.1"
 # libcudnn9-cuda-12 (+ dev) built for CUDA 12.4 in the lab mirror.

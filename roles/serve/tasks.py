@@ -244,6 +244,7 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
         served_model_name=config.serve_served_model_name or spec.hf_repo,
         host=config.serve_listen_address, port=config.serve_port, install=config.serve_install_method,
         image=config.serve_container_image, container_args=config.serve_container_extra_args,
+        release_args=spec.flags_for(deployment.deepseek_engine) if config.serve_release_flags else (),
         extra_args=config.serve_extra_args, environment=config.serve_environment,
         nodes=nodes, node_rank=rank, head_address=head_address, node_address=config.serve_cluster_address,
         ray_port=config.serve_ray_port, dist_port=config.serve_dist_port,

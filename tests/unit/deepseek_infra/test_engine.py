@@ -277,3 +277,19 @@ def test_limits_no_engine_survives_are_refused(overrides, message):
     plan = plan_serving("r1-distill-qwen-7b", H100_MIB, 8, engine="vllm")
     with pytest.raises(EngineConfigError, match=message):
         render_launch(settings("vllm", plan, **overrides))
+
+
+def test_the_release_flags_come_after_the_plan_and_before_the_extra_args():
+    spec = get_model("deepseek-r1")
+    plan = plan_serving(spec, 143771, 8, engine="vllm")
+    argv = render_launch(settings("vllm", plan, release_args=spec.flags_for("vllm"),
+                                  extra_args=("--enforce-eager",))).exec_start
+    assert option(argv, "--reasoning-parser") == "deepseek_r1" and option(argv, "--tool-call-parser") == "deepseek_v3"
+    assert argv.index("--gpu-memory-utilization") < argv.index("--reasoning-parser") < argv.index("--enforce-eager")
+    sglang = plan_serving(spec, 143771, 8, engine="sglang")
+    assert option(render_launch(settings("sglang", sglang, release_args=spec.flags_for("sglang"))).exec_start,
+                  "--reasoning-parser") == "deepseek-r1"
+    with pytest.raises(EngineConfigError, match=r"--reasoning-parser qwen3 restates a flag the collection sets "
+                                                r"\(planned: --reasoning-parser deepseek_r1\).*serve_release_flags"):
+        render_launch(settings("vllm", plan, release_args=spec.flags_for("vllm"),
+                               extra_args=("--reasoning-parser", "qwen3")))

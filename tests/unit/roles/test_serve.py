@@ -412,3 +412,22 @@ def test_the_decrypt_tmpfs_decision_is_recorded(monkeypatch, release, noswap):
     assert tmpfs and tmpfs[0]["gib"] == pytest.approx(15.23e9 / GIB + 16 / 1024, abs=0.01)  # MODEL's 15.23 GB
     # The tmpfs is not the engine's: MemoryMax is 64 GiB less it and the 8 GiB OS reserve.
     assert record["limits"]["memory_max_bytes"] == math.floor(64 - 8 - tmpfs[0]["gib"]) * GIB
+
+
+def test_the_role_passes_the_release_flags_unless_told_the_checkpoint_is_not_the_release(monkeypatch):
+    import types
+
+    from deepseek_infra.hardware import Hardware
+    from roles.deployment import DeploymentDefaults
+    from roles.serve import tasks
+
+    monkeypatch.setattr(tasks, "host", types.SimpleNamespace(name="gpu-1"))
+    h200 = {"gpu_inventory": [{"index": i, "name": "NVIDIA H200", "memory.total": 143771, "compute_cap": 9.0}
+                              for i in range(8)], "meminfo": {"mem_total_mb": 2 * 1024 * 1024}}
+    monkeypatch.setattr(tasks, "hardware", lambda _host: Hardware.from_sections(h200))
+    deployment = DeploymentDefaults(deepseek_model="deepseek-ai/DeepSeek-V3.1", deepseek_engine="vllm")
+    on = tasks.engine_settings(ServeDefaults(), deployment, WeightsDefaults())
+    assert on.release_args[:2] == ("--reasoning-parser", "deepseek_v3") and "deepseek_v31" in on.release_args
+    assert "--tool-call-parser" in engine.render_launch(on).exec_start
+    off = tasks.engine_settings(ServeDefaults(serve_release_flags=False), deployment, WeightsDefaults())
+    assert off.release_args == () and "--tool-call-parser" not in engine.render_launch(off).exec_start
