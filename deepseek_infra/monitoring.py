@@ -36,14 +36,15 @@ GATEWAY_METRICS: Final[Mapping[str, str]] = {
     "deepseek_gateway_request_duration_seconds": "histogram; labels model",
     "deepseek_gateway_tokens_total": "counter; labels user, model, direction (in|out)",
 }
-# The engines' /metrics, names as they expose them: vLLM (the default engine; its V1 engine's
-# KV-cache gauge is vllm:kv_cache_usage_perc, 0..1) and SGLang (sglang:token_usage, the share
-# of its KV token pool in use, 0..1).
+# vLLM's /metrics (the default engine), names as vLLM exposes them (its V1 engine's KV-cache
+# gauge is vllm:kv_cache_usage_perc, 0..1; tests/lab/test_vllm.py reads them from the real engine).
 ENGINE_METRICS: Final[frozenset[str]] = frozenset({
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total", "vllm:e2e_request_latency_seconds",
-    "vllm:time_to_first_token_seconds", "vllm:kv_cache_usage_perc", "sglang:token_usage",
+    "vllm:time_to_first_token_seconds", "vllm:kv_cache_usage_perc",
 })
+# SGLang's: sglang:token_usage, the share of its KV token pool in use (0..1).
+SGLANG_ENGINE_METRICS: Final[frozenset[str]] = frozenset({"sglang:token_usage"})
 # node-exporter metrics the rules and dashboard read.
 NODE_EXPORTER_METRICS: Final[frozenset[str]] = frozenset({
     "node_load1", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
@@ -81,7 +82,7 @@ def known_metrics(dcgm_csv: str) -> frozenset[str]:
     """Every metric name an exporter of this collection exposes (histograms with suffixes)."""
     histograms = {"deepseek_gateway_request_duration_seconds", "vllm:e2e_request_latency_seconds",
                   "vllm:time_to_first_token_seconds"}
-    base = (set(TEXTFILE_METRICS) | set(GATEWAY_METRICS) | ENGINE_METRICS | NODE_EXPORTER_METRICS
+    base = (set(TEXTFILE_METRICS) | set(GATEWAY_METRICS) | ENGINE_METRICS | SGLANG_ENGINE_METRICS | NODE_EXPORTER_METRICS
             | PROMETHEUS_METRICS | dcgm_counters(dcgm_csv))
     return frozenset(base | {h + suffix for h in histograms for suffix in HISTOGRAM_SUFFIXES})
 
