@@ -75,6 +75,7 @@ class Check:
     verdict: Verdict
     detail: str = ""
     fix: str = ""  # failing: the setting(s) to change, with the passing value where computable
+    itemised: bool = False  # detail lists the items behind the verdict (terms, settings): stop messages carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +407,7 @@ def _references_check(references: Sequence[tuple[str, str]]) -> Check:
         "hardware references", "settings name hardware this host has",
         f"{len(references)} not on this host ({', '.join(settings)})", "fail",
         "; ".join(f"{setting}: {message}" for setting, message in references),
-        f"set {', '.join(settings)} to what this host has",
+        f"set {', '.join(settings)} to what this host has", itemised=True,
     )
 
 
@@ -489,10 +490,12 @@ def _memory_check(requirements: Requirements, memory: HostMemoryPlan) -> Check:
     if found is None:
         return Check("memory", needed, "unknown", "warn", detail)
     if found < planned:
-        return Check("memory", needed, _fmt_gib(found), "fail", detail, _memory_fix(memory, requirements, found))
+        return Check("memory", needed, _fmt_gib(found), "fail", detail, _memory_fix(memory, requirements, found),
+                     itemised=True)
     if found < bar:
         return Check("memory", needed, _fmt_gib(found), "fail", detail,
-                     f"a host with >= {bar:g} GiB of RAM, or lower preflight_min_memory_gib to {_at_most(found)}")
+                     f"a host with >= {bar:g} GiB of RAM, or lower preflight_min_memory_gib to {_at_most(found)}",
+                     itemised=True)
     return Check("memory", needed, _fmt_gib(found), "pass", detail)
 
 

@@ -95,10 +95,8 @@ def requirements_from(config: PreflightDefaults, deployment: DeploymentDefaults,
 
 def failure_message(report: PreflightReport, whole_run: bool) -> str:
     """What failed, then what to change: "...; change: <fix>; <fix>"."""
-    # A hardware reference's detail is what to look up (which CPUs, which GPUs), the memory
-    # check's is each host-RAM term with its figure: they go in the message too.
-    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}"
-                        + (f" [{c.detail}]" if c.name in ("hardware references", "memory") and c.detail else "")
+    # An itemised check's detail is what to look up (which CPUs, each host-RAM term): it goes in too.
+    reasons = "; ".join(f"{c.name}: needed {c.needed}, found {c.found}" + (f" [{c.detail}]" if c.itemised and c.detail else "")
                         for c in report.failures)
     if report.replica:
         reasons += f"; {report.replica} cannot serve without it"

@@ -182,7 +182,8 @@ def test_a_memory_failure_names_each_term_in_the_message():
     memory = Check("memory", ">= 685 GiB (serving plan), site bar 64 GiB", "512 GiB", "fail",
                    "decrypted weights (tmpfs) 641.3 GiB (weights_encrypt: ...) + engine processes 35.0 GiB (...) + "
                    "OS reserve 8.0 GiB (...) = 684.3 GiB",
-                   "a host with >= 685 GiB of RAM, or weights_encrypt = false (no 641.3 GiB tmpfs of decrypted weights)")
+                   "a host with >= 685 GiB of RAM, or weights_encrypt = false (no 641.3 GiB tmpfs of decrypted weights)",
+                   itemised=True)  # as evaluate() builds it
     message = tasks.failure_message(report(memory), whole_run=True)
     assert message == (
         "gpu-1: preflight failed (memory: needed >= 685 GiB (serving plan), site bar 64 GiB, found 512 GiB "
