@@ -1,7 +1,8 @@
 """Prometheus configuration, alert rules and metric catalogue for the fleet (pure logic).
 
 ``prometheus_config`` turns the inventory's scrape targets into a prometheus.yml document;
-``render_rules`` fills the rule templates with the alert thresholds; ``metric_names`` pulls
+``render_rules`` fills the rule templates with the alert thresholds; ``alertmanager_config``
+routes the alerts to the site's receivers (webhooks, email) with inhibition; ``metric_names`` pulls
 metric names out of a PromQL expression so tests can check that every rule and dashboard
 panel reads a metric some exporter of this collection really exposes (``known_metrics``).
 No pyinfra imports: the roles and the unit tests call these with plain data.
@@ -149,6 +150,7 @@ class PrometheusSettings:
     gateway_ca_file: str | None = None
     gateway_insecure_skip_verify: bool = False
     rule_files: tuple[str, ...] = ("rules/*.yml",)
+    alertmanagers: tuple[str, ...] = ()  # host:port of the Alertmanagers to send alerts to
 
 
 def _target(address: str, port: int) -> str:
@@ -203,12 +205,83 @@ def prometheus_config(hosts: Iterable[ScrapeHost], settings: PrometheusSettings 
                 tls["ca_file"] = settings.gateway_ca_file
             job["tls_config"] = tls
         jobs.append(job)
-    return {
+    document: dict[str, Any] = {
         "global": {"scrape_interval": settings.scrape_interval,
                    "evaluation_interval": settings.evaluation_interval},
-        "rule_files": list(settings.rule_files),
-        "scrape_configs": jobs,
     }
+    if settings.alertmanagers:
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(settings.alertmanagers)}]}]}
+    return document | {"rule_files": list(settings.rule_files), "scrape_configs": jobs}
+
+
+# Receiver names in alertmanager.yml.
+RECEIVER_DEFAULT, RECEIVER_PAGE = "deepseek-webhooks", "deepseek-webhooks-and-email"
+SEVERITIES: Final = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertmanagerSettings:
+    """Where alerts go. Webhooks get every alert; email the ``email_severities`` only."""
+
+    webhook_urls: tuple[str, ...] = ()
+    email_to: tuple[str, ...] = ()
+    email_from: str | None = None
+    smtp_smarthost: str | None = None  # host:port
+    smtp_auth_username: str | None = None
+    smtp_auth_password_file: str | None = None  # on the Alertmanager host: the secret never enters the config
+    smtp_require_tls: bool = True
+    email_severities: tuple[str, ...] = ("critical",)
+    group_by: tuple[str, ...] = ("alertname", "host")
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+
+
+def _matcher_regex(values: Iterable[str]) -> str:
+    return "|".join(re.escape(v) for v in sorted(set(values)))
+
+
+def alertmanager_config(settings: AlertmanagerSettings, node_down_alert: str,
+                        node_alerts: Iterable[str]) -> dict[str, Any]:
+    """The alertmanager.yml document.
+
+    One route tree: every alert to the webhooks, the email severities to webhooks and email.
+    Inhibition: ``node_down_alert`` on a host silences that host's ``node_alerts`` (a node
+    that is down is one page, not one per GPU), and a critical alert silences the warning
+    of the same alert on the same host. With no receiver at all the alerts stay in
+    Alertmanager (its UI and API): the caller says so.
+    """
+    webhooks = [{"url": url, "send_resolved": True} for url in settings.webhook_urls]
+    receivers: list[dict[str, Any]] = [{"name": RECEIVER_DEFAULT, **({"webhook_configs": webhooks} if webhooks else {})}]
+    route: dict[str, Any] = {
+        "receiver": RECEIVER_DEFAULT, "group_by": list(settings.group_by), "group_wait": settings.group_wait,
+        "group_interval": settings.group_interval, "repeat_interval": settings.repeat_interval,
+    }
+    document: dict[str, Any] = {}
+    if settings.email_to:
+        if not (settings.email_from and settings.smtp_smarthost):
+            raise ValueError("email receivers need a sender (email_from) and a smarthost (smtp_smarthost)")
+        smtp: dict[str, Any] = {"smtp_smarthost": settings.smtp_smarthost, "smtp_from": settings.email_from,
+                                "smtp_require_tls": settings.smtp_require_tls}
+        if settings.smtp_auth_username:
+            smtp["smtp_auth_username"] = settings.smtp_auth_username
+        if settings.smtp_auth_password_file:
+            smtp["smtp_auth_password_file"] = settings.smtp_auth_password_file
+        document["global"] = smtp
+        emails = [{"to": to, "send_resolved": True} for to in settings.email_to]
+        receivers.append({"name": RECEIVER_PAGE, "email_configs": emails,
+                          **({"webhook_configs": [dict(w) for w in webhooks]} if webhooks else {})})
+        route["routes"] = [{"matchers": [f'severity=~"{_matcher_regex(settings.email_severities)}"'],
+                            "receiver": RECEIVER_PAGE}]
+    silenced = sorted(set(node_alerts) - {node_down_alert})
+    inhibit: list[dict[str, Any]] = [
+        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
+         "equal": ["alertname", "host"]},
+    ]
+    if silenced:
+        inhibit.insert(0, {"source_matchers": [f'alertname="{node_down_alert}"'],
+                           "target_matchers": [f'alertname=~"{_matcher_regex(silenced)}"'], "equal": ["host"]})
+    return document | {"route": route, "receivers": receivers, "inhibit_rules": inhibit}
 
 
 def dump_yaml(document: Any, header: str = "") -> str:

@@ -3,7 +3,9 @@
 Scrape targets come from every host of the inventory (their exporters settings; engine and
 gateway on replica heads only, hosts of multi-node replicas labelled with it); hosts in
 the `monitoring` group get Debian's prometheus with the generated prometheus.yml, rules
-and dashboard. For your own Prometheus, write the files locally and change no host:
+and dashboard, and Debian's Alertmanager routing the alerts to the receivers in
+monitoring_alert_* (webhooks, email). For your own Prometheus, write the files locally
+(alertmanager.yml too) and change no host:
 
     pyinfra inventories/prod.py deploy/monitoring.py --data monitoring_output_dir=./monitoring
 """
@@ -40,4 +42,7 @@ if config.monitoring_output_dir:
         written[str(out)] = True
         logger.info(f"monitoring: wrote {len(fleet)} files to {out} (prometheus.yml, rules/, grafana/); no host changed")
 elif "monitoring" in host.groups:
+    if config.monitoring_alertmanager_enabled and not config.receivers_configured():
+        logger.warning(f"{host.name}: monitoring: no alert receiver is set (monitoring_alert_webhook_urls, "
+                       "monitoring_alert_email_to): alerts reach Alertmanager's UI and API only")
     monitoring.install(config, fleet)

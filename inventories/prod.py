@@ -7,6 +7,8 @@
 Groups the collection reads:
   gpu_nodes  every GPU server that serves the model
   ib_fabric  the GPU servers on the InfiniBand fabric (RDMA, nvidia-peermem)
+  monitoring (a separate inventory or --limit) Prometheus and Alertmanager for the fleet:
+             deploy/monitoring.py only; alert receivers as in README, "Alerts that reach someone"
 Hosts that serve one replica together (deepseek_nodes > 1) name it in deepseek_replica
 (README, "Multi-node replicas"). Group-wide settings go in group_data/<group>.py; per-host settings in the host's dict
 below. Every key is validated before any host is changed (see README, "Variables").

@@ -21,6 +21,7 @@ from deepseek_infra.config import (
 from deepseek_infra.hardware_refs import REFERENCE_KEYS, reference_problems
 from deepseek_infra.replicas import Replica, ReplicaError, ReplicaMember, plan_replicas
 from deepseek_infra.runcache import cached, run_cache
+from roles.acceptance.defaults import AcceptanceDefaults
 from roles.base.defaults import BaseDefaults
 from roles.cuda.defaults import CudaDefaults
 from roles.deployment import DeploymentDefaults
@@ -38,6 +39,7 @@ from roles.nvidia_repo.defaults import NvidiaRepoDefaults
 from roles.preflight.defaults import PreflightDefaults
 from roles.weights.defaults import WeightsDefaults
 from roles.reboot.defaults import RebootDefaults
+from roles.report.defaults import ReportDefaults
 from roles.serve.defaults import ServeDefaults
 from roles.tuning.defaults import TuningDefaults
 
@@ -73,6 +75,8 @@ class HostSettings:
     reboot: RebootDefaults
     serve: ServeDefaults
     gateway: GatewayDefaults
+    acceptance: AcceptanceDefaults
+    report: ReportDefaults
 
 
 #: attribute name -> role variables model, read from HostSettings so the two never drift

@@ -15,9 +15,18 @@ Node layout written by :func:`render_node_overlay` (copied with
     usr/local/bin/{lscpu,numactl,lspci}         present before any driver
     usr/lib/deepseek-lab/sim-packages/nvidia-driver/usr/bin/nvidia-smi
     usr/lib/deepseek-lab/sim-packages/infiniband-diags/usr/sbin/ibstat
+    usr/lib/deepseek-lab/sim-packages/perftest/usr/bin/ib_write_bw
+    usr/lib/deepseek-lab/sim-packages/datacenter-gpu-manager/usr/bin/dcgmi
+        (run by the lab mirror's DCGM packages' /usr/bin/dcgmi, lab/mirror/sim/dcgmi)
+    opt/nccl-tests/build/all_reduce_perf        nccl-tests as a site ships it (roles/acceptance)
     usr/lib/deepseek-lab/sim-packages/activate  + etc/apt/apt.conf.d/99deepseek-lab-sim-packages
-        (apt hook: once Debian's infiniband-diags is installed, /usr/local/sbin/ibstat
-        points at the simulated ibstat, ahead of the real one on PATH)
+        (apt hook: once Debian's infiniband-diags / perftest is installed, /usr/local/sbin/ibstat
+        and /usr/local/bin/ib_write_bw point at the simulated tools, ahead of the real ones on PATH)
+
+The acceptance tools (dcgmi, all_reduce_perf, ib_write_bw) print figures derived from the
+profile's fabric, or the profile's optional ``acceptance`` block (a degraded machine). A
+profile may ``extends: <profile>``: it is that profile with its own top-level keys replacing
+the parent's, and the parent's captures.
 
 The simulated ``nvidia-smi`` also needs ``usr/lib/deepseek-lab/hw/driver-loaded``
 (created by the simulated driver package) or it fails like a node without a
@@ -61,6 +70,15 @@ TOOL_PATHS: Final[dict[str, str]] = {
     "lspci": "usr/local/bin/lspci",
     "nvidia-smi": f"{SIM_PACKAGES_DIR}/nvidia-driver/usr/bin/nvidia-smi",
     "ibstat": f"{SIM_PACKAGES_DIR}/infiniband-diags/usr/sbin/ibstat",
+    "ib_write_bw": f"{SIM_PACKAGES_DIR}/perftest/usr/bin/ib_write_bw",
+    "dcgmi": f"{SIM_PACKAGES_DIR}/datacenter-gpu-manager/usr/bin/dcgmi",
+    "all_reduce_perf": "opt/nccl-tests/build/all_reduce_perf",
+}
+# Optional ``acceptance`` keys of a profile (what the acceptance tools print) -> type.
+ACCEPTANCE_KEYS: Final[dict[str, type | tuple[type, ...]]] = {
+    "allreduce_busbw_gbps": (int, float),  # busbw at the largest size; default from the fabric
+    "ib_write_bw_gbps": dict,  # CA name -> average Gb/s; default 0.97 x the port rate
+    "dcgm_failures": dict,  # dcgm test name (DCGM 4: memory, pcie, ...) -> failing GPU indices
 }
 # apt hook exposing a simulated tool once its distribution package is installed
 # (infiniband-diags -> ibstat): hook file -> path inside the overlay.
@@ -153,7 +171,18 @@ def load_profile(name: str, profiles_dir: Path | None = None) -> dict[str, Any]:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: expected a mapping at top level, found {type(data).__name__}")
+    parent = data.pop("extends", None)
+    captures_from = name
+    if parent is not None:
+        parent_path = (profiles_dir or PROFILES_DIR) / str(parent) / "profile.yaml"
+        if not isinstance(parent, str) or parent == name or not parent_path.is_file():
+            raise ProfileError(f"{path}: extends: expected another profile's name, found {parent!r}")
+        parent_data = yaml.safe_load(parent_path.read_text())
+        if "extends" in parent_data:
+            raise ProfileError(f"{path}: extends: {parent} extends another profile itself (one level only)")
+        data, base, captures_from = {**parent_data, **data}, parent_path.parent, parent
     _Validator(path, base).run(data)
+    data["captures_from"] = captures_from
     common = {k: _gpu_value(v) for k, v in (data.pop("gpu_common", None) or {}).items()}
     data["gpus"] = [{**common, **{k: _gpu_value(v) for k, v in g.items()}} for g in data["gpus"]]
     data["name"] = name
@@ -198,6 +227,20 @@ class _Validator:
         for i, nic in enumerate(d["nics"]):
             for key in ("name", "speed"):
                 self.need(nic, key, str, f"nics[{i}]")
+        self.acceptance(d)
+
+    def acceptance(self, d: dict) -> None:
+        block = d.get("acceptance", {})
+        if not isinstance(block, dict):
+            self.fail("acceptance", f"expected a mapping, found {block!r}")
+        for key, value in block.items():
+            if key not in ACCEPTANCE_KEYS:
+                self.fail(f"acceptance.{key}", f"unknown key; expected one of {sorted(ACCEPTANCE_KEYS)}")
+            self.need(block, key, ACCEPTANCE_KEYS[key], "acceptance")
+        cas = {ca["name"] for ca in d["infiniband"]}
+        for ca in block.get("ib_write_bw_gbps", {}):
+            if ca not in cas:
+                self.fail(f"acceptance.ib_write_bw_gbps.{ca}", f"no such CA (profile has {sorted(cas)})")
 
     def captures(self, d: dict) -> None:
         caps = d["captures"]
@@ -345,7 +388,8 @@ def render_node_overlay(name: str, dest_dir: Path) -> None:
     shutil.copyfile(FIELDS_FILE, hw / "query-gpu-fields.txt")
     for rel in profile["captures"].values():
         (hw / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROFILES_DIR / name / rel, hw / rel)
+        shutil.copyfile(PROFILES_DIR / profile["captures_from"] / rel, hw / rel)
+    tools = {dest_dir / rel for rel in TOOL_PATHS.values()}
     for tool, rel in TOOL_PATHS.items():
         target = dest_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -358,7 +402,7 @@ def render_node_overlay(name: str, dest_dir: Path) -> None:
     for path in [dest_dir, *dest_dir.rglob("*")]:
         if path.is_dir():
             path.chmod(0o755)
-        elif path.parent.name not in ("bin", "sbin"):
+        elif path.parent.name not in ("bin", "sbin") and path not in tools:
             path.chmod(0o644)
 
 

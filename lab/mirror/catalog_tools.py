@@ -46,13 +46,16 @@ def container_toolkit(version: str) -> list[Package]:
 
 def tool_packages() -> list[Package]:
     """Container toolkit, DCGM and dcgm-exporter (their versions do not follow the driver)."""
-    hostengine = {"usr/bin/nv-hostengine": (_sim("nv-hostengine", VERSION=DCGM.split(":")[-1].split("-")[0]), 0o755),
+    dcgm4 = DCGM.split(":")[-1].split("-")[0]
+    hostengine = {"usr/bin/nv-hostengine": (_sim("nv-hostengine", VERSION=dcgm4), 0o755),
+                  "usr/bin/dcgmi": (_sim("dcgmi", VERSION=dcgm4), 0o755),
                   "lib/systemd/system/nvidia-dcgm.service": (_sim("nvidia-dcgm.service"), 0o644)}
     return [
         *container_toolkit(CONTAINER_TOOLKIT),
         *container_toolkit(CONTAINER_TOOLKIT_NEWER),
         Package("datacenter-gpu-manager", DCGM3, "NVIDIA Data Center GPU Manager (DCGM 3)", files={
             "usr/bin/nv-hostengine": (_sim("nv-hostengine", VERSION=DCGM3.split(":")[-1]), 0o755),
+            "usr/bin/dcgmi": (_sim("dcgmi", VERSION=DCGM3.split(":")[-1]), 0o755),
             "lib/systemd/system/nvidia-dcgm.service": (_sim("nvidia-dcgm.service"), 0o644)}),
         Package("datacenter-gpu-manager-4-core", DCGM, "NVIDIA Data Center GPU Manager (DCGM 4), core",
                 conflicts=("datacenter-gpu-manager",), replaces=("datacenter-gpu-manager",), files=hostengine),

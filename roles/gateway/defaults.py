@@ -85,6 +85,9 @@ class GatewayDefaults(RoleDefaults):
     gateway_metrics_user_ids: bool = Field(
         default=False, description="Also label /metrics counters with user ids (off: API key ids only).",
     )
+    gateway_acceptance_required: bool = Field(
+        default=False, description="/health answers 503 until deploy/acceptance.py has passed on the node (a failed record always does).",
+    )
 
     # Software source.
     gateway_wheelhouse: str | None = Field(

@@ -35,6 +35,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, python, server, systemd
 
 from deepseek_infra import nodewheel, remote
+from deepseek_node.acceptance import RECORD_PATH as ACCEPTANCE_RECORD
 from deepseek_infra.facts.host import hardware_part
 from deepseek_infra.hardware import Hostname
 from deepseek_infra.operations import sync, venv
@@ -96,6 +97,7 @@ def node_config(config: GatewayDefaults, deployment: DeploymentDefaults) -> Gate
         "input_hash_key_file": INPUT_HASH_KEY if config.gateway_input_hash == "hmac" else None,
         "admin_token_file": ADMIN_TOKEN, "metrics_clients": list(config.gateway_metrics_clients),
         "metrics_user_ids": config.gateway_metrics_user_ids,
+        "acceptance_record": ACCEPTANCE_RECORD, "acceptance_required": config.gateway_acceptance_required,
     })
 
 

@@ -16,11 +16,14 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deepseek_node import paths
 from deepseek_infra.monitoring import (
+    AlertmanagerSettings,
     PrometheusSettings,
     ScrapeHost,
+    alertmanager_config,
     dump_yaml,
     prometheus_config,
     render_rules,
+    rule_expressions,
 )
 from deepseek_infra.operations import sync
 from roles.exporters.defaults import ExportersDefaults
@@ -29,6 +32,11 @@ from roles.settings import SERVING_GROUP
 
 PROMETHEUS_DIR = "/etc/prometheus"
 DASHBOARD = "grafana/deepseek-fleet.json"
+ALERTMANAGER = "alertmanager.yml"  # Debian's prometheus-alertmanager reads /etc/prometheus/alertmanager.yml
+ALERTMANAGER_SERVICE = "prometheus-alertmanager"
+ALERTMANAGER_DEFAULTS = "/etc/default/prometheus-alertmanager"  # the unit's EnvironmentFile: ARGS
+NODE_DOWN_ALERT = "NodeExporterDown"
+GPU_RULES = "deepseek-gpu.yml"  # its alerts are the ones a down node silences
 GPU_GROUP = SERVING_GROUP  # hosts that run GPUs, the engine and the gateway
 HEADER = "Managed by deepseek-infra (roles/monitoring): generated from the inventory."
 
@@ -68,12 +76,34 @@ def fleet_files(targets: list[ScrapeHost], config: MonitoringDefaults) -> dict[s
         gateway_scheme=config.monitoring_gateway_scheme,
         gateway_ca_file=config.monitoring_gateway_ca_file,
         gateway_insecure_skip_verify=config.monitoring_gateway_insecure_skip_verify,
+        alertmanagers=config.alertmanagers(),
     )
     result = {"prometheus.yml": dump_yaml(prometheus_config(targets, settings), HEADER)}
     for name, text in render_rules(rule_templates(), config.thresholds()).items():
         result[f"rules/{name}"] = text
     result[DASHBOARD] = dashboard()
+    result[ALERTMANAGER] = dump_yaml(alertmanager_config(
+        alertmanager_settings(config), NODE_DOWN_ALERT, rule_expressions(result[f"rules/{GPU_RULES}"]),
+    ), HEADER)
     return result
+
+
+def alertmanager_settings(config: MonitoringDefaults) -> AlertmanagerSettings:
+    return AlertmanagerSettings(
+        webhook_urls=config.monitoring_alert_webhook_urls, email_to=config.monitoring_alert_email_to,
+        email_from=config.monitoring_alert_email_from, smtp_smarthost=config.monitoring_alert_smtp_smarthost,
+        smtp_auth_username=config.monitoring_alert_smtp_username,
+        smtp_auth_password_file=config.monitoring_alert_smtp_password_file,
+        smtp_require_tls=config.monitoring_alert_smtp_require_tls,
+        email_severities=config.monitoring_alert_email_severities, group_wait=config.monitoring_alert_group_wait,
+        group_interval=config.monitoring_alert_group_interval, repeat_interval=config.monitoring_alert_repeat_interval,
+    )
+
+
+def alertmanager_arguments(config: MonitoringDefaults) -> str:
+    """ARGS of Debian's unit: the configured address, and no cluster port (one Alertmanager
+    per monitoring host; Debian's default would listen for peers on 0.0.0.0:9094)."""
+    return f"--web.listen-address={config.monitoring_alertmanager_listen} --cluster.listen-address="
 
 
 @deploy("monitoring: install")
@@ -87,6 +117,8 @@ def install(config: MonitoringDefaults, fleet: dict[str, str]) -> None:
                     mode="0755")
     changed = []
     for relative, content in sorted(fleet.items()):
+        if relative == ALERTMANAGER:
+            continue
         dest = (f"{paths.CONFIG_DIR}/monitoring/{relative.rsplit('/', 1)[-1]}" if relative == DASHBOARD
                 else f"{PROMETHEUS_DIR}/{relative}")
         put = sync.file_synced(name=f"Ensure {dest} is current", src=StringIO(content), dest=dest, mode="0644")
@@ -100,4 +132,32 @@ def install(config: MonitoringDefaults, fleet: dict[str, str]) -> None:
     systemd.service(
         name="Ensure Prometheus is enabled and running", service="prometheus", enabled=True, running=True,
         reloaded=any(op.changed for op in changed),
+    )
+    if config.monitoring_alertmanager_enabled:
+        install_alertmanager(config, fleet[ALERTMANAGER])
+
+
+@deploy("monitoring: alertmanager")
+def install_alertmanager(config: MonitoringDefaults, document: str) -> None:
+    apt.packages(
+        name="Ensure Alertmanager (and amtool) is installed", packages=[config.monitoring_alertmanager_package],
+        no_recommends=True,
+    )
+    arguments = sync.file_synced(
+        name=f"Ensure {ALERTMANAGER_DEFAULTS} sets Alertmanager's addresses",
+        src=StringIO(f"# {HEADER}\nARGS=\"{alertmanager_arguments(config)}\"\n"), dest=ALERTMANAGER_DEFAULTS, mode="0644",
+    )
+    # 0640 root:prometheus: receiver URLs can carry tokens
+    routes = sync.file_synced(name=f"Ensure {PROMETHEUS_DIR}/{ALERTMANAGER} is current", src=StringIO(document),
+                              dest=f"{PROMETHEUS_DIR}/{ALERTMANAGER}", mode="0640", group="prometheus")
+    server.shell(
+        name="Check the Alertmanager configuration (amtool)",
+        commands=[f"amtool check-config {PROMETHEUS_DIR}/{ALERTMANAGER}"],
+        _if=routes.did_change,
+    )
+    systemd.service(
+        name="Ensure Alertmanager is enabled and running", service=ALERTMANAGER_SERVICE, enabled=True, running=True,
+        # a restart, not a reload: a SIGHUP that lands while it starts kills it (no handler yet);
+        # silences and the notification log persist in its storage across the restart
+        restarted=arguments.changed or routes.changed,
     )

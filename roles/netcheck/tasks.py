@@ -4,8 +4,13 @@ iperf3 over TCP between every pair (ring or all, data), and ib_write_bw over Inf
 where both ends have an RDMA device (skipped with a warning otherwise). Each client writes
 its results as node-exporter textfile metrics (deepseek_network_bandwidth_bytes_per_second
 {peer,transport}); the controller prints one table per client against the threshold
-monitoring_network_min_bytes_per_s and can write a JSON report of every pair. This is a
-measurement, not state: every run measures again.
+monitoring_network_min_bytes_per_s and can write a JSON report of every pair. The
+measurement is not state: every run measures again.
+
+With ``netcheck_timer`` (the default) the same measurement also runs on the nodes: each gets
+a persistent iperf3 server (and a looping ib_write_bw server with InfiniBand), the node
+package's ``deepseek-netcheck`` with its peers in /etc/deepseek/netcheck.json, and a timer
+that runs it, so the figure the alert reads stays fresh between deploys.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ from dataclasses import asdict
 from io import StringIO
 from pathlib import Path
 
+import jinja2
+
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, python, server
+from pyinfra.operations import apt, files, python, server, systemd
 
-from deepseek_infra import remote
+from deepseek_infra import nodewheel, remote
 from deepseek_infra.monitoring import host_label
 from deepseek_infra.runcache import cached, run_cache
 from deepseek_infra.netcheck import (
@@ -34,16 +42,29 @@ from deepseek_infra.netcheck import (
     render_table,
     textfile,
 )
+from deepseek_infra.operations import sync, venv, weights as batch
+from deepseek_node import paths
+from deepseek_node.netcheck import Config as NodeConfig, Peer
+from roles import template_path
 from roles.exporters.defaults import ExportersDefaults
 from roles.monitoring.defaults import MonitoringDefaults
 from deepseek_infra.facts.host import prepared_hardware
 from roles.netcheck.defaults import NetcheckDefaults
 from roles.settings import refuse_missing_hardware
 
-SERVER_UNIT = "deepseek-netcheck-iperf3"
+SERVER_UNIT = "deepseek-netcheck-iperf3"  # the run's temporary server (no timer)
 IB_UNIT = "deepseek-netcheck-ib-write-bw"
 TEXTFILE = "deepseek-netcheck.prom"
 IB_DEVICES = "ls /sys/class/infiniband 2>/dev/null || true"
+# The timer's units: persistent servers, the measuring service and its timer.
+PERSISTENT_SERVER = "deepseek-netcheck-server.service"
+RDMA_SERVER = "deepseek-netcheck-rdma-server.service"
+TIMER_SERVICE, TIMER = "deepseek-netcheck.service", "deepseek-netcheck.timer"
+TIMER_UNITS = (PERSISTENT_SERVER, RDMA_SERVER, TIMER_SERVICE, TIMER)
+UNIT_DIR = "/etc/systemd/system"
+VENV = f"{paths.SOFTWARE_DIR}/netcheck/venv"  # the node wheel alone (standard library)
+TOOL = f"{VENV}/bin/deepseek-netcheck"
+CONFIG_FILE = f"{paths.CONFIG_DIR}/netcheck.json"
 
 
 def _address(member, exporters: ExportersDefaults) -> str:
@@ -112,19 +133,100 @@ def check(config: NetcheckDefaults, monitoring: MonitoringDefaults, exporters: E
     )
     files.directory(name=f"Ensure {exporters.exporters_textfile_dir} exists",
                     path=exporters.exporters_textfile_dir, mode="0755")
-    server.shell(
-        name=f"Start a temporary iperf3 server on port {config.netcheck_port}",
-        commands=[(f"systemctl stop {SERVER_UNIT} 2>/dev/null; systemctl reset-failed {SERVER_UNIT} 2>/dev/null; "
-                   f"systemd-run --unit {SERVER_UNIT} --property RuntimeMaxSec=900 "
-                   f"iperf3 -s -p {config.netcheck_port} && sleep 1")],
-    )
+    if config.netcheck_timer:
+        timer(config, node_config(config, monitoring, exporters, me, peers, ib_device=_ib_device_here(config)))
+    else:
+        _remove_timer()
+        server.shell(
+            name=f"Start a temporary iperf3 server on port {config.netcheck_port}",
+            commands=[(f"systemctl stop {SERVER_UNIT} 2>/dev/null; systemctl reset-failed {SERVER_UNIT} 2>/dev/null; "
+                       f"systemd-run --unit {SERVER_UNIT} --property RuntimeMaxSec=900 "
+                       f"iperf3 -s -p {config.netcheck_port} && sleep 1")],
+        )
     python.call(
         name="Measure bandwidth to the peers (iperf3; ib_write_bw over InfiniBand)",
         function=_measure, peers=peers, config=config, min_bps=monitoring.monitoring_network_min_bytes_per_s,
         textfile_dir=exporters.exporters_textfile_dir, _serial=True,
     )
-    server.shell(name="Stop the temporary iperf3 server",
-                 commands=[f"systemctl stop {SERVER_UNIT} 2>/dev/null || true"])
+    if not config.netcheck_timer:
+        server.shell(name="Stop the temporary iperf3 server",
+                     commands=[f"systemctl stop {SERVER_UNIT} 2>/dev/null || true"])
+
+
+def node_config(config: NetcheckDefaults, monitoring: MonitoringDefaults, exporters: ExportersDefaults,
+                client: str, peers, ib_device: str | None) -> NodeConfig:
+    """/etc/deepseek/netcheck.json: what the node measures on its own, the run's pairs."""
+    return NodeConfig(
+        client=client, peers=tuple(Peer(name, address) for name, _, address in peers),
+        textfile=f"{exporters.exporters_textfile_dir}/{TEXTFILE}", port=config.netcheck_port,
+        duration_s=config.netcheck_duration_s, streams=config.netcheck_streams,
+        rdma_device=ib_device if config.netcheck_ib else None, busy_retries=config.netcheck_busy_retries,
+        threshold_bytes_per_second=monitoring.monitoring_network_min_bytes_per_s,
+    )
+
+
+def unit_files(config: NetcheckDefaults, node: NodeConfig) -> dict[str, bytes]:
+    """The timer's unit files (name -> content); the RDMA server only where there is a device."""
+    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    # the longest a run can take: every peer measured after every busy retry, plus RDMA legs
+    timeout_s = len(node.peers) * ((node.duration_s + 5) * (node.busy_retries + 1) * 2 + 30) + 60
+    values = dict(port=node.port, rdma_device=node.rdma_device, tool=TOOL, config_file=CONFIG_FILE,
+                  timeout_s=timeout_s, on_calendar=config.netcheck_timer, spread_s=config.netcheck_timer_spread_s)
+    units = TIMER_UNITS if node.rdma_device else tuple(u for u in TIMER_UNITS if u != RDMA_SERVER)
+    return {unit: environment.from_string(Path(template_path(__package__, f"{UNIT_DIR}/{unit}")).read_text())
+            .render(**values).encode() for unit in units}
+
+
+@deploy("netcheck: timer")
+def timer(config: NetcheckDefaults, node: NodeConfig) -> None:
+    apt.packages(name="Ensure python3-venv is installed (the network check's venv)", packages=["python3-venv"],
+                 no_recommends=True)
+    venv.pinned_venv(
+        name=f"Ensure {VENV} holds the network check {Path(TOOL).name}", path=VENV,
+        requirements=[nodewheel.load_project().requirement()], wheelhouse=venv.dist_dir(VENV),
+        wheels=[nodewheel.wheel_for_run(host.state)],  # --no-index: the wheel only
+    )
+    sync.file_synced(name=f"Ensure {CONFIG_FILE} lists the peers to measure", src=StringIO(node.to_json()),
+                     dest=CONFIG_FILE, mode="0644")
+    units = unit_files(config, node)
+    written = batch.files_batch(name="Ensure the network check's servers, service and timer are current",
+                                directory=UNIT_DIR, files=units)
+    server.shell(name=f"Check the timer's OnCalendar={config.netcheck_timer} (systemd-analyze)",
+                 commands=[f"systemd-analyze calendar {shlex.quote(config.netcheck_timer or '')} >/dev/null"],
+                 _if=written.did_change)
+    servers = [PERSISTENT_SERVER, *([RDMA_SERVER] if RDMA_SERVER in units else [])]
+    started = [systemd.service(name=f"Ensure {unit} is enabled and running", service=unit, enabled=True,
+                               running=True, restarted=written.changed, daemon_reload=index == 0 and written.will_change)
+               for index, unit in enumerate([*servers, TIMER])]
+    if RDMA_SERVER not in units and host.get_fact(File, path=f"{UNIT_DIR}/{RDMA_SERVER}"):
+        _remove([RDMA_SERVER])
+    # a (re)started server answers before the first measurement (the controller's, in this run)
+    server.shell(
+        name=f"Wait for the iperf3 server on port {config.netcheck_port}",
+        commands=[f"for i in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/{config.netcheck_port}) 2>/dev/null && exit 0; "
+                  f"sleep 0.5; done; echo 'iperf3 server not listening on {config.netcheck_port}' >&2; exit 1"],
+        _shell_executable="bash", _if=lambda: any(op.did_change() for op in started),
+    )
+
+
+def _remove(units) -> None:
+    server.shell(name=f"Remove {', '.join(units)}",
+                 commands=[f"systemctl disable --now {' '.join(units)} 2>/dev/null || true",
+                           f"rm -f {' '.join(f'{UNIT_DIR}/{u}' for u in units)}", "systemctl daemon-reload"])
+
+
+def _remove_timer() -> None:
+    """netcheck_timer turned off: the timer and its servers go (their port is the run's server's)."""
+    present = [u for u in TIMER_UNITS if host.get_fact(File, path=f"{UNIT_DIR}/{u}")]
+    if present:
+        _remove(present)
+
+
+def _ib_device_here(config: NetcheckDefaults) -> str | None:
+    devices = (host.get_fact(Command, command=IB_DEVICES) or "").split()
+    if config.netcheck_ib_device:
+        return config.netcheck_ib_device if config.netcheck_ib_device in devices else None
+    return devices[0] if devices else None
 
 
 def _has_ib() -> bool:

@@ -7,7 +7,9 @@ with the values its nvidia-smi reports; node exporter serves node_ metrics read 
 node's (profile's) /proc; a second run changes nothing; deploy/netcheck.py measures every
 pair with real iperf3 between the two containers, its figure reaches node exporter's
 textfile collector and Prometheus, and the NetworkBandwidthLow alert fires exactly for the
-pairs the report calls below its threshold; the gateway's real request log line, decoded
+pairs the report calls below its threshold; the netcheck timer that run left on each node
+measures again on its own and exports the figure; with the floor raised above every figure,
+the alert goes from Prometheus through Debian's Alertmanager to a webhook receiver; the gateway's real request log line, decoded
 with the rendered filebeat.yml's ndjson rules, carries every field the Elasticsearch
 template maps (the Filebeat binary itself is not run: Elastic's packages are not in the lab).
 
@@ -43,6 +45,7 @@ from roles.monitoring import tasks as monitoring
 from roles.exporters.defaults import ExportersDefaults
 from roles.filebeat.defaults import FilebeatDefaults
 from roles.monitoring.defaults import MonitoringDefaults
+from roles.netcheck import tasks as netcheck_role
 from roles.netcheck.defaults import NetcheckDefaults
 
 pytestmark = pytest.mark.lab
@@ -209,6 +212,67 @@ def test_prometheus_alert_rule_reads_the_figure_and_fires_as_the_verdict_says(fl
             assert health.get((job, node)) == "up", f"{prometheus}: target {job} on {node}: expected up, found {health}"
 
 
+def test_netcheck_timer_measures_on_each_node_and_exports_the_figure(fleet, net_report):
+    """deploy/netcheck.py left a timer on every node: its service (the node package's
+    deepseek-netcheck against the peers' persistent iperf3 servers) measures again on its own
+    and rewrites the textfile node exporter serves."""
+    want = netcheck.pairs(sorted(fleet), NetcheckDefaults().netcheck_mode)
+    for node in sorted(fleet):
+        enabled = on(node, f"systemctl is-enabled {netcheck_role.TIMER} {netcheck_role.PERSISTENT_SERVER}", check=False)
+        assert enabled.split() == ["enabled", "enabled"], f"{node}: expected the timer and iperf3 server enabled, found {enabled!r}"
+        before = max(value for _, value in samples(metrics(node, EXPORTERS.exporters_node_exporter_port),
+                                                   netcheck.METRIC_TIMESTAMP))
+        time.sleep(1.1)  # the timestamp has a one-second resolution
+        on(node, f"systemctl start {netcheck_role.TIMER_SERVICE}", check=False)
+        result = on(node, f"systemctl show -p Result --value {netcheck_role.TIMER_SERVICE}").strip()
+        journal = on(node, f"journalctl -u {netcheck_role.TIMER_SERVICE} -o cat --no-pager | tail -20", check=False)
+        assert result == "success", f"{node}: {netcheck_role.TIMER_SERVICE}: expected success, found {result!r}:\n{journal}"
+        body = metrics(node, EXPORTERS.exporters_node_exporter_port)
+        stamps = {labels["peer"]: value for labels, value in samples(body, netcheck.METRIC_TIMESTAMP)}
+        rates = {labels["peer"]: value for labels, value in samples(body, netcheck.METRIC_BANDWIDTH)
+                 if labels["transport"] == "tcp"}
+        peers = {peer for client, peer in want if client == node}
+        assert set(rates) == peers and all(rate > 0 for rate in rates.values()), (
+            f"{node}: :9100 {netcheck.METRIC_BANDWIDTH}: expected a figure for {sorted(peers)}, found {rates}")
+        assert all(stamps[peer] > before for peer in peers), (
+            f"{node}: {netcheck.METRIC_TIMESTAMP}: expected newer than the deploy's {before}, found {stamps}")
+        logged = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        assert {row["peer"] for row in logged} >= peers, f"{node}: journal: expected one JSON line per peer:\n{journal}"
+
+
+WEBHOOK_PORT, WEBHOOK_LOG = 9099, "/var/tmp/lab-webhook.jsonl"
+
+
+def test_an_alert_reaches_a_webhook_receiver_through_alertmanager(fleet, net_report):
+    """Prometheus -> Debian's Alertmanager -> a webhook on the monitoring host. With the floor set
+    above every figure the network check measured, NetworkBandwidthLow fires for every pair, and
+    each pair's alert reaches the receiver with its labels."""
+    prometheus = sorted(fleet)[0]
+    run("docker", "cp", str(REPO / "lab/webhook_receiver.py"), f"{prometheus}:/usr/local/lib/lab-webhook.py")
+    on(prometheus, f"rm -f {WEBHOOK_LOG}; systemd-run --unit=lab-webhook python3 /usr/local/lib/lab-webhook.py "
+                   f"--port {WEBHOOK_PORT} --out {WEBHOOK_LOG}")
+    tcp = {(r["client"], r["peer"]): r for r in net_report if r["transport"] == "tcp"}
+    floor = 1e13  # 10 TB/s: above any figure the timer or the run measured between two containers
+    hook = f"http://127.0.0.1:{WEBHOOK_PORT}/alerts"
+    pyinfra("deploy/monitoring.py", "--data", f"monitoring_network_min_bytes_per_s={floor:.0f}",
+            "--data", f"monitoring_alert_webhook_urls={json.dumps([hook])}", "--data", "monitoring_alert_group_wait=1s")
+    state = on(prometheus, f"systemctl is-active {monitoring.ALERTMANAGER_SERVICE}", check=False).strip()
+    assert state == "active", f"{prometheus}: {monitoring.ALERTMANAGER_SERVICE}: expected active, found {state!r}"
+    listening = on(prometheus, "ss -Hltn", check=False)
+    assert "127.0.0.1:9093" in listening and ":9094" not in listening, (
+        f"{prometheus}: Alertmanager: expected its API on loopback and no cluster port, found:\n{listening}")
+    deadline, delivered = time.monotonic() + 180, set()
+    while time.monotonic() < deadline and delivered != set(tcp):
+        lines = on(prometheus, f"cat {WEBHOOK_LOG} 2>/dev/null || true").splitlines()
+        delivered = {(alert["labels"]["host"], alert["labels"]["peer"]) for line in lines
+                     for alert in json.loads(line)["body"]["alerts"]
+                     if alert["labels"]["alertname"] == "NetworkBandwidthLow" and alert["status"] == "firing"}
+        time.sleep(3)
+    assert delivered == set(tcp), (
+        f"{prometheus}: webhook {hook}: expected NetworkBandwidthLow for {sorted(tcp)} (floor {floor:.3g} B/s), "
+        f"found {sorted(delivered)}")
+
+
 def _filebeat_event(line: str, config: dict) -> dict:
     """What Filebeat's filestream input makes of one line under the rendered filebeat.yml:
     its ndjson parser (target, add_error_key) and fields / fields_under_root."""
@@ -281,3 +345,21 @@ def test_filebeat_rules_decode_a_real_gateway_log_line(fleet):
     warnings.warn(f"{node}: the gateway's request log line was decoded with filebeat.yml's ndjson rules in Python; "
                   "the Filebeat binary itself was not run (Elastic's packages are not installable in the lab)",
                   stacklevel=1)
+
+
+def test_cost_report_reads_each_nodes_gpus_and_renders(fleet, tmp_path):
+    """deploy/report.py on the fleet: one row per node with the GPUs and power limits its
+    nvidia-smi reports, written as text, JSON and the HTML page with its chart; no host changed."""
+    out = tmp_path / "report"
+    result = pyinfra("deploy/report.py", "--data", f"report_output_dir={out}",
+                     "--data", "report_throughput_tokens_per_s=2000", "--data", "report_cloud_price_per_million_tokens=3")
+    assert changed(result) == {}, f"deploy/report.py: expected no host changed, found {changed(result)}"
+    document = json.loads((out / "report.json").read_text())
+    nodes = {node["host"]: node for replica in document["inputs"] for node in replica["nodes"]}
+    for node in fleet:
+        smi = on(node, "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits").split()
+        assert nodes[node]["count"] == len(smi), f"report: {node}: expected {len(smi)} GPUs, found {nodes[node]}"
+        assert nodes[node]["power_limits_w"] == [float(w) for w in smi], f"report: {node}: power limits {nodes[node]}"
+    assert document["fleet"]["break_even_months"] > 0, document["fleet"]
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "break-even" in html and (out / "report.txt").read_text().count(sorted(fleet)[0]) >= 1

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import __version__, db as policy
+from ..acceptance import admission
 from .config import GatewayConfig
 from .keys import bearer_key
 from .openai import CHAT, COMPLETIONS, EventStream, Exchange, LimitError, prepare
@@ -399,9 +400,11 @@ def create_app(config: GatewayConfig, database: policy.Database, *,
         return JSONResponse({"draining": gateway.draining, "in_flight": gateway.in_flight})
 
     async def health(request: Request) -> Response:
-        body = {"status": "draining" if gateway.draining else "ok", "in_flight": gateway.in_flight,
-                "version": __version__}
-        return JSONResponse(body, status_code=503 if gateway.draining else 200)
+        # A node that failed its acceptance gate (deploy/acceptance.py) stays out of the load balancer.
+        admitted, reason = admission(config.acceptance_record, config.acceptance_required)
+        status = "draining" if gateway.draining else "ok" if admitted else "not_accepted"
+        body = {"status": status, "in_flight": gateway.in_flight, "version": __version__, "acceptance": reason}
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     async def metrics_refused(ctx: Context) -> Response:
         raise ApiError(403, "Metrics are served to the monitoring networks only", type_="permission_error",

@@ -42,6 +42,8 @@ class GatewayConfig:
     metrics_clients: tuple[str, ...] = ("0.0.0.0/0", "::/0")  # networks that may read /metrics
     metrics_user_ids: bool = False  # label metrics with user ids too (off: key ids only)
     upstreams: Mapping[str, str] = field(default_factory=dict)  # model id -> engine base URL
+    acceptance_record: str | None = "/etc/deepseek/acceptance.json"  # failed record: /health 503; None: not gated
+    acceptance_required: bool = False  # no record at all also answers 503 (acceptance must have run)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> GatewayConfig:

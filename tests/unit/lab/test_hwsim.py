@@ -112,7 +112,7 @@ def test_profile_loads_with_consistent_numbers(name):
 def test_profile_captures_are_byte_exact_copies(name):
     p = hwsim.load_profile(name)
     for view, rel in p["captures"].items():
-        shipped = (hwsim.PROFILES_DIR / name / rel).read_bytes()
+        shipped = (hwsim.PROFILES_DIR / p["captures_from"] / rel).read_bytes()  # an `extends` profile: its parent's
         assert shipped == fixture_for(rel).read_bytes(), f"{name}: {view}: {rel} differs from tests/fixtures/hw"
         source = DERIVED[rel][0] if rel in DERIVED else rel.removeprefix("captures/")
         assert any(source in s["sources_row"] for s in p["sources"] if s.get("file") == rel)

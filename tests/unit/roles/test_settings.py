@@ -204,7 +204,7 @@ CONTROLLER_PATHS = {
     "nvidia_repo_mirror_key", "nvidia_repo_bundle_dir", "docker_ce_repo_key", "monitoring_output_dir",
     "netcheck_report", "filebeat_apt_keyring", "serve_wheelhouse", "serve_container_image_tarball",
     "gateway_tls_cert_file", "gateway_tls_key_file", "gateway_keys_file", "gateway_input_hash_key_file",
-    "gateway_wheelhouse",
+    "gateway_wheelhouse", "report_output_dir",
 }
 
 

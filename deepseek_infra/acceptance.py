@@ -1,0 +1,321 @@
+"""The acceptance gate (pure): parse the tools' output, derive thresholds from the hardware, verdicts.
+
+Tools, as their real output reads (samples in tests/fixtures/acceptance/, sources in
+tests/unit/deepseek_infra/test_acceptance.py):
+
+- ``dcgmi diag -r N``: DCGM's result table; 3.x rows ``| GPU Memory | Pass - All |`` with
+  ``Fail - GPU: 0`` continuation and ``Error``/``Warning`` rows, 4.x rows ``| memory | Pass |``
+  with ``GPU0: Pass`` continuations. A test fails when any of its result cells says ``Fail``.
+- nccl-tests ``all_reduce_perf``: one row per message size (out-of-place and in-place time,
+  algbw, busbw, #wrong), then ``# Out of bounds values`` and ``# Avg bus bandwidth``. The
+  figure judged is the out-of-place busbw of the largest size (the average depends on the size
+  range asked for).
+- perftest ``ib_write_bw``: ``#bytes #iterations BW peak[UNIT] BW average[UNIT] MsgRate[Mpps]``
+  with UNIT ``Gb/sec`` (``--report_gbits``) or ``MB/sec`` (2^20 bytes, the default).
+
+Thresholds (defaults in roles/acceptance/defaults.py), each a fraction of a nominal figure:
+
+- all-reduce busbw inside the node: NVLink: links per GPU pair (``NV18`` in ``nvidia-smi topo
+  -m``) x 25 GB/s per link and direction (NVLink 2-4; 50 GB/s for NVLink 5, Blackwell), so
+  450 GB/s for H100/H200 SXM; x 0.8 = 360 GB/s. Published DGX/HGX H100 runs reach 466-471 GB/s
+  at 1-2 GB (NVLS). PCIe: a nominal per-direction link rate (Gen4 x16: 32 GB/s) x 0.6.
+- ib_write_bw per HCA pair: the lower port rate of the pair (``ibstat`` Rate, Gb/s) x 0.9.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from deepseek_node.acceptance import Verdict
+
+#: GB/s per NVLink link and direction, by GPU name (first match); NVLink 2-4 are 25.
+NVLINK_LINK_GBPS: tuple[tuple[str, float], ...] = (("B200", 50.0), ("B100", 50.0), ("GB200", 50.0), ("B300", 50.0))
+NVLINK_DEFAULT_LINK_GBPS = 25.0
+
+# --- dcgmi diag -----------------------------------------------------------------------------
+
+_CATEGORY = re.compile(r"^[|+]-----\s+(\w+)\s+-+\+")
+_ROW = re.compile(r"^\|\s?(.*?)\s*\|\s?(.*?)\s*\|\s*$")
+_MESSAGE_ROWS = {"Error", "Warning", "Info"}
+
+
+@dataclass(frozen=True, slots=True)
+class DiagTest:
+    category: str
+    name: str
+    results: tuple[str, ...]  # "Pass - All", "Fail - GPU: 0", "GPU0: Pass" ...
+    messages: tuple[str, ...] = ()  # Error/Warning text rows under it
+
+    @property
+    def failed(self) -> bool:
+        return any(re.match(r"(GPU\d+:\s*)?Fail", result) for result in self.results)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagReport:
+    tests: tuple[DiagTest, ...]
+    metadata: dict[str, str]
+    errors: tuple[str, ...] = ()  # Error rows before any test (the run stopped there)
+
+    @property
+    def failed(self) -> tuple[DiagTest, ...]:
+        return tuple(test for test in self.tests if test.failed)
+
+
+def parse_dcgmi_diag(text: str) -> DiagReport:
+    """``dcgmi diag -r N`` table -> its tests (only the first table when it is printed twice)."""
+    tests: list[dict] = []
+    metadata: dict[str, str] = {}
+    errors: list[list[str]] = []
+    category = ""
+    message: list[str] | None = None
+    tables = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("| Diagnostic") and "Result" in line:
+            tables += 1
+            if tables > 1:
+                break
+            continue
+        header = _CATEGORY.match(line)
+        if header:
+            category, message = header.group(1), None
+            continue
+        row = _ROW.match(line)
+        if not row or line.startswith("+="):
+            continue
+        name, value = row.group(1), row.group(2)
+        chunk = line.split("|")[2][1:46]  # a wrapped message keeps its fixed-width chunk, spaces too
+        if category == "Metadata":
+            if name:
+                metadata[name] = value
+            continue
+        if name in _MESSAGE_ROWS:
+            message = [chunk]
+            if tests and tests[-1]["category"] == category:
+                tests[-1]["messages"].append(message)
+            elif name == "Error":
+                errors.append(message)  # the run stopped before any test of this category
+            else:
+                message = None
+            continue
+        if not name:
+            if message is not None:
+                message.append(chunk)
+            elif tests and value:
+                tests[-1]["results"].append(value)
+            continue
+        message = None
+        tests.append({"category": category, "name": name, "results": [value] if value else [], "messages": []})
+    return DiagReport(
+        tests=tuple(DiagTest(t["category"], t["name"], tuple(t["results"]),
+                             tuple(_joined(m) for m in t["messages"])) for t in tests),
+        metadata=metadata, errors=tuple(_joined(m) for m in errors),
+    )
+
+
+def _joined(chunks: list[str]) -> str:
+    # dcgmi wraps a message at a fixed width, mid-word: the chunks join without a separator
+    return re.sub(" {2,}", " ", "".join(chunks)).strip()
+
+
+def dcgm_verdict(level: int, output: str, ok: bool) -> Verdict:
+    """The ``dcgm_diag`` verdict: failed tests (threshold 0), each named with its first message."""
+    name = f"dcgm_diag_r{level}"
+    report = parse_dcgmi_diag(output)
+    if not report.tests:
+        return Verdict(name=name, passed=False, measured=None, threshold=0, unit="failed tests",
+                       detail=f"dcgmi printed no diagnostic table ({'exit 0' if ok else 'failed'}): {_tail(output)}")
+    failed = report.failed
+    parts = []
+    for test in failed:
+        fails = ", ".join(result for result in test.results if "Fail" in result)
+        parts.append(f"{test.category}/{test.name}: {fails}" + (f" [{test.messages[0]}]" if test.messages else ""))
+    parts += [f"Error: {error}" for error in report.errors]
+    return Verdict(name=name, passed=not failed and not report.errors, measured=float(len(failed) + len(report.errors)),
+                   threshold=0, unit="failed tests",
+                   detail="; ".join(parts) or f"{len(report.tests)} tests, none failed")
+
+
+# --- nccl-tests all_reduce_perf ---------------------------------------------------------------
+
+_NCCL_ROW = re.compile(
+    r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s*$"
+)
+_NCCL_AVG = re.compile(r"#\s*Avg bus bandwidth\s*:\s*([\d.]+)")
+_NCCL_OOB = re.compile(r"#\s*Out of bounds values\s*:\s*(\d+)\s+(\w+)")
+
+
+@dataclass(frozen=True, slots=True)
+class NcclRow:
+    size_bytes: int
+    busbw_out_of_place: float  # GB/s
+    busbw_in_place: float
+    wrong: int  # out-of-place + in-place #wrong ("N/A" counts 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NcclReport:
+    rows: tuple[NcclRow, ...]
+    avg_busbw: float | None
+    out_of_bounds: int | None
+
+    @property
+    def largest(self) -> NcclRow | None:
+        return max(self.rows, key=lambda row: row.size_bytes) if self.rows else None
+
+
+def _wrong(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def parse_all_reduce_perf(text: str) -> NcclReport:
+    """nccl-tests output (also with mpirun's ``[1,0]<stdout>:`` prefixes) -> rows and summary."""
+    rows = []
+    avg = oob = None
+    for line in text.splitlines():
+        line = re.sub(r"^\[\d+,\d+\]<std\w+>:", "", line)
+        match = _NCCL_ROW.match(line)
+        if match:
+            rows.append(NcclRow(int(match.group(1)), float(match.group(8)), float(match.group(12)),
+                                _wrong(match.group(9)) + _wrong(match.group(13))))
+        elif (found := _NCCL_AVG.search(line)):
+            avg = float(found.group(1))
+        elif (found := _NCCL_OOB.search(line)):
+            oob = int(found.group(1))
+    return NcclReport(tuple(rows), avg, oob)
+
+
+def allreduce_verdict(output: str, threshold_gbps: float, basis: str) -> Verdict:
+    name = "allreduce_busbw"
+    report = parse_all_reduce_perf(output)
+    largest = report.largest
+    if largest is None:
+        return Verdict(name=name, passed=False, measured=None, threshold=threshold_gbps, unit="GB/s",
+                       detail=f"all_reduce_perf printed no result rows: {_tail(output)}")
+    wrong = sum(row.wrong for row in report.rows) + (report.out_of_bounds or 0)
+    measured = largest.busbw_out_of_place
+    detail = f"{basis}; busbw at {largest.size_bytes} B" + (f"; {wrong} wrong values" if wrong else "")
+    return Verdict(name=name, passed=measured >= threshold_gbps and not wrong, measured=measured,
+                   threshold=threshold_gbps, unit="GB/s", detail=detail)
+
+
+# --- perftest ib_write_bw ---------------------------------------------------------------------
+
+_IB_HEADER = re.compile(r"#bytes\s+#iterations\s+BW peak\[(\S+?)\]\s+BW average\[(\S+?)\]")
+_IB_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)(?:\s+([\d.]+))?\s*$")
+
+
+def parse_ib_write_bw(text: str) -> float | None:
+    """Client output -> average Gb/s of the largest message size (None: no result row)."""
+    unit = None
+    rows = []
+    for line in text.splitlines():
+        header = _IB_HEADER.search(line)
+        if header:
+            unit = header.group(2)
+            continue
+        row = _IB_ROW.match(line)
+        if row and unit:
+            rows.append((int(row.group(1)), float(row.group(4))))
+    if not rows:
+        return None
+    average = max(rows)[1]
+    return average if unit == "Gb/sec" else average * 2**20 * 8 / 1e9  # MB/sec: 2^20 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HcaPair:
+    server: str  # CA name, port 1
+    client: str
+    rate_gbps: float  # the lower port rate of the two
+
+    @property
+    def name(self) -> str:
+        return f"ib_write_bw {self.client}->{self.server}"
+
+
+def hca_pairs(ports: Iterable[object]) -> list[HcaPair]:
+    """Active InfiniBand ports paired (0,1), (2,3), ...; an odd one out pairs with the first.
+
+    ``ports``: ``deepseek_infra.hardware.IbPort`` values (``ca``, ``state``, ``link_layer``, ``rate_gbps``).
+    """
+    active = sorted((p for p in ports if getattr(p, "state", None) == "Active"
+                     and getattr(p, "link_layer", None) == "InfiniBand" and getattr(p, "rate_gbps", None)),
+                    key=lambda p: p.ca)
+    if len(active) < 2:
+        return []
+    pairs = [(active[i], active[i + 1]) for i in range(0, len(active) - 1, 2)]
+    if len(active) % 2:
+        pairs.append((active[0], active[-1]))
+    return [HcaPair(a.ca, b.ca, float(min(a.rate_gbps, b.rate_gbps))) for a, b in pairs]
+
+
+def ib_verdict(pair: HcaPair, output: str, fraction: float) -> Verdict:
+    threshold = round(pair.rate_gbps * fraction, 2)
+    measured = parse_ib_write_bw(output)
+    if measured is None:
+        return Verdict(name=pair.name, passed=False, measured=None, threshold=threshold, unit="Gb/s",
+                       detail=f"ib_write_bw printed no result row: {_tail(output)}")
+    return Verdict(name=pair.name, passed=measured >= threshold, measured=round(measured, 2), threshold=threshold,
+                   unit="Gb/s", detail=f"{fraction:g} x {pair.rate_gbps:g} Gb/s port rate")
+
+
+# --- the fabric inside the node ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fabric:
+    kind: str  # "nvswitch", "nvlink" or "pcie"
+    gpus: int
+    nominal_gbps: float  # per GPU, one direction
+    basis: str  # how nominal_gbps was derived
+
+
+def nvlink_link_gbps(gpu_name: str | None) -> float:
+    for marker, rate in NVLINK_LINK_GBPS:
+        if marker in (gpu_name or ""):
+            return rate
+    return NVLINK_DEFAULT_LINK_GBPS
+
+
+def fabric_of(gpu_names: Sequence[str | None], topology_links: Sequence[dict[str, str]], nvswitch: bool,
+              pcie_gbps: float) -> Fabric:
+    """The GPU fabric from ``nvidia-smi topo -m`` links (one dict per GPU row: peer -> cell)."""
+    gpus = len(gpu_names)
+    cells = [cell for links in topology_links for peer, cell in links.items()
+             if re.fullmatch(r"GPU\d+", peer) and cell.strip() != "X"]
+    counts = [int(m.group(1)) for cell in cells if (m := re.fullmatch(r"NV(\d+)", cell.strip()))]
+    if cells and len(counts) == len(cells):
+        per_link = nvlink_link_gbps(gpu_names[0] if gpu_names else None)
+        links = min(counts)
+        return Fabric("nvswitch" if nvswitch else "nvlink", gpus, links * per_link,
+                      f"NV{links} x {per_link:g} GB/s per link ({'NVSwitch' if nvswitch else 'NVLink'})")
+    return Fabric("pcie", gpus, pcie_gbps, f"PCIe, {pcie_gbps:g} GB/s nominal per direction")
+
+
+def allreduce_threshold(fabric: Fabric, nvlink_fraction: float, pcie_fraction: float) -> float:
+    fraction = pcie_fraction if fabric.kind == "pcie" else nvlink_fraction
+    return round(fabric.nominal_gbps * fraction, 2)
+
+
+def missing_tool(name: str, tool: str, threshold: float | None, unit: str, how: str) -> Verdict:
+    """A check whose tool is absent fails (never a pass without a measurement)."""
+    return Verdict(name=name, passed=False, measured=None, threshold=threshold, unit=unit,
+                   detail=f"{tool} not found on the node; {how}")
+
+
+def render_table(verdicts: Sequence[Verdict]) -> str:
+    rows = [("check", "measured", "threshold", "verdict")]
+    for v in verdicts:
+        measured = "-" if v.measured is None else f"{v.measured:g} {v.unit}"
+        threshold = "-" if v.threshold is None else f"{v.threshold:g} {v.unit}"
+        rows.append((v.name, measured, threshold, "pass" if v.passed else f"FAIL {v.detail}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows)
+
+
+def _tail(output: str) -> str:
+    return " ".join(output.strip().splitlines()[-3:])[:300] or "(no output)"
