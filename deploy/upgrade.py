@@ -10,7 +10,9 @@ hosts of a replica together: drain each head's gateway (``deepseek-gateway drain
 this controller), apply the deploy files (default ``deploy/full.py``; name per-role files
 such as ``deploy/weights.py deploy/serve.py`` to apply only those roles) with the
 ``--set`` overrides, reboot hosts a role marked reboot-required (``deploy/reboot.py``;
-containers are reported, never rebooted), run the health gates (``deploy/health.py``),
+containers are reported, never rebooted), after a driver change run the acceptance gate
+(``deploy/acceptance.py``; ``--acceptance always|never|auto``, auto: the deploy files include
+full.py, nvidia_driver.py or cuda.py), run the health gates (``deploy/health.py``),
 then re-admit (``drain --resume``, then ``--lb-admit CMD``). A host that fails fails its
 replica. Once more replicas failed than ``--max-fail`` (a count or a percentage) the rollout
 stops and every host of the failed replicas is rolled back: the same deploy files with the inventory's own data (the previous revision and
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-wait", type=float, default=30, help="seconds the gateway waits for in-flight requests (default 30)")
     parser.add_argument("--lb-drain", help="controller command run per replica head before draining ({host} is replaced)")
     parser.add_argument("--lb-admit", help="controller command run per replica head after re-admitting ({host} is replaced)")
+    parser.add_argument("--acceptance", choices=("auto", "always", "never"), default="auto",
+                        help="run deploy/acceptance.py after the reboot step (auto: when the deploy files can change the driver)")
     parser.add_argument("--limit", action="append", default=[], metavar="HOST_OR_GROUP", help="upgrade only these hosts or groups")
     parser.add_argument("--report", default="upgrade-report.json", help="JSON report path (default upgrade-report.json)")
     parser.add_argument("--state", help="state file for resuming (default: REPORT.state.json)")
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             inventory=args.inventory, deploy_files=args.deploy, data=parse_data(args.set),
             host_data=host_data(args.host_set), rollback_data=parse_data(args.rollback_set),
             drain_wait_s=args.drain_wait, lb_drain=args.lb_drain, lb_admit=args.lb_admit, limit=args.limit,
+            acceptance=args.acceptance,
         )
         hosts = inventory_hosts(spec)
         unknown = sorted(set(spec.host_data) - set(hosts))

@@ -50,6 +50,9 @@ RELEASES_PROBE = (f"for link in {MODELS_DIR}/*/current; do [ -L \"$link\" ] && "
                   f"echo \"$(basename \"$(dirname \"$link\")\")=$(readlink \"$link\")\"; done; true")
 
 
+DRIVER_DEPLOYS = ("full.py", "nvidia_driver.py", "cuda.py")  # deploy files that can change the GPU stack
+
+
 @dataclass
 class UpgradeSpec:
     inventory: str
@@ -61,6 +64,14 @@ class UpgradeSpec:
     lb_drain: str | None = None  # controller command, {host} substituted, before draining
     lb_admit: str | None = None  # controller command, {host} substituted, after re-admitting
     limit: list[str] = field(default_factory=list)
+    acceptance: str = "auto"  # run deploy/acceptance.py after the reboot: auto (driver changes), always, never
+
+    def runs_acceptance(self) -> bool:
+        """Whether the batch runs the acceptance gate: ``auto`` when the deploy files can change
+        the driver (deploy/full.py, deploy/nvidia_driver.py, deploy/cuda.py)."""
+        if self.acceptance != "auto":
+            return self.acceptance == "always"
+        return any(Path(name).name in DRIVER_DEPLOYS for name in self.deploy_files)
 
 
 def _state(spec: UpgradeSpec, hosts: Iterable[str], data: dict, host_data: dict[str, dict]) -> State:
@@ -265,6 +276,10 @@ def _batch(spec: UpgradeSpec, rollout: RolloutState, hosts: list[str], data: dic
         ("drain", lambda: run_step(spec, live, ops=gateway_op("drain", spec.drain_wait_s))),
         ("apply", lambda: run_step(spec, live, spec.deploy_files, data, host_data)),
         ("reboot", lambda: run_step(spec, live, ["deploy/reboot.py"], data, host_data)),
+        # burn-in after a driver change, before the node takes traffic again (a failed node's
+        # gateway /health answers 503 from here on)
+        *([("acceptance", lambda: run_step(spec, live, ["deploy/acceptance.py"], data, host_data))]
+          if spec.runs_acceptance() else []),
         ("health", lambda: run_step(spec, live, ["deploy/health.py"], data, host_data)),
         ("resume", lambda: run_step(spec, live, ops=gateway_op("resume", 0))),
         ("lb-admit", lambda: _hook(spec.lb_admit, heads(), log)),

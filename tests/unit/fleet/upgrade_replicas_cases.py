@@ -71,3 +71,38 @@ def test_replicas_come_from_the_inventory_and_a_limit_may_not_split_one(tmp_path
                                                    ("mon-1", ["mon-1"])]
     with pytest.raises(upgrade.RolloutError, match=r"replica 'r2' \(gpu-3 head, gpu-4\) is upgraded as one.*gpu-4"):
         upgrade.inventory_units(spec, ["gpu-1", "gpu-2", "gpu-3"])
+
+
+@pytest.mark.parametrize(("deploy_files", "acceptance", "runs_it"), [
+    (["deploy/nvidia_driver.py", "deploy/reboot.py"], "auto", True), (["deploy/full.py"], "auto", True),
+    (["deploy/weights.py", "deploy/serve.py"], "auto", False), (["deploy/weights.py"], "always", True),
+    (["deploy/full.py"], "never", False),
+])
+def test_a_driver_change_runs_the_acceptance_gate_after_the_reboot_and_before_the_health_gate(
+        runs, deploy_files, acceptance, runs_it):
+    spec = upgrade.UpgradeSpec(inventory="inventories/lab.py", deploy_files=deploy_files, acceptance=acceptance)
+    rollout = RolloutState.new("k", ["a1"], 1, 0, max_fail=0, units=[("a1", ["a1"])])
+    upgrade.execute(spec, rollout, None, log=lambda _line: None)
+    steps = [step for step, hosts, _ in runs if step.startswith("deploy/")]
+    gated = [step for step in steps if step in ("deploy/reboot.py", "deploy/acceptance.py", "deploy/health.py")]
+    assert gated == (["deploy/reboot.py", "deploy/acceptance.py", "deploy/health.py"] if runs_it
+                     else ["deploy/reboot.py", "deploy/health.py"])
+
+
+def test_a_node_failing_acceptance_fails_its_replica_and_is_rolled_back(monkeypatch, runs):
+    def run_step(spec, hosts, deploy_files=(), data=None, host_data=None, ops=None):
+        step = "ops" if ops is not None else deploy_files[0]
+        runs.append((step, list(hosts), dict(data or {})))
+        failing = step == "deploy/acceptance.py" and (data or {}).get("nvidia_driver_branch") == "575"
+        return {host: ("acceptance failed, node not admitted: allreduce_busbw: measured 281.21 GB/s, threshold 360.00 GB/s"
+                       if failing and host == "a2" else None) for host in hosts}
+
+    monkeypatch.setattr(upgrade, "run_step", run_step)
+    spec = upgrade.UpgradeSpec(inventory="inventories/lab.py", deploy_files=["deploy/nvidia_driver.py"],
+                               data={"nvidia_driver_branch": "575"})
+    rollout = RolloutState.new("k", ["a1", "a2"], 1, 0, max_fail=0, units=[("r1", ["a1", "a2"])])
+    upgrade.execute(spec, rollout, None, log=lambda _line: None)
+    assert {host: outcome.status for host, outcome in rollout.hosts.items()} == {"a1": "rolled_back", "a2": "rolled_back"}
+    assert rollout.hosts["a2"].step == "acceptance" and "allreduce_busbw" in rollout.hosts["a2"].error
+    assert ("deploy/health.py", ["a1", "a2"], {"nvidia_driver_branch": "575"}) not in runs  # stopped before the gate
+    assert ("deploy/nvidia_driver.py", ["a1", "a2"], {}) in runs  # rolled back with the inventory's own data
