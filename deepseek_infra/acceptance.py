@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from deepseek_node.acceptance import Verdict
+from deepseek_node.netcheck import ib_write_bw_gbps as parse_ib_write_bw  # one parser, shared with the network check
 
 #: GB/s per NVLink link and direction, by GPU name (first match); NVLink 2-4 are 25.
 NVLINK_LINK_GBPS: tuple[tuple[str, float], ...] = (("B200", 50.0), ("B100", 50.0), ("GB200", 50.0), ("B300", 50.0))
@@ -204,26 +205,7 @@ def allreduce_verdict(output: str, threshold_gbps: float, basis: str) -> Verdict
 
 # --- perftest ib_write_bw ---------------------------------------------------------------------
 
-_IB_HEADER = re.compile(r"#bytes\s+#iterations\s+BW peak\[(\S+?)\]\s+BW average\[(\S+?)\]")
-_IB_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)(?:\s+([\d.]+))?\s*$")
-
-
-def parse_ib_write_bw(text: str) -> float | None:
-    """Client output -> average Gb/s of the largest message size (None: no result row)."""
-    unit = None
-    rows = []
-    for line in text.splitlines():
-        header = _IB_HEADER.search(line)
-        if header:
-            unit = header.group(2)
-            continue
-        row = _IB_ROW.match(line)
-        if row and unit:
-            rows.append((int(row.group(1)), float(row.group(4))))
-    if not rows:
-        return None
-    average = max(rows)[1]
-    return average if unit == "Gb/sec" else average * 2**20 * 8 / 1e9  # MB/sec: 2^20 bytes
+# ib_write_bw: parse_ib_write_bw above, the network check's parser (deepseek_node.netcheck).
 
 
 @dataclass(frozen=True, slots=True)

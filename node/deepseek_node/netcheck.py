@@ -66,23 +66,38 @@ def parse_iperf3(client: str, peer: str, output: str) -> Measurement:
     return Measurement(client, peer, "tcp", float(received) / 8)
 
 
-# ib_write_bw result line: #bytes #iterations BW peak[MB/sec] BW average[MB/sec] MsgRate[Mpps]
-_IB_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
+# perftest's table: "#bytes #iterations BW peak[UNIT] BW average[UNIT] MsgRate[Mpps]", UNIT
+# Gb/sec with --report_gbits, else MB/sec (2^20 bytes); the unit is read from the header.
+_IB_HEADER = re.compile(r"#bytes\s+#iterations\s+BW peak\[(\S+?)\]\s+BW average\[(\S+?)\]")
+_IB_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)(?:\s+([\d.]+))?\s*$")
+
+
+def ib_write_bw_gbps(output: str) -> float | None:
+    """``ib_write_bw`` client output -> average Gb/s of the largest message size (None: no result row).
+    The network check and the acceptance gate both read it."""
+    unit = None
+    rows = []
+    for line in output.splitlines():
+        header = _IB_HEADER.search(line)
+        if header:
+            unit = header.group(2)
+            continue
+        row = _IB_ROW.match(line)
+        if row and unit:
+            rows.append((int(row.group(1)), float(row.group(4))))
+    if not rows:
+        return None
+    average = max(rows)[1]
+    return average if unit == "Gb/sec" else average * 2**20 * 8 / 1e9  # MB/sec: 2^20 bytes
 
 
 def parse_ib_write_bw(client: str, peer: str, output: str) -> Measurement:
-    """``ib_write_bw PEER`` client output -> average bytes/s of the largest message size.
-
-    perftest reports MB/sec as 2^20 bytes unless ``--report_gbits``; the unit line is read.
-    """
-    rows = [m for m in (_IB_LINE.match(line) for line in output.splitlines()) if m]
-    if not rows:
+    """``ib_write_bw PEER`` client output -> average bytes/s of the largest message size."""
+    gbps = ib_write_bw_gbps(output)
+    if gbps is None:
         tail = " ".join(output.strip().splitlines()[-2:])[:200]
         return Measurement(client, peer, "rdma", None, f"no ib_write_bw result line: {tail!r}")
-    average = float(rows[-1].group(4))
-    if "Gb/sec" in output:
-        return Measurement(client, peer, "rdma", average * 1e9 / 8)
-    return Measurement(client, peer, "rdma", average * 2**20)
+    return Measurement(client, peer, "rdma", gbps * 1e9 / 8)
 
 
 def _escape(value: str) -> str:
