@@ -76,12 +76,17 @@ def _run(target, command: str) -> tuple[bool, str]:
     return ok, output.stdout
 
 
-def _ib_device(target, configured: str | None) -> str | None:
-    _, listing = _run(target, IB_DEVICES)
+def pick_ib_device(listing: str, configured: str | None) -> str | None:
+    """The RDMA device to use from an ``ls /sys/class/infiniband`` listing: the configured
+    one if present, else the first; None without one."""
     devices = listing.split()
     if configured:
         return configured if configured in devices else None
     return devices[0] if devices else None
+
+
+def _ib_device(target, configured: str | None) -> str | None:
+    return pick_ib_device(_run(target, IB_DEVICES)[1], configured)
 
 
 def _measure(state, host, peers, config: NetcheckDefaults, min_bps: float, textfile_dir: str) -> None:
@@ -223,10 +228,7 @@ def _remove_timer() -> None:
 
 
 def _ib_device_here(config: NetcheckDefaults) -> str | None:
-    devices = (host.get_fact(Command, command=IB_DEVICES) or "").split()
-    if config.netcheck_ib_device:
-        return config.netcheck_ib_device if config.netcheck_ib_device in devices else None
-    return devices[0] if devices else None
+    return pick_ib_device(host.get_fact(Command, command=IB_DEVICES) or "", config.netcheck_ib_device)
 
 
 def _has_ib() -> bool:

@@ -62,3 +62,10 @@ def test_calendar_values_systemd_reads():
 def test_a_calendar_that_would_break_the_unit_is_refused(bad):
     with pytest.raises(ValueError, match="netcheck_timer"):
         NetcheckDefaults(netcheck_timer=bad)
+
+
+def test_the_rdma_device_is_the_configured_one_if_present_else_the_first():
+    assert netcheck.pick_ib_device("mlx5_0\nmlx5_1\n", None) == "mlx5_0"
+    assert netcheck.pick_ib_device("mlx5_0 mlx5_1", "mlx5_1") == "mlx5_1"
+    assert netcheck.pick_ib_device("mlx5_0", "mlx5_9") is None
+    assert netcheck.pick_ib_device("", None) is None
