@@ -128,7 +128,7 @@ def dcgm_verdict(level: int, output: str, ok: bool) -> Verdict:
     report = parse_dcgmi_diag(output)
     if not report.tests:
         return Verdict(name=name, passed=False, measured=None, threshold=0, unit="failed tests",
-                       detail=f"dcgmi printed no diagnostic table ({'exit 0' if ok else 'failed'}): {_tail(output)}")
+                       detail=f"dcgmi printed no diagnostic table ({'exit 0' if ok else 'failed'}): {output_tail(output)}")
     failed = report.failed
     parts = []
     for test in failed:
@@ -195,7 +195,7 @@ def allreduce_verdict(output: str, threshold_gbps: float, basis: str) -> Verdict
     largest = report.largest
     if largest is None:
         return Verdict(name=name, passed=False, measured=None, threshold=threshold_gbps, unit="GB/s",
-                       detail=f"all_reduce_perf printed no result rows: {_tail(output)}")
+                       detail=f"all_reduce_perf printed no result rows: {output_tail(output)}")
     wrong = sum(row.wrong for row in report.rows) + (report.out_of_bounds or 0)
     measured = largest.busbw_out_of_place
     detail = f"{basis}; busbw at {largest.size_bytes} B" + (f"; {wrong} wrong values" if wrong else "")
@@ -240,7 +240,7 @@ def ib_verdict(pair: HcaPair, output: str, fraction: float) -> Verdict:
     measured = parse_ib_write_bw(output)
     if measured is None:
         return Verdict(name=pair.name, passed=False, measured=None, threshold=threshold, unit="Gb/s",
-                       detail=f"ib_write_bw printed no result row: {_tail(output)}")
+                       detail=f"ib_write_bw printed no result row: {output_tail(output)}")
     return Verdict(name=pair.name, passed=measured >= threshold, measured=round(measured, 2), threshold=threshold,
                    unit="Gb/s", detail=f"{fraction:g} x {pair.rate_gbps:g} Gb/s port rate")
 
@@ -299,5 +299,148 @@ def render_table(verdicts: Sequence[Verdict]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows)
 
 
-def _tail(output: str) -> str:
+def output_tail(output: str) -> str:
     return " ".join(output.strip().splitlines()[-3:])[:300] or "(no output)"
+
+
+# --- GPU burn-in (deepseek_node.burnin) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GpuNominal:
+    memory_gbps: float  # datasheet memory bandwidth, GB/s
+    bf16_tflops: float  # datasheet dense BF16 Tensor Core TFLOPS (half the "with sparsity" figure)
+
+
+#: By ``nvidia-smi`` name, first match wins (so "H100 NVL" before "H100"). NVIDIA datasheets:
+#: H100/H200 (nvidia.com/en-us/data-center/h100, /h200: SXM 3.35 / 4.8 TB/s, BF16 1,979 TFLOPS
+#: with sparsity; H100 PCIe 2 TB/s, 1,513; H100 NVL 3.9 TB/s, 1,671; H200 NVL 4.8 TB/s, 1,671),
+#: A100 (nvidia.com/en-us/data-center/a100: BF16 312 dense; 80GB SXM 2,039 GB/s, 80GB PCIe
+#: 1,935, 40GB 1,555). H800 takes H100 SXM's figures. Any other GPU: set the _min_ settings.
+GPU_NOMINAL: tuple[tuple[str, GpuNominal], ...] = (
+    ("H200 NVL", GpuNominal(4800.0, 835.5)),
+    ("H200", GpuNominal(4800.0, 989.5)),
+    ("H100 NVL", GpuNominal(3900.0, 835.5)),
+    ("H100 PCIe", GpuNominal(2000.0, 756.5)),
+    ("H100", GpuNominal(3350.0, 989.5)),
+    ("H800", GpuNominal(3350.0, 989.5)),
+    ("A100-SXM4-80GB", GpuNominal(2039.0, 312.0)),
+    ("A100 80GB PCIe", GpuNominal(1935.0, 312.0)),
+    ("A100", GpuNominal(1555.0, 312.0)),
+)
+
+
+def gpu_nominal(name: str | None) -> GpuNominal | None:
+    """The datasheet figures of a GPU by its ``nvidia-smi`` name; None when not in the table."""
+    for marker, nominal in GPU_NOMINAL:
+        if marker in (name or ""):
+            return nominal
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BurninFloors:
+    memory_fraction: float  # x datasheet memory bandwidth
+    matmul_fraction: float  # x datasheet dense BF16 TFLOPS
+    min_memory_gbps: float | None = None  # set: replaces the derived floor (GPUs not in the table, the CPU)
+    min_tflops: float | None = None
+
+    def memory(self, nominal: GpuNominal | None) -> tuple[float | None, str]:
+        if self.min_memory_gbps is not None:
+            return self.min_memory_gbps, "acceptance_burnin_min_memory_gbps"
+        if nominal is None:
+            return None, ""
+        return round(nominal.memory_gbps * self.memory_fraction, 1), f"{self.memory_fraction:g} x {nominal.memory_gbps:g} GB/s datasheet"
+
+    def matmul(self, nominal: GpuNominal | None) -> tuple[float | None, str]:
+        if self.min_tflops is not None:
+            return self.min_tflops, "acceptance_burnin_min_tflops"
+        if nominal is None:
+            return None, ""
+        return round(nominal.bf16_tflops * self.matmul_fraction, 1), f"{self.matmul_fraction:g} x {nominal.bf16_tflops:g} TFLOPS BF16 datasheet"
+
+
+def burnin_verdicts(document: dict, floors: BurninFloors, expected_devices: int) -> list[Verdict]:
+    """``burnin_memory_bw`` and ``burnin_matmul`` from ``python -m deepseek_node.burnin``'s JSON.
+
+    Each verdict carries the device furthest below its floor (the slowest when none is set);
+    a device that errored, a wrong matmul result, or fewer devices than the node's GPUs fail.
+    A device without a datasheet figure and without a ``_min_`` setting is measured, not judged.
+    """
+    if document.get("error"):
+        return [Verdict(name="burnin", passed=False, measured=None, threshold=None, unit="",
+                        detail=str(document["error"]))]
+    devices = list(document.get("devices") or ())
+    kind = document.get("device", "cuda")
+    problems = [f"{kind} {d.get('index')}: {d['error']}" for d in devices if d.get("error")]
+    if kind == "cuda" and len(devices) < expected_devices:
+        problems.append(f"PyTorch sees {len(devices)} of the node's {expected_devices} GPUs")
+    verdicts = []
+    for name, key, unit, floor_of, setting in (
+            ("burnin_memory_bw", "memory_bandwidth_gbps", "GB/s", floors.memory, "acceptance_burnin_min_memory_gbps"),
+            ("burnin_matmul", "matmul_tflops", "TFLOPS", floors.matmul, "acceptance_burnin_min_tflops")):
+        judged = []
+        for device in devices:
+            figure = device.get(key)
+            threshold, basis = floor_of(gpu_nominal(device.get("name")) if kind == "cuda" else None)
+            if figure is not None:
+                judged.append((figure / threshold if threshold else float("inf"), figure, threshold, basis, device))
+        if not judged:
+            verdicts.append(Verdict(name=name, passed=False, measured=None, threshold=None, unit=unit,
+                                    detail="; ".join(problems) or "no device measured"))
+            continue
+        _, figure, threshold, basis, device = min(judged, key=lambda item: (item[0], item[1]))
+        where = f"{kind} {device.get('index')} ({device.get('name')})"
+        notes = [f"{where}, lowest of {len(judged)}" if len(judged) > 1 else where]
+        notes.append(basis if threshold is not None else f"not judged: no datasheet figure, set {setting}")
+        failed = list(problems)
+        if key == "matmul_tflops":
+            wrong = {d.get("index"): d.get("matmul_errors") for d in devices if d.get("matmul_errors")}
+            failed += [f"{kind} {index}: {count} wrong matmul results" for index, count in wrong.items()]
+        passed = not failed and (threshold is None or figure >= threshold)
+        verdicts.append(Verdict(name=name, passed=passed, measured=round(float(figure), 2), threshold=threshold,
+                                unit=unit, detail="; ".join(failed + notes)))
+    return verdicts
+
+
+# --- all-reduce across a replica's nodes (deepseek_node.replica_allreduce) -------------------------
+
+
+def replica_network_gbps(ib_ports: Iterable[object], network: dict, backend: str) -> tuple[float | None, str]:
+    """A node's bandwidth toward its replica, GB/s, and how it was derived.
+
+    NCCL: the sum of the active InfiniBand ports' rates (NCCL spreads its rings over every HCA);
+    without them, or with gloo (TCP), the fastest Ethernet interface that is up.
+    """
+    if backend == "nccl":
+        active = [p for p in ib_ports if getattr(p, "state", None) == "Active" and getattr(p, "rate_gbps", None)
+                  and getattr(p, "link_layer", None) == "InfiniBand"]
+        if active:
+            total = sum(float(p.rate_gbps) for p in active)
+            return total / 8, f"{len(active)} InfiniBand port(s), {total:g} Gb/s"
+    links = [(interface.speed_mbps, name) for name, interface in network.items()
+             if getattr(interface, "type", None) == "ether" and getattr(interface, "state", None) == "up"
+             and getattr(interface, "speed_mbps", None)]
+    if not links:
+        return None, "no active InfiniBand port and no Ethernet link speed"
+    speed, name = max(links)
+    return speed / 8000, f"{name} {speed} Mb/s"
+
+
+def replica_allreduce_verdict(document: dict, threshold: float | None, basis: str, replica: str) -> Verdict:
+    """``replica_allreduce_busbw``: the busbw of the largest message across the replica's nodes."""
+    name = "replica_allreduce_busbw"
+    if document.get("error"):
+        return Verdict(name=name, passed=False, measured=None, threshold=threshold, unit="GB/s",
+                       detail=f"{replica}: {document['error']}")
+    rows = document.get("rows") or ()
+    if not rows:
+        return Verdict(name=name, passed=False, measured=None, threshold=threshold, unit="GB/s",
+                       detail=f"{replica}: no result rows")
+    largest = max(rows, key=lambda row: row["size_bytes"])
+    wrong = sum(int(row.get("wrong") or 0) for row in rows)
+    detail = (f"{replica}, {document.get('world_size')} ranks over {document.get('backend')}; "
+              f"busbw at {largest['size_bytes']} B; {basis}" + (f"; {wrong} wrong values" if wrong else ""))
+    measured = round(float(largest["busbw_gbps"]), 2)
+    return Verdict(name=name, passed=not wrong and (threshold is None or measured >= threshold), measured=measured,
+                   threshold=threshold, unit="GB/s", detail=detail)

@@ -21,6 +21,10 @@ The two hosts are declared as one named replica (``deepseek_replica=r1``): the g
 puts a gateway on the head only (the worker has no API to front, so nothing there answers
 502), and the generated Prometheus configuration scrapes the engine and gateway of the head
 only (no EngineDown for the worker), with the replica as a label on both nodes.
+
+The acceptance gate's PyTorch checks run here, where the engine's venv (real torch, CPU build)
+is on both nodes: the burn-in on the CPU (the lab has no CUDA device) and the all-reduce
+across the replica's two nodes, torchrun on each, over gloo between the containers.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pytest
 
 from deepseek_infra import engine
 from deepseek_node import paths
+from deepseek_node.acceptance import RECORD_PATH, AcceptanceRecord
 from lab import tiny_model
 from lab.testing import fleet_run
 
@@ -148,3 +153,45 @@ def test_only_the_head_runs_a_gateway_and_only_its_api_is_scraped(replica, tmp_p
     assert [label["replica"] for label in labels["node"]] == ["r1", "r1"], labels
     assert len(labels["engine"]) == 1 and len(labels["gateway"]) == 1, labels
     assert labels["engine"][0]["host"] == labels["gateway"][0]["host"] != labels["node"][1]["host"], labels
+
+
+# The torch checks of the acceptance gate, as a CPU-only site runs them: burn-in on the CPU with
+# floors set (no datasheet figure for a CPU), the cross-node all-reduce over gloo.
+TORCH_ACCEPTANCE = ("--data", "acceptance_burnin_device=cpu",
+                    "--data", "acceptance_burnin_seconds=3", "--data", "acceptance_burnin_size_mib=64",
+                    "--data", "acceptance_burnin_min_tflops=0.001", "--data", "acceptance_replica_backend=gloo",
+                    "--data", "acceptance_allreduce_min_bytes=1M", "--data", "acceptance_replica_max_bytes=64M",
+                    # gloo between two containers sharing 2 cores reaches ~1.2 GB/s (loopback, measured
+                    # here), about the veth's 10 Gb/s: a fifth of it keeps a noisy CI run from failing
+                    "--data", "acceptance_replica_busbw_fraction=0.2")
+
+
+def acceptance(checks: list[str], *data: str) -> tuple[subprocess.CompletedProcess, dict[str, AcceptanceRecord]]:
+    result = run(str(BIN / "pyinfra"), "-y", "inventories/lab.py", "deploy/acceptance.py", *REPLICA_DATA,
+                 *TORCH_ACCEPTANCE, "--data", f"acceptance_checks={json.dumps(checks)}", *data, check=False)
+    return result, {node: AcceptanceRecord.from_json(on(node, f"cat {RECORD_PATH}").stdout, f"{node}:{RECORD_PATH}")
+                    for node in (HEAD, WORKER)}
+
+
+def test_acceptance_burns_in_on_the_engines_torch_and_measures_the_all_reduce_across_the_replica(replica):
+    result, records = acceptance(["burnin", "replica_allreduce"], "--data", "acceptance_burnin_min_memory_gbps=0.5")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    for node, record in records.items():
+        verdicts = {v.name: v for v in record.verdicts}
+        assert record.passed and list(verdicts) == ["burnin_memory_bw", "burnin_matmul", "replica_allreduce_busbw"], (
+            node, record.failure_message())
+        assert verdicts["burnin_memory_bw"].measured > 0.5 and verdicts["burnin_matmul"].measured > 0.001, verdicts
+        allreduce = verdicts["replica_allreduce_busbw"]
+        # 2 ranks over gloo, judged against 0.2 x the container's Ethernet link (veth: 10000 Mb/s)
+        assert "replica 'r1' (" in allreduce.detail and "2 ranks over gloo" in allreduce.detail, allreduce.detail
+        assert f"busbw at {64 << 20} B" in allreduce.detail and "Mb/s" in allreduce.detail, allreduce.detail
+        assert allreduce.threshold and allreduce.measured >= allreduce.threshold, allreduce.summary()
+
+
+def test_a_burn_in_below_its_floor_fails_the_host_naming_figure_and_floor(replica):
+    result, records = acceptance(["burnin"], "--data", "acceptance_burnin_min_memory_gbps=100000")
+    assert result.returncode != 0
+    for node, record in records.items():
+        (failure,) = record.failures
+        assert failure.name == "burnin_memory_bw" and failure.threshold == 100000 and 0 < failure.measured < 100000, failure
+        assert f"acceptance failed, node not admitted: {failure.summary()}" in result.stdout + result.stderr
