@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deepseek_infra import acceptance as acc
-from deepseek_infra.hardware import IbPort
+from deepseek_infra.hardware import IbPort, NetInterface
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "acceptance"
 SOURCES = {
@@ -192,3 +192,118 @@ def test_render_table_names_failures():
     verdicts = [acc.missing_tool("allreduce_busbw", "/opt/nccl-tests/build/all_reduce_perf", 360.0, "GB/s", "ship it")]
     table = acc.render_table(verdicts)
     assert "FAIL /opt/nccl-tests/build/all_reduce_perf not found on the node; ship it" in table
+
+
+# --- burn-in ---------------------------------------------------------------------------------
+
+H100 = "NVIDIA H100 80GB HBM3"
+FLOORS = acc.BurninFloors(memory_fraction=0.7, matmul_fraction=0.5)
+
+
+def burnin_document(*devices: tuple[float | None, float | None, int | None], name: str = H100, **extra) -> dict:
+    return {"device": "cuda", "torch": "2.5.1", "devices": [
+        {"index": i, "name": name, "memory_bandwidth_gbps": bw, "matmul_tflops": tf, "matmul_errors": errors}
+        for i, (bw, tf, errors) in enumerate(devices)], **extra}
+
+
+@pytest.mark.parametrize(("name", "memory", "tflops"), [
+    ("NVIDIA H100 80GB HBM3", 3350.0, 989.5), ("NVIDIA H100 PCIe", 2000.0, 756.5), ("NVIDIA H100 NVL", 3900.0, 835.5),
+    ("NVIDIA H200", 4800.0, 989.5), ("NVIDIA H200 NVL", 4800.0, 835.5), ("NVIDIA H800", 3350.0, 989.5),
+    ("NVIDIA A100-SXM4-80GB", 2039.0, 312.0), ("NVIDIA A100 80GB PCIe", 1935.0, 312.0), ("NVIDIA A100-SXM4-40GB", 1555.0, 312.0),
+])
+def test_gpu_datasheet_figures_by_nvidia_smi_name(name, memory, tflops):
+    assert acc.gpu_nominal(name) == acc.GpuNominal(memory, tflops)
+
+
+def test_a_gpu_not_in_the_table_has_no_figures():
+    assert acc.gpu_nominal("NVIDIA RTX 6000 Ada Generation") is None and acc.gpu_nominal(None) is None
+
+
+def test_healthy_h100s_pass_with_the_slowest_gpu_reported():
+    verdicts = acc.burnin_verdicts(burnin_document(*[(2900.0, 700.0, 0)] * 7, (2600.0, 650.0, 0)), FLOORS, 8)
+    memory, matmul = verdicts
+    assert [v.name for v in verdicts] == ["burnin_memory_bw", "burnin_matmul"] and all(v.passed for v in verdicts)
+    assert (memory.measured, memory.threshold, memory.unit) == (2600.0, 2345.0, "GB/s")
+    assert (matmul.measured, matmul.threshold, matmul.unit) == (650.0, 494.8, "TFLOPS")
+    assert "cuda 7 (NVIDIA H100 80GB HBM3), lowest of 8" in memory.detail and "0.7 x 3350 GB/s" in memory.detail
+
+
+def test_a_slow_gpu_fails_the_memory_check_with_its_figure_and_the_floor():
+    memory, matmul = acc.burnin_verdicts(burnin_document((2900.0, 700.0, 0), (1800.0, 690.0, 0)), FLOORS, 2)
+    assert not memory.passed and matmul.passed
+    assert memory.summary().startswith("burnin_memory_bw: measured 1800.00 GB/s, threshold 2345.00 GB/s"), memory.summary()
+    assert "cuda 1" in memory.detail
+
+
+def test_wrong_matmul_results_fail_however_fast():
+    memory, matmul = acc.burnin_verdicts(burnin_document((2900.0, 700.0, 0), (2900.0, 720.0, 3)), FLOORS, 2)
+    assert memory.passed and not matmul.passed and "cuda 1: 3 wrong matmul results" in matmul.detail
+
+
+def test_missing_gpus_and_device_errors_fail():
+    seven = acc.burnin_verdicts(burnin_document(*[(2900.0, 700.0, 0)] * 7), FLOORS, 8)
+    assert not any(v.passed for v in seven) and all("PyTorch sees 7 of the node's 8 GPUs" in v.detail for v in seven)
+    document = burnin_document((2900.0, 700.0, 0), (None, None, None))
+    document["devices"][1]["error"] = "RuntimeError: CUDA error: uncorrectable ECC error encountered"
+    verdicts = acc.burnin_verdicts(document, FLOORS, 2)
+    assert not any(v.passed for v in verdicts) and all("cuda 1: RuntimeError: CUDA error: uncorrectable ECC" in v.detail
+                                                        for v in verdicts)
+
+
+def test_a_run_that_measured_nothing_fails_with_its_error():
+    (verdict,) = acc.burnin_verdicts({"devices": [], "device": "cuda", "error": "no CUDA device visible to PyTorch"},
+                                     FLOORS, 8)
+    assert verdict.name == "burnin" and not verdict.passed and "no CUDA device" in verdict.detail
+
+
+def test_without_a_datasheet_figure_the_figures_are_measured_not_judged_unless_a_floor_is_set():
+    document = burnin_document((800.0, 300.0, 0), name="NVIDIA RTX 6000 Ada Generation")
+    memory, matmul = acc.burnin_verdicts(document, FLOORS, 1)
+    assert memory.passed and memory.threshold is None and "set acceptance_burnin_min_memory_gbps" in memory.detail
+    assert matmul.passed and "set acceptance_burnin_min_tflops" in matmul.detail
+    floors = acc.BurninFloors(0.7, 0.5, min_memory_gbps=850.0, min_tflops=250.0)
+    memory, matmul = acc.burnin_verdicts(document, floors, 1)
+    assert not memory.passed and memory.threshold == 850.0 and matmul.passed and matmul.threshold == 250.0
+
+
+def test_a_cpu_run_is_judged_by_the_set_floors_only():
+    document = {"device": "cpu", "devices": [{"index": 0, "name": "cpu", "memory_bandwidth_gbps": 20.0,
+                                              "matmul_tflops": 0.1, "matmul_errors": 0}]}
+    assert all(v.passed and v.threshold is None for v in acc.burnin_verdicts(document, FLOORS, 8))  # GPUs not asked for
+    memory, _ = acc.burnin_verdicts(document, acc.BurninFloors(0.7, 0.5, min_memory_gbps=25.0), 8)
+    assert not memory.passed and memory.threshold == 25.0
+
+
+# --- all-reduce across a replica's nodes -----------------------------------------------------
+
+
+def test_the_replica_network_is_every_active_ib_port_for_nccl():
+    ports = [IbPort(ca=f"mlx5_{i}", port=1, state="Active", rate_gbps=400, link_layer="InfiniBand") for i in range(8)]
+    ports.append(IbPort(ca="mlx5_8", port=1, state="Down", rate_gbps=400, link_layer="InfiniBand"))
+    network = {"eth0": NetInterface(state="up", speed_mbps=100000, type="ether")}
+    assert acc.replica_network_gbps(ports, network, "nccl") == (400.0, "8 InfiniBand port(s), 3200 Gb/s")
+    # gloo speaks TCP: the fastest Ethernet link that is up
+    network["eth1"] = NetInterface(state="down", speed_mbps=200000, type="ether")
+    assert acc.replica_network_gbps(ports, network, "gloo") == (12.5, "eth0 100000 Mb/s")
+    assert acc.replica_network_gbps([], {}, "nccl") == (None, "no active InfiniBand port and no Ethernet link speed")
+
+
+def replica_rows(busbw_at_largest: float, wrong: int = 0) -> dict:
+    return {"backend": "nccl", "world_size": 16, "nodes": 2, "rows": [
+        {"size_bytes": 8 << 20, "time_us": 500.0, "algbw_gbps": 16.0, "busbw_gbps": 30.0, "wrong": 0},
+        {"size_bytes": 1 << 30, "time_us": 6000.0, "algbw_gbps": 178.0, "busbw_gbps": busbw_at_largest, "wrong": wrong}]}
+
+
+def test_replica_allreduce_judges_the_largest_message():
+    passed = acc.replica_allreduce_verdict(replica_rows(338.82), 200.0, "0.5 x 8 InfiniBand port(s)", "replica 'r1'")
+    assert passed.passed and passed.measured == 338.82 and passed.threshold == 200.0
+    assert "replica 'r1', 16 ranks over nccl; busbw at 1073741824 B" in passed.detail
+    slow = acc.replica_allreduce_verdict(replica_rows(150.0), 200.0, "b", "r1")
+    assert not slow.passed and slow.summary().startswith("replica_allreduce_busbw: measured 150.00 GB/s, threshold 200.00")
+    wrong = acc.replica_allreduce_verdict(replica_rows(338.0, wrong=4), 200.0, "b", "r1")
+    assert not wrong.passed and "4 wrong values" in wrong.detail
+
+
+def test_replica_allreduce_that_did_not_run_fails_with_why():
+    failed = acc.replica_allreduce_verdict({"error": "rendezvous timed out"}, 200.0, "b", "replica 'r1'")
+    assert not failed.passed and failed.measured is None and "replica 'r1': rendezvous timed out" in failed.detail
