@@ -112,6 +112,8 @@ class Database:
         self.path, self.dsn = path, dsn
         self.dialect = "postgresql" if dsn else "sqlite"
         self._local = threading.local()
+        self._watch = None  # SQLite: a connection that only reads PRAGMA data_version
+        self._watch_lock = threading.Lock()
 
     # -- connections -----------------------------------------------------------------
 
@@ -139,6 +141,25 @@ class Database:
         if connection is not None:
             connection.close()
             self._local.connection = None
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+
+    def change_counter(self) -> int | None:
+        """A number that changes whenever any connection commits to the SQLite file, else None.
+
+        SQLite's ``data_version`` counts commits made by other connections (threads and
+        processes alike), so a connection that never writes sees every change; reading it
+        costs microseconds, which lets callers cache policy reads and still see a
+        revocation on the very next request. None on PostgreSQL: nothing that cheap.
+        """
+        if self.dsn:
+            return None
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = self._connect()
+            return self._watch.execute("PRAGMA data_version").fetchone()[0]
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.dsn else statement
@@ -251,14 +272,19 @@ class Database:
         key_id = apikeys.key_id(key or "")
         if key_id is None:
             return None
+        found = self.active_key(key_id)
+        if found is not None and apikeys.matches(key, found[1]):
+            return found[0], key_id
+        return None
+
+    def active_key(self, key_id: str) -> tuple[str, str] | None:
+        """``(user, key_hash)`` of an unrevoked key of an enabled user, else None."""
         rows = self._execute(
             "SELECT k.user_id, k.key_hash FROM api_keys k JOIN users u ON u.id = k.user_id"
             " WHERE k.key_id = ? AND k.revoked_at IS NULL AND u.disabled = 0",
             (key_id,),
         )
-        if rows and apikeys.matches(key, rows[0][1]):
-            return rows[0][0], key_id
-        return None
+        return (rows[0][0], rows[0][1]) if rows else None
 
     # -- models and grants ---------------------------------------------------------------
 
