@@ -346,18 +346,22 @@ class BurninFloors:
     min_tflops: float | None = None
 
     def memory(self, nominal: GpuNominal | None) -> tuple[float | None, str]:
-        if self.min_memory_gbps is not None:
-            return self.min_memory_gbps, "acceptance_burnin_min_memory_gbps"
-        if nominal is None:
-            return None, ""
-        return round(nominal.memory_gbps * self.memory_fraction, 1), f"{self.memory_fraction:g} x {nominal.memory_gbps:g} GB/s datasheet"
+        return _floor(self.min_memory_gbps, "acceptance_burnin_min_memory_gbps", self.memory_fraction,
+                      nominal and nominal.memory_gbps, "GB/s datasheet")
 
     def matmul(self, nominal: GpuNominal | None) -> tuple[float | None, str]:
-        if self.min_tflops is not None:
-            return self.min_tflops, "acceptance_burnin_min_tflops"
-        if nominal is None:
-            return None, ""
-        return round(nominal.bf16_tflops * self.matmul_fraction, 1), f"{self.matmul_fraction:g} x {nominal.bf16_tflops:g} TFLOPS BF16 datasheet"
+        return _floor(self.min_tflops, "acceptance_burnin_min_tflops", self.matmul_fraction,
+                      nominal and nominal.bf16_tflops, "TFLOPS BF16 datasheet")
+
+
+def _floor(override: float | None, setting: str, fraction: float, nominal: float | None,
+           unit: str) -> tuple[float | None, str]:
+    """(floor, how it was set): the setting when given, else ``fraction`` x the datasheet figure."""
+    if override is not None:
+        return override, setting
+    if nominal is None:
+        return None, ""
+    return round(nominal * fraction, 1), f"{fraction:g} x {nominal:g} {unit}"
 
 
 def burnin_verdicts(document: dict, floors: BurninFloors, expected_devices: int) -> list[Verdict]:
