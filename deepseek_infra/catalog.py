@@ -361,6 +361,15 @@ _MODELS: tuple[ModelSpec, ...] = (
         architecture="DeepseekV32ForCausalLM", attention=_V32_MLA, weights_gb=689.0, min_cc=9.0,
         flags=_V32_FLAGS,
     ),
+    # Prover-V2-671B (Lean 4 theorem prover, released 2025-04-30): "built on DeepSeek-V3-Base" (model
+    # card); its config.json is V3's: DeepseekV3ForCausalLM, 61 layers, hidden 7168,
+    # max_position_embeddings 163840, FP8 (as read from it by news.futunn.com post 56248405,
+    # 2025-04-30, and Xinference's model list "deepseek-prover-v2": context length 163840); 163
+    # shards of ~4.3 GB, V3's layout. No engine documents a parser for it: no release flags.
+    # Left out, with why: DeepSeek-Prover-V2-7B (no public copy of its config.json to take the
+    # figures from; model card: Prover-V1.5-Base with a 32K context) and Janus-Pro 1B/7B
+    # (MultiModalityCausalLM: neither vLLM nor SGLang serves that architecture).
+    _v3_family("deepseek-ai/DeepSeek-Prover-V2-671B", ("deepseek-prover-v2-671b", "prover-v2-671b", "prover-v2")),
     # --- R1 distills (dense, BF16) ------------------------------------------------------
     # Qwen2ForCausalLM; 28 layers, 12 heads, 2 kv heads (config.json); 1.78B params, model.safetensors 3.55 GB.
     _distill("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", ("deepseek-r1-distill-qwen-1.5b", "r1-distill-qwen-1.5b"),

@@ -148,6 +148,11 @@ class EngineSettings:
     # host memory (deepseek_infra/host_memory.py): MemoryMax= bytes (None: no limit), OOMScoreAdjust=
     memory_max_bytes: int | None = None
     oom_score_adjust: int = 0
+    # per-rank placement (deepseek_infra.pinning.rank_placement): the NUMA node and cpulist of
+    # each GPU's rank on this node, in GPU order; empty: the unit-wide affinity only
+    rank_numa_nodes: tuple[int, ...] = ()
+    rank_cpus: tuple[str, ...] = ()
+    placement: str = "unit-wide"  # why per rank or not, for the record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +236,9 @@ def _vllm_args(s: EngineSettings, model: str) -> list[str]:
     ]
     if s.nodes > 1:
         args += ["--distributed-executor-backend", "ray"]
+    if s.rank_numa_nodes:  # each GPU worker under numactl on its GPU's node (multiprocessing executor)
+        args += ["--numa-bind", "--numa-bind-nodes", *map(str, s.rank_numa_nodes),
+                 "--numa-bind-cpus", *s.rank_cpus]
     return args + list(s.release_args) + list(s.extra_args)
 
 
@@ -250,6 +258,8 @@ def _sglang_args(s: EngineSettings, model: str) -> list[str]:
     if s.nodes > 1:
         args += ["--nnodes", str(s.nodes), "--node-rank", str(s.node_rank),
                  "--dist-init-addr", f"{_host_port(s.head_address, s.dist_port)}"]
+    if s.rank_numa_nodes:  # the plan's nodes, not SGLang's own NVML guess; CPUs: node's within the unit's
+        args += ["--numa-node", *map(str, s.rank_numa_nodes)]
     return args + list(s.release_args) + list(s.extra_args)
 
 
@@ -309,6 +319,9 @@ _PLANNED_BY: Final = {
     "--reasoning-parser": "serve_release_flags (the catalog's parsers for this release)",
     "--tool-call-parser": "serve_release_flags (the catalog's parsers for this release)",
     "--tokenizer-mode": "serve_release_flags (the catalog's parsers for this release)",
+    "--numa-bind-nodes": "tuning_per_rank_placement (the topology's node per GPU)",
+    "--numa-bind-cpus": "tuning_per_rank_placement (the topology's node per GPU)",
+    "--numa-node": "tuning_per_rank_placement (the topology's node per GPU)",
 }
 # Other spellings of those flags: vLLM's -tp/-pp (and underscores), SGLang's names.
 _CANONICAL: Final = {
@@ -370,6 +383,14 @@ def _check(s: EngineSettings) -> None:
     if s.memory_max_bytes is not None and s.memory_max_bytes < MEMORY_MAX_FLOOR:
         raise EngineConfigError(f"MemoryMax: expected >= {MEMORY_MAX_FLOOR} bytes (1 GiB) from the host-memory plan, "
                                 f"found {s.memory_max_bytes}")
+    if s.rank_numa_nodes or s.rank_cpus:
+        gpus = s.plan.tensor_parallel_size * s.plan.pipeline_parallel_size // max(s.plan.nodes, 1)
+        if s.engine not in ("vllm", "sglang") or s.on_cpu or (s.engine == "vllm" and s.nodes > 1):
+            raise EngineConfigError(f"per-rank placement: {s.engine} here has no per-rank binding")
+        if len(s.rank_numa_nodes) != gpus or (s.engine == "vllm" and len(s.rank_cpus) != gpus):
+            raise EngineConfigError(
+                f"per-rank placement: {gpus} GPU(s) on this node, found {len(s.rank_numa_nodes)} NUMA node(s) "
+                f"and {len(s.rank_cpus)} CPU list(s)")
     if not -1000 <= s.oom_score_adjust <= 1000:
         raise EngineConfigError(f"OOMScoreAdjust: expected -1000..1000, found {s.oom_score_adjust}")
     if s.nodes > 1:

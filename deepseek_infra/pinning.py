@@ -55,6 +55,10 @@ class PinningPlan:
     numa_mask: str  # systemd NUMAMask=
     numa_policy: str  # systemd NUMAPolicy=: "bind" or "interleave"
     warnings: tuple[str, ...] = ()
+    # Per rank, in ``gpus`` order (rank i drives the i-th GPU); empty when a GPU's node is
+    # ambiguous (no NUMA Affinity and CPU affinity over several nodes).
+    rank_numa_nodes: tuple[int, ...] = ()
+    rank_cpus: tuple[str, ...] = ()  # cpulist per rank: its node's engine CPUs
 
     def explain(self) -> str:
         lines = [
@@ -68,6 +72,10 @@ class PinningPlan:
             near = ", ".join(nics) if nics else "none (only SYS or no NICs)"
             lines.append(f"{gpu}: nearest NIC(s) {near}")
         lines.append(f"NCCL_IB_HCA={self.nccl_ib_hca}" if self.nccl_ib_hca else "NCCL_IB_HCA: not set")
+        if self.rank_numa_nodes:
+            lines.append("per rank: " + "; ".join(
+                f"{gpu} -> node {node} CPUs {cpus}"
+                for gpu, node, cpus in zip(self.gpus, self.rank_numa_nodes, self.rank_cpus)))
         lines.extend(f"warning: {warning}" for warning in self.warnings)
         return "\n".join(lines)
 
@@ -188,6 +196,11 @@ def plan_pinning(
         nics_by_gpu[gpu.name] = tuple(nic.device for nic in near if nic.device)
     hcas = list(dict.fromkeys(device for devices in nics_by_gpu.values() for device in devices))
 
+    gpu_nodes = [_gpu_nodes(gpu, node_cpus) for gpu in gpus]
+    engine_cpus = set(cpus)
+    rank_cpus = [format_cpulist(sorted(set(node_cpus.get(nodes[0], ())) & engine_cpus)) for nodes in gpu_nodes]
+    per_rank = all(len(nodes) == 1 for nodes in gpu_nodes) and all(rank_cpus)
+
     return PinningPlan(
         gpus=tuple(names),
         numa_nodes=tuple(numa_nodes),
@@ -201,7 +214,44 @@ def plan_pinning(
         numa_mask=format_cpulist(numa_nodes),
         numa_policy="bind" if len(numa_nodes) == 1 else "interleave",
         warnings=tuple(warnings),
+        rank_numa_nodes=tuple(nodes[0] for nodes in gpu_nodes) if per_rank else (),
+        rank_cpus=tuple(rank_cpus) if per_rank else (),
     )
+
+
+def engine_binds_per_rank(engine: str, *, nodes: int, install: str, on_cpu: bool) -> tuple[bool, str]:
+    """``(supported, why)``: whether this engine, replica shape and install method place each
+    rank on its GPU's node themselves (whatever the topology).
+
+    vLLM binds its GPU workers with ``--numa-bind`` (``numactl --physcpubind --membind`` per
+    worker) only under its multiprocessing executor, so on one node, not under Ray. SGLang
+    binds each scheduler process given ``--numa-node``, intersected with the unit's CPUs.
+    The container method is left unit-wide: the image's numactl is not ours to check.
+    """
+    if on_cpu or engine not in ("vllm", "sglang"):
+        return False, f"{engine} on {'the CPU' if on_cpu else 'its GPUs'} has no per-rank binding: unit-wide"
+    if install != "venv":
+        return False, "container method: unit-wide (the image's numactl is not checked)"
+    if engine == "vllm" and nodes > 1:
+        return False, "vLLM binds per rank only under its multiprocessing executor, not Ray (multi-node): unit-wide"
+    flag = "--numa-bind-nodes/--numa-bind-cpus" if engine == "vllm" else "--numa-node"
+    return True, f"per rank ({engine} {flag}), inside the unit-wide affinity"
+
+
+def rank_placement(plan: PinningPlan | None, engine: str, *, nodes: int, install: str, on_cpu: bool) -> tuple[bool, str]:
+    """``(per rank, why)`` for ``plan``: the engine supports it (``engine_binds_per_rank``)
+    and every GPU has one NUMA node. Both engines index their lists by the process's GPU, so
+    the engine's GPUs must be the first ones (no ``CUDA_VISIBLE_DEVICES`` remaps them)."""
+    supported, why = engine_binds_per_rank(engine, nodes=nodes, install=install, on_cpu=on_cpu)
+    if not supported:
+        return False, why
+    if plan is None:
+        return False, "no pinning plan: unit-wide"
+    if not plan.rank_numa_nodes:
+        return False, "a GPU's NUMA node is ambiguous (no NUMA Affinity): unit-wide"
+    if plan.gpus != tuple(f"GPU{i}" for i in range(len(plan.gpus))):
+        return False, f"GPUs {', '.join(plan.gpus)} are not the first {len(plan.gpus)}: unit-wide"
+    return True, why
 
 
 # --- guests -------------------------------------------------------------------------------

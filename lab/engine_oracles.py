@@ -3,7 +3,9 @@
 ``command_lines()`` renders, through deepseek_infra/engine.py exactly as the serve role does,
 the engine command of every catalog model on every shipped hardware profile
 (lab/profiles), for each engine (vLLM, SGLang), install method (venv, container) and
-replica size that the serving plan accepts (one node, and multi-node: head and worker).
+replica size that the serving plan accepts (one node, and multi-node: head and worker), with
+the per-rank NUMA flags the tuning plan of the profile's topology capture gives where the
+engine binds per rank (deepseek_infra/pinning.py: rank_placement).
 ``parse(engine, lines)`` hands them to that engine's real parser, run in a venv on the
 controller (lab/oracles/*.py inside it):
 
@@ -19,6 +21,7 @@ Built once per lock under .lab/oracles; lab-only (the collection never runs this
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,8 +32,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from deepseek_infra import engine
 from deepseek_infra.catalog import list_models
+from deepseek_infra.facts.gpu import parse_topology
+from deepseek_infra.hardware import Topology
+from deepseek_infra.pinning import PinningPlan, plan_pinning, rank_placement
 from lab import hwsim
 from lab.constants import STATE_DIR
 from lab.docker import LabError
@@ -57,6 +65,26 @@ def _gpus(profile: dict) -> tuple[int, float]:
     return len(gpus), float(gpus[0]["memory.total"].split()[0]) if gpus else 0.0
 
 
+def _topology(profile_name: str) -> Topology:
+    """The profile's ``nvidia-smi topo -m`` capture (its own, or the profile it extends)."""
+    relative = hwsim.load_profile(profile_name)["captures"]["nvidia-smi-topo-m"]
+    parent = yaml.safe_load((hwsim.PROFILES_DIR / profile_name / "profile.yaml").read_text()).get("extends")
+    for name in (profile_name, parent):
+        path = hwsim.PROFILES_DIR / str(name) / relative
+        if name and path.is_file():
+            return Topology.from_fact(parse_topology(path.read_bytes().decode().split("\n")))
+    raise LabError(f"{profile_name}: no nvidia-smi topo -m capture")
+
+
+def _rank_lists(pinning: PinningPlan, settings: engine.EngineSettings) -> dict:
+    """The per-rank flags' values as the serve role gives them (roles/serve/tasks.py: rank_placement)."""
+    supported, _ = rank_placement(pinning, settings.engine, nodes=settings.nodes, install=settings.install,
+                                  on_cpu=settings.on_cpu)
+    if not supported:
+        return {}
+    return {"rank_numa_nodes": pinning.rank_numa_nodes, "rank_cpus": pinning.rank_cpus}
+
+
 def _server_args(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """(module, its arguments) of an engine argv: ``python -m MODULE ARGS`` directly or after
     ``docker run ... IMAGE``."""
@@ -78,6 +106,8 @@ def command_lines(extra_args: tuple[str, ...] = ()) -> Iterator[CommandLine]:
                         continue
                     if not plan.fits or plan.nodes != nodes:
                         continue
+                    per_node = plan.gpus // plan.nodes
+                    pinning = plan_pinning(_topology(profile_name), None, None, range(per_node))
                     for install in ("venv", "container"):
                         for rank in range(min(nodes, 2)):
                             settings = engine.EngineSettings(
@@ -87,6 +117,7 @@ def command_lines(extra_args: tuple[str, ...] = ()) -> Iterator[CommandLine]:
                                 extra_args=extra_args, nodes=nodes, node_rank=rank, head_address=HEAD_ADDRESS,
                                 node_address=HEAD_ADDRESS if rank == 0 else WORKER_ADDRESS,
                             )
+                            settings = dataclasses.replace(settings, **_rank_lists(pinning, settings))
                             launch = engine.render_launch(settings)
                             if "-m" not in launch.exec_start:  # a vLLM worker runs `ray start`, no server
                                 continue

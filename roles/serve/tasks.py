@@ -26,7 +26,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, systemd
 
-from deepseek_infra import engine, nodewheel
+from deepseek_infra import engine, nodewheel, pinning
 from deepseek_infra.catalog import get_model
 from deepseek_infra.facts.host import hardware
 from deepseek_infra.hardware import Hardware
@@ -45,6 +45,8 @@ from roles.kernel.defaults import KernelDefaults
 from roles.serve.defaults import ServeDefaults
 from roles.serve.operations import container_image, engine_running, present_when_started
 from roles.settings import replica_for, settings_for
+from roles.tuning.defaults import TuningDefaults
+from roles.tuning.operations import host_plan
 from roles.weights.defaults import WeightsDefaults
 
 UNIT_PATH = f"/etc/systemd/system/{engine.UNIT}"
@@ -54,8 +56,8 @@ WHEELHOUSE_DIR = f"{engine.ENGINE_DIR}/wheelhouse"
 
 @deploy("serve: install")
 def install(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults) -> None:
-    kernel = settings_for(host).kernel
-    settings = engine_settings(config, deployment, weights, kernel)
+    kernel, tuning = settings_for(host).kernel, settings_for(host).tuning
+    settings = engine_settings(config, deployment, weights, kernel, tuning)
     memory = engine_memory(config, deployment, weights, kernel, settings)
     swap = decrypt_tmpfs_swap(config, weights, hardware(host))
     try:
@@ -215,10 +217,11 @@ def decrypt_tmpfs_swap(config: ServeDefaults, weights: WeightsDefaults, reading:
 
 
 def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weights: WeightsDefaults,
-                    kernel: KernelDefaults | None = None) -> engine.EngineSettings:
-    """The engine's settings for this host: plan from its hardware, multi-node position, and the
+                    kernel: KernelDefaults | None = None, tuning: TuningDefaults | None = None) -> engine.EngineSettings:
+    """The engine's settings for this host: plan from its hardware, multi-node position, the
     unit's memory limits from the host-memory plan (``kernel``: the kernel role's settings, for the
-    hugepage pool; None: this host's, from the inventory)."""
+    hugepage pool; None: this host's, from the inventory) and, given the tuning role's settings,
+    each rank's NUMA placement (``rank_placement``; None: the unit-wide affinity only)."""
     spec = get_model(deployment.deepseek_model)
     reading = hardware(host)
     gpus = summarize_gpus(reading)
@@ -253,7 +256,34 @@ def engine_settings(config: ServeDefaults, deployment: DeploymentDefaults, weigh
                                     gpu_memory_mib=gpus.memory_mib, use_gpus=use_gpus),
     )
     memory = engine_memory(config, deployment, weights, kernel, unlimited, reading)
-    return replace(unlimited, memory_max_bytes=memory.memory_max_bytes, oom_score_adjust=memory.oom_score_adjust)
+    placed = replace(unlimited, memory_max_bytes=memory.memory_max_bytes, oom_score_adjust=memory.oom_score_adjust)
+    why, nodes_per_rank, cpus_per_rank = rank_placement(placed, deployment, tuning)
+    return replace(placed, rank_numa_nodes=nodes_per_rank, rank_cpus=cpus_per_rank, placement=why)
+
+
+def rank_placement(settings: engine.EngineSettings, deployment: DeploymentDefaults,
+                   tuning: TuningDefaults | None) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
+    """``(why, NUMA node per rank, cpulist per rank)`` for the engine's flags: the tuning role's
+    plan of this host (``roles.tuning.operations.host_plan``) where the engine binds per rank
+    (``deepseek_infra.pinning.rank_placement``), else empty lists and why not."""
+    if tuning is None:
+        return "unit-wide (no tuning settings)", (), ()
+    if not tuning.tuning_per_rank_placement:
+        return "unit-wide (tuning_per_rank_placement is off)", (), ()
+    # Asked only where it can apply: the plan reads the host's PCI locality.
+    supported, why = pinning.engine_binds_per_rank(settings.engine, nodes=settings.nodes,
+                                                   install=settings.install, on_cpu=settings.on_cpu)
+    if not supported:
+        return why, (), ()
+    plan = host_plan(tuning, deployment)[0]
+    supported, why = pinning.rank_placement(plan, settings.engine, nodes=settings.nodes,
+                                            install=settings.install, on_cpu=settings.on_cpu)
+    if not supported:
+        return why, (), ()
+    gpus = settings.plan.gpus // max(settings.plan.nodes, 1)
+    if len(plan.gpus) != gpus:
+        return f"the tuning plan places {len(plan.gpus)} GPU(s), the engine uses {gpus}: unit-wide", (), ()
+    return why, plan.rank_numa_nodes, plan.rank_cpus
 
 
 def _replica_position(config: ServeDefaults, nodes: int) -> tuple[int, str | None]:
@@ -418,6 +448,9 @@ def engine_config_json(settings: engine.EngineSettings, launch: engine.EngineLau
                  "max_model_len": plan.max_model_len, "gpu_memory_utilization": plan.gpu_memory_utilization,
                  "concurrency": plan.concurrency, "reason": plan.reason},
         "node_rank": settings.node_rank, "head_address": settings.head_address,
+        # Per-rank NUMA placement given to the engine (tests/verify/serve compares the unit's flags).
+        "placement": {"per_rank": bool(settings.rank_numa_nodes), "reason": settings.placement,
+                      "rank_numa_nodes": list(settings.rank_numa_nodes), "rank_cpus": list(settings.rank_cpus)},
         # What the unit's MemoryMax= and OOMScoreAdjust= say (tests/verify/serve compares them).
         "limits": {"memory_max_bytes": launch.memory_max_bytes, "oom_score_adjust": launch.oom_score_adjust,
                    "units": [engine.UNIT, *([engine.RAY_HEAD_UNIT] if launch.ray_head else [])],

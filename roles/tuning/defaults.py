@@ -26,6 +26,9 @@ class TuningDefaults(RoleDefaults):
     tuning_nccl_env: dict[str, str] = Field(
         default_factory=dict, description="More NCCL_*/UCX_*/CUDA_* variables for the engine (NCCL_SOCKET_IFNAME, ...).",
     )
+    tuning_per_rank_placement: bool = Field(
+        default=True, description="Bind each engine rank to its GPU's NUMA node (CPUs and memory) by the engine's own flags, where it has them.",
+    )
     tuning_hca_irq_affinity: bool = Field(
         default=True, description="Pin the IRQs of the GPU-local HCAs to their node's housekeeping CPUs (boot unit).",
     )

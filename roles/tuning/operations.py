@@ -115,6 +115,10 @@ def engine_placement(config: TuningDefaults, deployment: DeploymentDefaults):
         "housekeeping_cpus": format_cpulist(plan.housekeeping_cpus), "numa_policy": plan.numa_policy,
         "numa_mask": plan.numa_mask, "environment": env, "hca_irq_cpus": irq_cpus,
         "housekeeping_cpus_per_node": config.tuning_housekeeping_cpus_per_node, "warnings": list(plan.warnings),
+        # Each rank's place, which the serve role hands to an engine that binds per rank
+        # (its /etc/deepseek/engine.json says whether it did); empty: unit-wide only.
+        "rank_numa_nodes": list(plan.rank_numa_nodes), "rank_cpus": list(plan.rank_cpus),
+        "per_rank_placement": config.tuning_per_rank_placement,
     }
     yield from files.put._inner(
         src=StringIO(json.dumps(record, indent=2, sort_keys=True) + "\n"), dest=RECORD_FILE, mode="0644",

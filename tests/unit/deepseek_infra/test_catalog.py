@@ -43,6 +43,7 @@ EXPECTED_REPOS = (
     "deepseek-ai/deepseek-coder-33b-instruct",
     "deepseek-ai/deepseek-llm-67b-chat",
     "deepseek-ai/deepseek-math-7b-rl",
+    "deepseek-ai/DeepSeek-Prover-V2-671B",
 )
 
 
@@ -395,7 +396,7 @@ def test_v32_family_uses_deepseeks_own_encoder_in_vllm_and_no_sglang_template_fo
 
 def test_models_without_documented_parsers_carry_no_flags():
     for name in ("v2-chat", "v2.5", "coder-v2", "v2-lite-chat", "coder-v2-lite", "coder-33b", "llm-67b-chat",
-                 "math-7b-rl", "llm-7b-chat", "vl2", "ocr"):
+                 "math-7b-rl", "llm-7b-chat", "vl2", "ocr", "prover-v2"):
         spec = get_model(name)
         assert dict(spec.engine_flags) == {} and dict(spec.tool_chat_templates) == {}, spec.hf_repo
 

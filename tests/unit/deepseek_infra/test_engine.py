@@ -293,3 +293,49 @@ def test_the_release_flags_come_after_the_plan_and_before_the_extra_args():
                                                 r"\(planned: --reasoning-parser deepseek_r1\).*serve_release_flags"):
         render_launch(settings("vllm", plan, release_args=spec.flags_for("vllm"),
                                extra_args=("--reasoning-parser", "qwen3")))
+
+
+# --- per-rank placement (deepseek_infra.pinning.rank_placement) ------------------------------
+
+DGX_RANK_NODES = (0, 0, 0, 0, 1, 1, 1, 1)
+DGX_RANK_CPUS = ("2-55,112-167",) * 4 + ("58-111,168-223",) * 4
+
+
+def _values_after(argv, flag: str, count: int) -> list[str]:
+    at = argv.index(flag)
+    return list(argv[at + 1: at + 1 + count])
+
+
+def test_vllm_binds_each_gpu_worker_to_its_node_and_cpus():
+    """vLLM 0.32/0.33 (ParallelConfig.numa_bind*): one node and one CPU list per visible GPU."""
+    plan = plan_serving(V3, 143771, 8, engine="vllm")
+    argv = render_launch(settings("vllm", plan, rank_numa_nodes=DGX_RANK_NODES, rank_cpus=DGX_RANK_CPUS)).exec_start
+    assert "--numa-bind" in argv
+    assert _values_after(argv, "--numa-bind-nodes", 8) == [str(n) for n in DGX_RANK_NODES]
+    assert _values_after(argv, "--numa-bind-cpus", 8) == list(DGX_RANK_CPUS)
+    assert "--numa-bind" not in render_launch(settings("vllm", plan)).exec_start  # unit-wide: no flags
+
+
+def test_sglang_gets_the_plans_node_per_gpu():
+    plan = plan_serving(V3, 143771, 8, engine="sglang")
+    argv = render_launch(settings("sglang", plan, rank_numa_nodes=DGX_RANK_NODES)).exec_start
+    assert _values_after(argv, "--numa-node", 8) == [str(n) for n in DGX_RANK_NODES]
+    assert "--numa-node" not in render_launch(settings("sglang", plan)).exec_start
+
+
+def test_rank_lists_must_cover_the_nodes_gpus():
+    plan = plan_serving(V3, 143771, 8, engine="vllm")
+    with pytest.raises(EngineConfigError, match="8 GPU\\(s\\) on this node, found 4 NUMA node"):
+        render_launch(settings("vllm", plan, rank_numa_nodes=DGX_RANK_NODES[:4], rank_cpus=DGX_RANK_CPUS[:4]))
+    with pytest.raises(EngineConfigError, match="found 8 NUMA node\\(s\\) and 0 CPU list"):
+        render_launch(settings("vllm", plan, rank_numa_nodes=DGX_RANK_NODES))
+    two = plan_serving(V3, H100_MIB, 8, nodes=2, engine="vllm")
+    with pytest.raises(EngineConfigError, match="no per-rank binding"):
+        render_launch(settings("vllm", two, nodes=2, node_rank=0, head_address="10.0.0.1", node_address="10.0.0.1",
+                               rank_numa_nodes=DGX_RANK_NODES, rank_cpus=DGX_RANK_CPUS))
+
+
+def test_extra_args_may_not_restate_the_rank_placement():
+    plan = plan_serving(V3, 143771, 8, engine="sglang")
+    with pytest.raises(EngineConfigError, match="--numa-node 0 restates.*tuning_per_rank_placement"):
+        render_launch(settings("sglang", plan, rank_numa_nodes=DGX_RANK_NODES, extra_args=("--numa-node", "0")))

@@ -12,7 +12,9 @@ from deepseek_infra.facts.cpu import parse_lscpu
 from deepseek_infra.facts.gpu import parse_topology
 from deepseek_infra.facts.numa import parse_numactl_hardware
 from deepseek_infra.hardware import Cpu, Numa, NumaNode, Topology, TopologyGpu
-from deepseek_infra.pinning import plan_pinning, plan_vcpu_pinning, smt_siblings, virsh_commands
+from deepseek_infra.pinning import (
+    engine_binds_per_rank, plan_pinning, plan_vcpu_pinning, rank_placement, smt_siblings, virsh_commands,
+)
 
 HW = Path(__file__).resolve().parents[2] / "fixtures" / "hw"
 
@@ -165,6 +167,66 @@ def test_bad_gpu_selection_is_rejected():
 def test_housekeeping_may_not_take_a_whole_node():
     with pytest.raises(ValueError, match="all 20 CPUs of NUMA node 0"):
         plan_pinning(topo("nvgpuexp-h100-vm-x1-ansi.txt"), None, None, housekeeping_cpus_per_node=20)
+
+
+# --- per-rank placement -------------------------------------------------------------------
+
+
+def test_each_rank_gets_its_gpus_node_minus_housekeeping():
+    """DGX H200 (GPUs 0-3 on socket 0, 4-7 on socket 1): each rank's node and that node's
+    engine CPUs, while the unit-wide affinity spans both sockets."""
+    plan = plan_pinning(topo("distributedai-dgx-h200-x8-12nic.txt"), None, None)
+    assert plan.rank_numa_nodes == (0, 0, 0, 0, 1, 1, 1, 1)
+    assert plan.rank_cpus == ("2-55,112-167",) * 4 + ("58-111,168-223",) * 4
+    assert plan.cpu_affinity == "2-55,58-223"  # the unit's bound holds every rank's CPUs
+    for cpus in plan.rank_cpus:
+        assert set(parse_cpulist(cpus)) <= set(parse_cpulist(plan.cpu_affinity))
+    assert "GPU5 -> node 1 CPUs 58-111,168-223" in plan.explain()
+
+
+def test_rank_lists_follow_the_selected_gpus():
+    plan = plan_pinning(topo("gengwg-dgx1-topo-mp.txt"), None, None, [7, 6, 0])
+    assert plan.rank_numa_nodes == (1, 1, 0)
+
+
+def test_ambiguous_gpu_node_leaves_no_rank_lists():
+    """A GPU with no NUMA Affinity whose CPU affinity covers both nodes: no single node to
+    bind its rank to, so no per-rank lists (the unit-wide plan still stands)."""
+    captured = topo("distributedai-dgx-h200-x8-12nic.txt")
+    everywhere = tuple(parse_cpulist(SOCKET0_224) + parse_cpulist(SOCKET1_224))
+    gpus = (dataclasses.replace(captured.gpus[0], numa_node=None, cpus=everywhere), *captured.gpus[1:])
+    numa = Numa(nodes={0: NumaNode(cpus=tuple(parse_cpulist(SOCKET0_224))),
+                       1: NumaNode(cpus=tuple(parse_cpulist(SOCKET1_224)))})
+    plan = plan_pinning(Topology(gpus=gpus, nics=captured.nics), numa, None)
+    assert plan.numa_nodes == (0, 1) and plan.rank_numa_nodes == () and plan.rank_cpus == ()
+    assert rank_placement(plan, "vllm", nodes=1, install="venv", on_cpu=False) == (
+        False, "a GPU's NUMA node is ambiguous (no NUMA Affinity): unit-wide")
+
+
+@pytest.mark.parametrize(("engine", "nodes", "install", "on_cpu", "supported", "reason"), [
+    ("vllm", 1, "venv", False, True, "--numa-bind-nodes"),
+    ("sglang", 1, "venv", False, True, "--numa-node"),
+    ("sglang", 2, "venv", False, True, "--numa-node"),
+    ("vllm", 2, "venv", False, False, "not Ray"),
+    ("vllm", 1, "container", False, False, "container method"),
+    ("vllm", 1, "venv", True, False, "the CPU"),
+    ("transformers", 1, "venv", False, False, "no per-rank binding"),
+])
+def test_which_engines_bind_per_rank(engine, nodes, install, on_cpu, supported, reason):
+    found, why = engine_binds_per_rank(engine, nodes=nodes, install=install, on_cpu=on_cpu)
+    assert found is supported and reason in why
+
+
+def test_per_rank_needs_the_first_gpus_and_a_plan():
+    """Both engines index their lists by the process's CUDA device: GPUs 4-7 alone would be
+    read as devices 0-3 (no CUDA_VISIBLE_DEVICES), so such a plan stays unit-wide."""
+    upper = plan_pinning(topo("distributedai-dgx-h200-x8-12nic.txt"), None, None, [4, 5, 6, 7])
+    assert upper.rank_numa_nodes == (1, 1, 1, 1)
+    assert rank_placement(upper, "sglang", nodes=1, install="venv", on_cpu=False) == (
+        False, "GPUs GPU4, GPU5, GPU6, GPU7 are not the first 4: unit-wide")
+    assert rank_placement(None, "sglang", nodes=1, install="venv", on_cpu=False)[0] is False
+    lower = plan_pinning(topo("distributedai-dgx-h200-x8-12nic.txt"), None, None, [0, 1, 2, 3])
+    assert rank_placement(lower, "sglang", nodes=1, install="venv", on_cpu=False)[0] is True
 
 
 # --- SMT siblings (p5en: lscpu and numactl of the same guest) ------------------------------

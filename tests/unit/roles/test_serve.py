@@ -431,3 +431,65 @@ def test_the_role_passes_the_release_flags_unless_told_the_checkpoint_is_not_the
     assert "--tool-call-parser" in engine.render_launch(on).exec_start
     off = tasks.engine_settings(ServeDefaults(serve_release_flags=False), deployment, WeightsDefaults())
     assert off.release_args == () and "--tool-call-parser" not in engine.render_launch(off).exec_start
+
+
+def _dgx_h200(monkeypatch, engine_name: str, **serve):
+    """engine_settings on a DGX H200 (the distributedai topology capture: GPUs 0-3 on socket 0,
+    4-7 on socket 1), planned by the tuning role's own host_plan as the serve role calls it."""
+    import types
+    from pathlib import Path
+
+    from deepseek_infra.facts.gpu import parse_topology
+    from deepseek_infra.hardware import Hardware
+    from roles.deployment import DeploymentDefaults
+    from roles.serve import tasks
+    from roles.tuning import operations as tuning_operations
+    from roles.tuning.defaults import TuningDefaults
+
+    capture = Path(__file__).resolve().parents[2] / "fixtures/hw/topo/distributedai-dgx-h200-x8-12nic.txt"
+    reading = Hardware.from_sections({
+        "gpu_inventory": [{"index": i, "name": "NVIDIA H200", "memory.total": 143771, "compute_cap": 9.0}
+                          for i in range(8)],
+        "gpu_topology": parse_topology(capture.read_bytes().decode().split("\n")),
+        "meminfo": {"mem_total_mb": 2 * 1024 * 1024},
+    })
+    monkeypatch.setattr(tasks, "host", types.SimpleNamespace(name="gpu-1"))
+    monkeypatch.setattr(tasks, "hardware", lambda _host: reading)
+    monkeypatch.setattr(tuning_operations.host_facts, "hardware", lambda _host: reading)
+    monkeypatch.setattr(tuning_operations, "remembered_fact", lambda _host, _fact: {"gpus": [], "hcas": []})
+    deployment = DeploymentDefaults(deepseek_model="deepseek-ai/DeepSeek-V3", deepseek_engine=engine_name)
+    return lambda tuning=TuningDefaults(), **more: tasks.engine_settings(
+        ServeDefaults(**{**serve, **more}), deployment, WeightsDefaults(), None, tuning)
+
+
+def test_a_venv_engine_gets_each_ranks_node_from_the_tuning_plan(monkeypatch):
+    from roles.tuning.defaults import TuningDefaults
+
+    wired = _dgx_h200(monkeypatch, "vllm")
+    on = wired()
+    assert on.rank_numa_nodes == (0, 0, 0, 0, 1, 1, 1, 1)
+    assert on.rank_cpus == ("2-55,112-167",) * 4 + ("58-111,168-223",) * 4
+    argv = engine.render_launch(on).exec_start
+    assert argv[argv.index("--numa-bind-nodes") + 1:argv.index("--numa-bind-cpus")] == ("0",) * 4 + ("1",) * 4
+    record = json.loads(tasks_config_json(on))
+    assert record["placement"]["per_rank"] and "--numa-bind" in record["placement"]["reason"]
+
+    off = wired(TuningDefaults(tuning_per_rank_placement=False))
+    assert off.rank_numa_nodes == () and "--numa-bind" not in engine.render_launch(off).exec_start
+    assert off.placement == "unit-wide (tuning_per_rank_placement is off)"
+    container = wired(serve_install_method="container", serve_container_image="registry.example/vllm:1")
+    assert container.rank_numa_nodes == () and "container method" in container.placement
+    # The health gate's call (no tuning settings) plans nothing and asks the host nothing more.
+    assert wired(None).rank_numa_nodes == ()
+
+
+def test_sglang_gets_the_plans_nodes(monkeypatch):
+    settings = _dgx_h200(monkeypatch, "sglang")()
+    argv = engine.render_launch(settings).exec_start
+    assert argv[argv.index("--numa-node") + 1:argv.index("--numa-node") + 9] == ("0",) * 4 + ("1",) * 4
+
+
+def tasks_config_json(settings) -> str:
+    from roles.serve import tasks
+
+    return tasks.engine_config_json(settings, engine.render_launch(settings))
