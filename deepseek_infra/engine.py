@@ -57,6 +57,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from deepseek_infra.catalog import ModelSpec
+from deepseek_infra.pinning import engine_binds_per_rank
 from deepseek_infra.sizing import DEFAULT_GPU_MEMORY_UTILIZATION, ServingPlan, plan_serving
 from deepseek_node import paths
 from deepseek_node.weights.plan import CURRENT_LINK, model_slug
@@ -384,9 +385,10 @@ def _check(s: EngineSettings) -> None:
         raise EngineConfigError(f"MemoryMax: expected >= {MEMORY_MAX_FLOOR} bytes (1 GiB) from the host-memory plan, "
                                 f"found {s.memory_max_bytes}")
     if s.rank_numa_nodes or s.rank_cpus:
-        gpus = s.plan.tensor_parallel_size * s.plan.pipeline_parallel_size // max(s.plan.nodes, 1)
-        if s.engine not in ("vllm", "sglang") or s.on_cpu or (s.engine == "vllm" and s.nodes > 1):
-            raise EngineConfigError(f"per-rank placement: {s.engine} here has no per-rank binding")
+        gpus = s.plan.gpus_per_node
+        supported, why = engine_binds_per_rank(s.engine, nodes=s.nodes, install=s.install, on_cpu=s.on_cpu)
+        if not supported:
+            raise EngineConfigError(f"per-rank placement: {s.engine} here has no per-rank binding ({why})")
         if len(s.rank_numa_nodes) != gpus or (s.engine == "vllm" and len(s.rank_cpus) != gpus):
             raise EngineConfigError(
                 f"per-rank placement: {gpus} GPU(s) on this node, found {len(s.rank_numa_nodes)} NUMA node(s) "

@@ -175,7 +175,8 @@ def plan_pinning(
     gpus = [by_name[name] for name in names]
 
     node_cpus = _node_cpus(numa, cpu, topology)
-    numa_nodes = sorted({node for gpu in gpus for node in _gpu_nodes(gpu, node_cpus)})
+    gpu_nodes = [_gpu_nodes(gpu, node_cpus) for gpu in gpus]
+    numa_nodes = sorted({node for nodes in gpu_nodes for node in nodes})
     local = {c for node in numa_nodes for c in node_cpus.get(node, ())}
     if not local:  # NUMA node known but no CPU list for it anywhere: fall back to affinity
         local = {c for gpu in gpus for c in gpu.cpus}
@@ -196,7 +197,6 @@ def plan_pinning(
         nics_by_gpu[gpu.name] = tuple(nic.device for nic in near if nic.device)
     hcas = list(dict.fromkeys(device for devices in nics_by_gpu.values() for device in devices))
 
-    gpu_nodes = [_gpu_nodes(gpu, node_cpus) for gpu in gpus]
     engine_cpus = set(cpus)
     rank_cpus = [format_cpulist(sorted(set(node_cpus.get(nodes[0], ())) & engine_cpus)) for nodes in gpu_nodes]
     per_rank = all(len(nodes) == 1 for nodes in gpu_nodes) and all(rank_cpus)

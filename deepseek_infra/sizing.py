@@ -87,6 +87,10 @@ class ServingPlan:
     def gpus(self) -> int:
         return self.tensor_parallel_size * self.pipeline_parallel_size
 
+    @property
+    def gpus_per_node(self) -> int:
+        return self.gpus // max(self.nodes, 1)
+
 
 @dataclass(frozen=True, slots=True)
 class _Layout:

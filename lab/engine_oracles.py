@@ -106,8 +106,7 @@ def command_lines(extra_args: tuple[str, ...] = ()) -> Iterator[CommandLine]:
                         continue
                     if not plan.fits or plan.nodes != nodes:
                         continue
-                    per_node = plan.gpus // plan.nodes
-                    pinning = plan_pinning(_topology(profile_name), None, None, range(per_node))
+                    pinning = plan_pinning(_topology(profile_name), None, None, range(plan.gpus_per_node))
                     for install in ("venv", "container"):
                         for rank in range(min(nodes, 2)):
                             settings = engine.EngineSettings(

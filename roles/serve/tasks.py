@@ -280,7 +280,7 @@ def rank_placement(settings: engine.EngineSettings, deployment: DeploymentDefaul
                                             install=settings.install, on_cpu=settings.on_cpu)
     if not supported:
         return why, (), ()
-    gpus = settings.plan.gpus // max(settings.plan.nodes, 1)
+    gpus = settings.plan.gpus_per_node
     if len(plan.gpus) != gpus:
         return f"the tuning plan places {len(plan.gpus)} GPU(s), the engine uses {gpus}: unit-wide", (), ()
     return why, plan.rank_numa_nodes, plan.rank_cpus
